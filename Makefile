@@ -1,0 +1,137 @@
+# ccbroker - plain Makefile.  `make`, `make check`, `make demo`, `make bench`,
+# `make install`, `make clean`.  A sanitizer build goes to build/san.
+
+BUILD	?= build
+PREFIX	?= /usr/local
+DESTDIR	?=
+
+PKGS	 = libzmq msgpack lmdb jansson inih uuid openssl
+TESTPKGS = criterion
+
+CC	?= cc
+CSTD	 = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wpointer-arith
+HARDEN	 = -fstack-protector-strong -D_FORTIFY_SOURCE=2
+OPT	?= -O2 -g
+ifeq ($(SAN),1)
+OPT	 = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	   -fno-sanitize-recover=undefined
+HARDEN	 = -fstack-protector-strong
+LDSAN	 = -fsanitize=address,undefined
+endif
+
+# Lazy (=): evaluated when a recipe runs, after deps.sh installed them.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+TEST_LIBS  = $(shell pkg-config --libs $(TESTPKGS))
+
+CFLAGS	 = $(CSTD) $(WARN) $(HARDEN) $(OPT) -fPIC -Iinclude -Iproto \
+	   -Ibroker -Iagent $(PKG_CFLAGS) -MMD -MP
+LDFLAGS	+= $(LDSAN)
+LDLIBS	 = $(PKG_LIBS) -lpthread
+
+PROTO_SRC  = $(wildcard proto/*.c)
+BROKER_SRC = $(filter-out broker/main.c,$(wildcard broker/*.c))
+AGENTLIB_SRC = $(wildcard agent/cc_*.c)
+AGENT_SRC  = $(filter-out agent/main.c $(AGENTLIB_SRC),$(wildcard agent/*.c))
+
+PROTO_OBJ  = $(PROTO_SRC:%.c=$(BUILD)/obj/%.o)
+BROKER_OBJ = $(BROKER_SRC:%.c=$(BUILD)/obj/%.o)
+AGENTLIB_OBJ = $(AGENTLIB_SRC:%.c=$(BUILD)/obj/%.o)
+AGENT_OBJ  = $(AGENT_SRC:%.c=$(BUILD)/obj/%.o)
+
+LIBPROTO  = $(BUILD)/lib/libccproto.a
+LIBBROKER = $(BUILD)/lib/libccbroker.a
+LIBAGENT_A = $(BUILD)/lib/libccagent.a
+LIBAGENT_SO = $(BUILD)/lib/libccagent.so.1
+LIBAGENTX = $(BUILD)/lib/libccagentx.a
+
+BINS	 = $(BUILD)/bin/ccbroker $(BUILD)/bin/ccagent
+
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+INT_SRC  = $(wildcard tests/integration/test_*.c)
+TESTLIB_SRC = $(wildcard tests/lib/*.c)
+TESTLIB_OBJ = $(TESTLIB_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+INT_BIN  = $(INT_SRC:tests/integration/%.c=$(BUILD)/tests/%)
+
+DEPS_OK	 = .deps-ok
+
+.PHONY: all check check-plain check-san test demo bench clean install deps \
+	conformance
+all: $(BINS) $(LIBAGENT_SO) $(LIBAGENT_A)
+
+# Install missing Debian packages once; every compile waits for it.
+$(DEPS_OK): scripts/deps.sh
+	@pkg-config --exists $(PKGS) $(TESTPKGS) && \
+	  dpkg-query -W python3-zmq python3-msgpack python3-cryptography \
+	    lmdb-utils >/dev/null 2>&1 || ./scripts/deps.sh
+	@touch $@
+deps: $(DEPS_OK)
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBPROTO): $(PROTO_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+$(LIBBROKER): $(BROKER_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+$(LIBAGENT_A): $(AGENTLIB_OBJ) $(PROTO_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+$(LIBAGENTX): $(AGENT_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+$(LIBAGENT_SO): $(AGENTLIB_OBJ) $(PROTO_OBJ)
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-soname,libccagent.so.1 $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	ln -sf libccagent.so.1 $(BUILD)/lib/libccagent.so
+
+$(BUILD)/bin/ccbroker: $(BUILD)/obj/broker/main.o $(LIBBROKER) $(LIBPROTO)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/bin/ccagent: $(BUILD)/obj/agent/main.o $(LIBAGENTX) $(LIBAGENT_A)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Each test binary links every library; the linker keeps what it uses.
+TEST_LINK = $(TESTLIB_OBJ) $(LIBBROKER) $(LIBAGENTX) $(LIBAGENT_A) $(LIBPROTO)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_LINK)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_LINK) $(BINS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(filter-out $(BINS),$^) $(LDLIBS) $(TEST_LIBS)
+
+tests: $(UNIT_BIN) $(INT_BIN)
+
+# Run every test binary; CCBROKER_BIN tells integration tests which build.
+test: all tests
+	@set -e; export CC_BUILD=$(abspath $(BUILD)) \
+	  CC_SRC=$(CURDIR); \
+	for t in $(UNIT_BIN) $(INT_BIN); do \
+	  echo "== $$t"; $$t --jobs 1 $(CRITERION_FLAGS); done
+
+check: $(DEPS_OK)
+	$(MAKE) test
+	$(MAKE) BUILD=build/san SAN=1 test
+	@echo "make check: all tests passed, plain and under ASan/UBSan"
+
+conformance: all
+	/usr/bin/python3 ../shared/conformance/conformance.py .
+
+demo: all
+	./scripts/demo.sh $(BUILD)
+
+bench: $(DEPS_OK)
+	./scripts/deps.sh bench
+	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
+
+clean:
+	rm -rf build $(DEPS_OK)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

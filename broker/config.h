@@ -1,0 +1,67 @@
+/*
+ * config.h - broker.conf (DESIGN §8), loaded with inih through the
+ * table-driven loader of proto/ini.c.
+ */
+#ifndef CC_BROKER_CONFIG_H
+#define CC_BROKER_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cc_proto.h"
+
+#define CONF_AREAS_MAX	32
+#define CONF_AREA_LEN	16	/* ONS code, e.g. E08000035 */
+
+struct agency_conf {
+	char	id[CC_ID_MAX + 1];
+	char	areas[CONF_AREAS_MAX][CONF_AREA_LEN];
+	size_t	nareas;
+};
+
+/* What an agency type may do (DESIGN §7), defaults overridable per type. */
+struct policy {
+	unsigned	publish;	/* bit mask of 1 << enum cc_rtype */
+	cc_catset	receive;	/* categories it may ever see */
+	bool		record_consent;
+};
+
+struct broker_conf {
+	char			path[PATH_MAX];		/* the file loaded */
+	char			bind[256];		/* tcp://127.0.0.1:7450 */
+	char			data[PATH_MAX];
+	char			certificate[PATH_MAX];
+	char			key[PATH_MAX];
+	char			ca[PATH_MAX];
+	char			crl[PATH_MAX];		/* optional: "" */
+	char			agencies[PATH_MAX];
+	size_t			map_size_mb;		/* default 1024 */
+	unsigned		retention_days;		/* default 30 */
+	size_t			max_size;		/* frame bytes, default 65536 */
+	unsigned		window;			/* unacked per agency, default 256 */
+	char			user[64];		/* drop to this user as root, "" */
+	struct agency_conf	*agency;
+	size_t			 nagency;
+	struct policy		 policy[AT__COUNT];
+};
+
+/*
+ * Load and check a broker configuration.  Unknown sections or keys, bad
+ * values and missing required keys fail with one line in err naming
+ * file:line (or the key) and the reason.  Paths named by the file are
+ * checked to exist.  Returns 0, or -1 with err filled.  On success the
+ * caller frees with broker_conf_free().
+ */
+int	broker_conf_load(const char *path, struct broker_conf *,
+	    char *err, size_t errlen) CC_WUR;
+void	broker_conf_free(struct broker_conf *);
+
+/* The default policy of DESIGN §7 for an agency type. */
+void	policy_default(enum cc_atype, struct policy *);
+
+/* The configured agency entry for an id, or NULL. */
+const struct agency_conf *broker_conf_agency(const struct broker_conf *,
+	    const char *id);
+
+#endif /* CC_BROKER_CONFIG_H */

@@ -1,0 +1,60 @@
+/*
+ * pki.h - the partnership's X.509 certificates carrying CurveZMQ keys.
+ *
+ * DESIGN §3: every certificate's public key is X25519 and is the holder's
+ * CurveZMQ long-term key.  CN is the agency id, OU the agency type, O the
+ * organisation.
+ */
+#ifndef CC_PKI_H
+#define CC_PKI_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "cc_proto.h"
+
+struct pki_cert {
+	char		cn[CC_ID_MAX + 1];
+	int		type;		/* enum cc_atype, or -1 if OU unknown */
+	char		ou[64];
+	char		org[128];
+	uint8_t		key[32];	/* raw X25519 public key */
+	time_t		not_before;
+	time_t		not_after;
+	char		serial[80];	/* hex, for logs */
+};
+
+struct pki_ca;	/* CA certificate and CRL in an X509_STORE */
+
+/* Load the CA and (when crl is non-NULL and non-empty) its CRL.  Returns
+ * NULL with err filled on failure. */
+struct pki_ca	*pki_ca_load(const char *ca, const char *crl, char *err,
+		    size_t errlen);
+void		 pki_ca_destroy(struct pki_ca **);
+
+/*
+ * Read a PEM certificate and check it: chains to the CA, within its validity
+ * period at `now`, not revoked, X25519 key, CN a valid agency id.  Fills
+ * *out either way as far as it could be read.  Returns 0 when valid, -1
+ * with a short reason in err ("revoked", "expired", "not yet valid",
+ * "unknown issuer", "not X25519", ...).
+ */
+int		 pki_cert_check(struct pki_ca *, const char *path, time_t now,
+		    struct pki_cert *out, char *err, size_t errlen) CC_WUR;
+
+/* Read a PEM certificate without any check (for our own). */
+int		 pki_cert_read(const char *path, struct pki_cert *out, char *err,
+		    size_t errlen) CC_WUR;
+
+/* Read an X25519 private key (PEM, PKCS#8) into raw secret and public
+ * bytes.  Refuses a group- or world-readable key file. */
+int		 pki_key_read(const char *path, uint8_t sec[32], uint8_t pub[32],
+		    char *err, size_t errlen) CC_WUR;
+
+/* Z85 text (41 bytes with NUL) of a 32-byte key, via zmq_z85_encode. */
+void		 pki_z85(const uint8_t key[32], char out[41]);
+
+/* Short fingerprint of a key for logs: first 8 bytes of SHA-256, hex. */
+void		 pki_fingerprint(const uint8_t key[32], char out[17]);
+
+#endif /* CC_PKI_H */
