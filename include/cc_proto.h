@@ -165,6 +165,9 @@ int		 cc_cat_parse(const char *, size_t);
 int		 cc_rtype_parse(const char *, size_t);
 int		 cc_purpose_parse(const char *, size_t);
 int		 cc_atype_parse(const char *, size_t);
+int		 cc_state_parse(const char *, size_t);
+int		 cc_reason_parse(const char *, size_t);	/* "none" is RS_NONE */
+int		 cc_err_parse(const char *, size_t);
 
 /*
  * Decode one wire frame into a validated message.  Frames longer than `max`
@@ -272,8 +275,28 @@ void		 proto_pack_catset(msgpack_packer *, cc_catset);
 /* An `error` frame for err (v, op, re, code, field, detail). */
 int		 proto_pack_error(msgpack_sbuffer *, const struct cc_error *) CC_WUR;
 
-/* Fill an error; field and detail may be NULL.  Returns -1 for tail use. */
+/*
+ * Fill an error's code, field and detail; field and fmt may be NULL (then
+ * empty).  err->re is left as it is, so initialise the struct first.
+ * Returns -1 for tail use.
+ */
 int		 cc_error_set(struct cc_error *, enum cc_err, const char *field,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Times and dates of DESIGN §4.  cc_time_parse accepts RFC 3339 in UTC only
+ * (`Z` or `+00:00`, optional fraction kept to milliseconds) and
+ * cc_date_parse YYYY-MM-DD (midnight UTC); both refuse impossible calendar
+ * days and years outside 1900..2999, returning -1, else 0 with *epoch_ms
+ * set.  cc_time_format writes "YYYY-MM-DDTHH:MM:SS.mmmZ".
+ */
+int		 cc_time_parse(const char *, size_t, int64_t *epoch_ms) CC_WUR;
+int		 cc_date_parse(const char *, size_t, int64_t *epoch_ms) CC_WUR;
+void		 cc_time_format(int64_t epoch_ms, char out[32]);
+int64_t		 cc_time_now_ms(void);
+void		 cc_time_now_rfc3339(char out[32]);
+
+/* A new random UUID in canonical lower-case form (libuuid). */
+void		 cc_uuid_new(char out[CC_UUID_LEN + 1]);
 
 #endif /* CC_PROTO_H */
