@@ -1,0 +1,57 @@
+/*
+ * audit.h - the append-only, hash-chained audit trail (DESIGN §9).
+ *
+ * Every entry is written in the same transaction as the state change it
+ * records, so after a crash the two never disagree.  Each entry holds the
+ * SHA-256 of the previous entry's bytes; changing or removing any entry
+ * breaks the chain at the next one.  No payload content is ever written.
+ */
+#ifndef CC_AUDIT_H
+#define CC_AUDIT_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+enum audit_event {
+	EV_ACCEPTED,
+	EV_DELIVERED,
+	EV_WITHHELD,
+	EV_PURGED,
+	EV_EXPIRED,
+	EV_CONSENT_GRANTED,
+	EV_CONSENT_WITHDRAWN,
+	EV_CONSENT_REFUSED,
+	EV_CONNECTION_REFUSED,
+	EV_INPUT_REJECTED,
+	EV__COUNT
+};
+
+struct audit_ev {
+	enum audit_event	 event;
+	const char		*id;		/* mid or cid text, or NULL */
+	const char		*type;		/* record type, or NULL */
+	const char		*sender;	/* agency, or NULL */
+	const char		*recipient;	/* agency, or NULL */
+	const struct subject_ps	*subj;		/* or NULL */
+	cc_catset		 cats;		/* categories released/granted */
+	cc_catset		 withheld;	/* categories stripped */
+	const uint8_t		*cid;		/* consent relied on, or NULL */
+	uint32_t		 version;
+	const char		*reason;	/* withheld/purged/rejected */
+};
+
+const char	*audit_event_name(enum audit_event);
+
+/* Append one entry in txn.  Returns 0 or an LMDB error. */
+int	audit_append(struct store *, MDB_txn *, const struct audit_ev *) CC_WUR;
+
+/*
+ * Walk the chain in a read transaction.  Returns 0 when intact (count set),
+ * 1 when broken (bad_seq names the first entry whose link or format is
+ * wrong, why says how), -1 when the store cannot be read.
+ */
+int	audit_verify(struct store *, uint64_t *count, uint64_t *bad_seq,
+	    char *why, size_t whylen) CC_WUR;
+
+#endif /* CC_AUDIT_H */

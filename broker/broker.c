@@ -1,0 +1,738 @@
+/*
+ * broker.c - the broker's loop: sockets, batches, group commit, reload.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zmq.h>
+
+#include "broker.h"
+#include "log.h"
+
+#define SWEEP_EVERY_MS	60000
+#define USAGE_EVERY_MS	1000
+#define FULL_PERCENT	90	/* refuse publishes above this use */
+#define META_COUNTERS	"counters"
+#define META_ONLINE	"online"
+
+/* What was asked in this batch, to answer `busy` if the commit fails. */
+struct asked {
+	uint8_t	rid[RID_MAX];
+	size_t	ridlen;
+	char	re[80];
+};
+
+static volatile sig_atomic_t	got_term, got_hup;
+
+static void	on_signal(int);
+static int	peers_build(struct broker *);
+static int	load_state(struct broker *);
+static int	save_state(struct broker *, MDB_txn *);
+static void	on_refused(void *, const char *, const char *, const char *);
+static int	handle_one(struct broker *, MDB_txn *, zmq_msg_t *rid,
+		    zmq_msg_t *body, struct asked *);
+static int	dispatch(struct broker *, struct req *);
+static int	turn(struct broker *);
+static void	flush_out(struct broker *);
+static void	drop_out(struct broker *, size_t keep);
+static void	reload(struct broker *);
+static void	measure_usage(struct broker *);
+static void	resend_all(struct broker *);
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		got_hup = 1;
+	else
+		got_term = 1;
+}
+
+int
+objstr(const msgpack_object *o, char *buf, size_t size)
+{
+	if (o == NULL || o->type != MSGPACK_OBJECT_STR ||
+	    o->via.str.size >= size)
+		return -1;
+	memcpy(buf, o->via.str.ptr, o->via.str.size);
+	buf[o->via.str.size] = '\0';
+	return 0;
+}
+
+struct peer *
+broker_peer(struct broker *b, const char *id)
+{
+	size_t	i;
+
+	for (i = 0; i < b->npeer; i++)
+		if (strcmp(b->peer[i].id, id) == 0)
+			return &b->peer[i];
+	return NULL;
+}
+
+/* The policy of a currently valid agency, or NULL (DESIGN §3: an agency no
+ * longer valid gets no further service). */
+const struct policy *
+broker_policy_of(struct broker *b, const char *id)
+{
+	const struct agency	*a;
+
+	if ((a = auth_agency(&b->auth, id, (time_t)(b->now / 1000))) == NULL ||
+	    a->cert.type < 0 || a->cert.type >= AT__COUNT)
+		return NULL;
+	return &b->conf.policy[a->cert.type];
+}
+
+int
+reply(struct broker *b, const uint8_t *rid, size_t ridlen, msgpack_sbuffer *sb)
+{
+	struct outmsg	*o;
+
+	if (b->nout == b->outcap) {
+		size_t	 cap = b->outcap ? b->outcap * 2 : 256;
+		void	*p = realloc(b->out, cap * sizeof(*b->out));
+
+		if (p == NULL)
+			return ENOMEM;
+		b->out = p;
+		b->outcap = cap;
+	}
+	o = &b->out[b->nout];
+	if ((o->data = malloc(sb->size)) == NULL)
+		return ENOMEM;
+	memcpy(o->data, sb->data, sb->size);
+	o->len = sb->size;
+	memcpy(o->rid, rid, ridlen);
+	o->ridlen = ridlen;
+	b->nout++;
+	return 0;
+}
+
+static int
+send_error(struct broker *b, const uint8_t *rid, size_t ridlen,
+    const struct cc_error *err)
+{
+	msgpack_sbuffer	sb;
+	int		rc;
+
+	msgpack_sbuffer_init(&sb);
+	if (proto_pack_error(&sb, err) == -1) {
+		msgpack_sbuffer_destroy(&sb);
+		return ENOMEM;
+	}
+	rc = reply(b, rid, ridlen, &sb);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+int
+reply_error(struct broker *b, struct req *r, enum cc_err code,
+    const char *field, const char *fmt, ...)
+{
+	struct cc_error	err;
+	va_list		ap;
+	const char	*p;
+	size_t		n;
+
+	memset(&err, 0, sizeof(err));
+	err.code = code;
+	if (field != NULL)
+		snprintf(err.field, sizeof(err.field), "%s", field);
+	va_start(ap, fmt);
+	vsnprintf(err.detail, sizeof(err.detail), fmt, ap);
+	va_end(ap);
+	if (proto_get_strn(r->msg, "mid", &p, &n) == 0 ||
+	    proto_get_strn(r->msg, "cid", &p, &n) == 0)
+		snprintf(err.re, sizeof(err.re), "%.*s", (int)n, p);
+	else
+		snprintf(err.re, sizeof(err.re), "%s",
+		    cc_op_name(proto_op(r->msg)));
+	log_info("refused op=%s agency=%s code=%s field=%s",
+	    cc_op_name(proto_op(r->msg)), r->from->cert.cn,
+	    cc_err_name(code), field != NULL ? field : "-");
+	return send_error(b, r->rid, r->ridlen, &err);
+}
+
+/* One peer per agency known from the configuration or the directory. */
+static int
+peers_build(struct broker *b)
+{
+	struct peer	*np;
+	size_t		 n = 0, i, cap = b->conf.nagency + b->auth.nagency;
+	const char	*id;
+
+	if ((np = calloc(cap > 0 ? cap : 1, sizeof(*np))) == NULL)
+		return -1;
+	for (i = 0; i < b->conf.nagency + b->auth.nagency; i++) {
+		struct peer	*old;
+		size_t		 j;
+
+		id = i < b->conf.nagency ? b->conf.agency[i].id :
+		    b->auth.agency[i - b->conf.nagency].cert.cn;
+		for (j = 0; j < n; j++)
+			if (strcmp(np[j].id, id) == 0)
+				break;
+		if (j < n)
+			continue;
+		if ((old = broker_peer(b, id)) != NULL)
+			np[n] = *old;
+		else
+			snprintf(np[n].id, sizeof(np[n].id), "%s", id);
+		n++;
+	}
+	free(b->peer);
+	b->peer = np;
+	b->npeer = n;
+	return 0;
+}
+
+/* Subscriptions and counters survive restarts. */
+static int
+load_state(struct broker *b)
+{
+	MDB_txn		*txn;
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	char		 id[CC_ID_MAX + 1];
+	struct peer	*p;
+	int		 rc;
+
+	if ((rc = store_begin(&b->st, false, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, b->st.subs, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+		if (k.mv_size > CC_ID_MAX || v.mv_size != sizeof(struct sub))
+			continue;
+		memcpy(id, k.mv_data, k.mv_size);
+		id[k.mv_size] = '\0';
+		if ((p = broker_peer(b, id)) == NULL)
+			continue;
+		memcpy(&p->sub, v.mv_data, sizeof(p->sub));
+		p->has_sub = true;
+	}
+	mdb_cursor_close(cur);
+	k.mv_size = sizeof(META_COUNTERS) - 1;
+	k.mv_data = META_COUNTERS;
+	if (mdb_get(txn, b->st.meta, &k, &v) == 0 &&
+	    v.mv_size == sizeof(b->count))
+		memcpy(&b->count, v.mv_data, sizeof(b->count));
+	mdb_txn_abort(txn);
+	return 0;
+}
+
+/* Counters and who is online, for `ccbroker stats` in another process. */
+static int
+save_state(struct broker *b, MDB_txn *txn)
+{
+	struct {
+		struct counters	c;
+		uint64_t	refused;
+	}		 cnt;
+	char		 online[4096];
+	size_t		 i, n = 0;
+	MDB_val		 k, v;
+	int		 rc;
+
+	memset(&cnt, 0, sizeof(cnt));
+	cnt.c = b->count;
+	cnt.refused = b->auth.refused;
+	k.mv_size = sizeof(META_COUNTERS) - 1;
+	k.mv_data = META_COUNTERS;
+	v.mv_size = sizeof(cnt);
+	v.mv_data = &cnt;
+	if ((rc = mdb_put(txn, b->st.meta, &k, &v, 0)) != 0)
+		return rc;
+	for (i = 0; i < b->npeer; i++) {
+		size_t l = strlen(b->peer[i].id) + 1;
+
+		if (!b->peer[i].online || n + l > sizeof(online))
+			continue;
+		memcpy(online + n, b->peer[i].id, l);
+		n += l;
+	}
+	k.mv_size = sizeof(META_ONLINE) - 1;
+	k.mv_data = META_ONLINE;
+	v.mv_size = n;
+	v.mv_data = online;
+	return mdb_put(txn, b->st.meta, &k, &v, 0);
+}
+
+static void
+on_refused(void *arg, const char *agency, const char *fp, const char *why)
+{
+	struct broker	*b = arg;
+
+	(void)fp;
+	if (b->nrefused == sizeof(b->refused) / sizeof(b->refused[0]))
+		return;
+	snprintf(b->refused[b->nrefused].agency, CC_ID_MAX + 1, "%s",
+	    agency != NULL ? agency : "");
+	snprintf(b->refused[b->nrefused].why, 64, "%s", why);
+	b->nrefused++;
+}
+
+static int
+dispatch(struct broker *b, struct req *r)
+{
+	switch (proto_op(r->msg)) {
+	case OP_HELLO:
+		return handle_hello(b, r);
+	case OP_SUBSCRIBE:
+		return handle_subscribe(b, r);
+	case OP_PUBLISH:
+		return handle_publish(b, r);
+	case OP_CONSENT_GRANT:
+		return handle_consent_grant(b, r);
+	case OP_CONSENT_WITHDRAW:
+		return handle_consent_withdraw(b, r);
+	case OP_CONSENT_REFUSE:
+		return handle_consent_refuse(b, r);
+	case OP_ACK:
+		return handle_ack(b, r);
+	case OP_TRACK:
+		return handle_track(b, r);
+	default:
+		return reply_error(b, r, ERR_UNKNOWN_OP, "op",
+		    "not an op an agency may send");
+	}
+}
+
+/*
+ * One request: attribute it to the authenticated agency (never to anything
+ * the client wrote), decode and validate it, and run its handler in a
+ * nested transaction so that a failure undoes only this request.
+ */
+static int
+handle_one(struct broker *b, MDB_txn *txn, zmq_msg_t *rid, zmq_msg_t *body,
+    struct asked *asked)
+{
+	struct cc_error	 err;
+	struct req	 r;
+	struct audit_ev	 ev;
+	const char	*uid;
+	MDB_txn		*child = NULL;
+	size_t		 mark;
+	int		 rc;
+
+	memset(&r, 0, sizeof(r));
+	r.rid = zmq_msg_data(rid);
+	r.ridlen = zmq_msg_size(rid);
+	memcpy(asked->rid, r.rid, r.ridlen);
+	asked->ridlen = r.ridlen;
+	asked->re[0] = '\0';
+	uid = zmq_msg_gets(body, "User-Id");
+	if (uid == NULL || (r.from = auth_agency(&b->auth, uid,
+	    (time_t)(b->now / 1000))) == NULL ||
+	    (r.peer = broker_peer(b, uid)) == NULL) {
+		/* Certificate revoked or expired since the handshake. */
+		memset(&err, 0, sizeof(err));
+		err.code = ERR_NOT_PERMITTED;
+		snprintf(err.detail, sizeof(err.detail),
+		    "agency no longer valid");
+		log_warnx("refused request agency=%s reason=no longer valid",
+		    uid != NULL ? uid : "?");
+		return send_error(b, r.rid, r.ridlen, &err);
+	}
+	if (proto_decode(zmq_msg_data(body), zmq_msg_size(body),
+	    b->conf.max_size, &r.msg, &err) == -1) {
+		snprintf(asked->re, sizeof(asked->re), "%s", err.re);
+		log_info("rejected input agency=%s code=%s field=%s",
+		    uid, cc_err_name(err.code), err.field[0] ? err.field : "-");
+		memset(&ev, 0, sizeof(ev));
+		ev.event = EV_INPUT_REJECTED;
+		ev.id = err.re[0] ? err.re : NULL;
+		ev.sender = uid;
+		ev.reason = cc_err_name(err.code);
+		b->count.rejected++;
+		if ((rc = audit_append(&b->st, txn, &ev)) != 0)
+			return rc;
+		return send_error(b, r.rid, r.ridlen, &err);
+	}
+	if (proto_get_str(r.msg, "mid", asked->re, sizeof(asked->re)) == -1 &&
+	    proto_get_str(r.msg, "cid", asked->re, sizeof(asked->re)) == -1)
+		snprintf(asked->re, sizeof(asked->re), "%s",
+		    cc_op_name(proto_op(r.msg)));
+
+	mark = b->nout;
+	if ((rc = mdb_txn_begin(b->st.env, txn, 0, &child)) != 0)
+		goto out;
+	r.txn = child;
+	if ((rc = dispatch(b, &r)) != 0) {
+		mdb_txn_abort(child);
+		drop_out(b, mark);
+		memset(&err, 0, sizeof(err));
+		snprintf(err.re, sizeof(err.re), "%s", asked->re);
+		if (rc == MDB_MAP_FULL) {
+			err.code = ERR_STORAGE_FULL;
+			snprintf(err.detail, sizeof(err.detail),
+			    "the broker's store is full");
+			b->nearly_full = true;
+		} else {
+			err.code = ERR_BUSY;
+			snprintf(err.detail, sizeof(err.detail),
+			    "could not be handled now; try again");
+			log_warnx("%s from %s failed: %s",
+			    cc_op_name(proto_op(r.msg)), uid, mdb_strerror(rc));
+		}
+		rc = send_error(b, r.rid, r.ridlen, &err);
+		goto out;
+	}
+	rc = mdb_txn_commit(child);
+out:
+	proto_msg_destroy(&r.msg);
+	return rc;
+}
+
+static void
+drop_out(struct broker *b, size_t keep)
+{
+	while (b->nout > keep)
+		free(b->out[--b->nout].data);
+}
+
+/* Send everything the committed batch produced. */
+static void
+flush_out(struct broker *b)
+{
+	size_t	i;
+
+	for (i = 0; i < b->nout; i++) {
+		struct outmsg *o = &b->out[i];
+
+		if (zmq_send(b->router, o->rid, o->ridlen, ZMQ_SNDMORE |
+		    ZMQ_DONTWAIT) == -1 || zmq_send(b->router, o->data,
+		    o->len, ZMQ_DONTWAIT) == -1) {
+			size_t j;
+
+			/* Gone: its session ends; unacked entries wait. */
+			for (j = 0; j < b->npeer; j++) {
+				struct peer *p = &b->peer[j];
+
+				if (p->online && p->ridlen == o->ridlen &&
+				    memcmp(p->rid, o->rid, o->ridlen) == 0) {
+					log_info("agency=%s disconnected",
+					    p->id);
+					p->online = false;
+				}
+			}
+		}
+		free(o->data);
+	}
+	b->nout = 0;
+}
+
+/* After a failed commit nothing sent in the batch counts: start again. */
+static void
+resend_all(struct broker *b)
+{
+	size_t	i;
+
+	for (i = 0; i < b->npeer; i++) {
+		b->peer[i].cursor = 0;
+		b->peer[i].inflight = 0;
+		b->peer[i].dirty = true;
+	}
+}
+
+static void
+measure_usage(struct broker *b)
+{
+	size_t	used, map;
+	bool	was = b->nearly_full;
+
+	if (b->now - b->usage_at < USAGE_EVERY_MS && !b->nearly_full)
+		return;
+	if (b->now - b->usage_at < USAGE_EVERY_MS / 10)
+		return;
+	b->usage_at = b->now;
+	if (store_usage(&b->st, &used, &map) != 0)
+		return;
+	b->nearly_full = used * 100 > map * FULL_PERCENT;
+	if (b->nearly_full != was)
+		log_warnx("store %s: %zu of %zu bytes used",
+		    b->nearly_full ? "full, refusing publishes" : "has room again",
+		    used, map);
+}
+
+/*
+ * One turn: every waiting request in one transaction, then the pump and
+ * the sweeps, one commit, then the answers.
+ */
+static int
+turn(struct broker *b)
+{
+	static struct asked	 asked[BATCH_MAX];
+	MDB_txn			*txn = NULL, *child;
+	zmq_msg_t		 rid, body;
+	size_t			 nasked = 0, i, mark;
+	int			 rc = 0, more;
+	bool			 pump = false;
+
+	b->now = cc_time_now_ms();
+	measure_usage(b);
+	for (i = 0; i < b->npeer; i++)
+		pump |= b->peer[i].online && b->peer[i].dirty;
+	pump |= b->nrefused > 0 || b->now >= b->next_sweep;
+
+	while (nasked < BATCH_MAX) {
+		size_t	 optlen = sizeof(more);
+
+		zmq_msg_init(&rid);
+		if (zmq_msg_recv(&rid, b->router, ZMQ_DONTWAIT) == -1) {
+			zmq_msg_close(&rid);
+			break;
+		}
+		zmq_msg_init(&body);
+		if (zmq_getsockopt(b->router, ZMQ_RCVMORE, &more,
+		    &optlen) == -1 || !more ||
+		    zmq_msg_recv(&body, b->router, 0) == -1) {
+			zmq_msg_close(&rid);
+			zmq_msg_close(&body);
+			continue;
+		}
+		/* One frame per message: anything more is malformed. */
+		while (zmq_msg_more(&body)) {
+			zmq_msg_t extra;
+
+			zmq_msg_init(&extra);
+			if (zmq_msg_recv(&extra, b->router, 0) == -1)
+				break;
+			more = zmq_msg_more(&extra);
+			zmq_msg_close(&extra);
+			if (!more) {
+				zmq_msg_close(&body);
+				zmq_msg_init_size(&body, 1);
+				*(uint8_t *)zmq_msg_data(&body) = 0xc1;
+				break;
+			}
+		}
+		if (txn == NULL && (rc = store_begin(&b->st, true, &txn)) != 0) {
+			zmq_msg_close(&rid);
+			zmq_msg_close(&body);
+			log_warnx("store: %s", mdb_strerror(rc));
+			return -1;
+		}
+		rc = handle_one(b, txn, &rid, &body, &asked[nasked++]);
+		zmq_msg_close(&rid);
+		zmq_msg_close(&body);
+		if (rc != 0)
+			break;
+	}
+	for (i = 0; i < b->npeer && !pump; i++)
+		pump |= b->peer[i].online && b->peer[i].dirty;
+	if (txn == NULL && !pump)
+		return 0;
+	if (txn == NULL && (rc = store_begin(&b->st, true, &txn)) != 0) {
+		log_warnx("store: %s", mdb_strerror(rc));
+		return -1;
+	}
+
+	/* Refused handshakes are audited too. */
+	for (i = 0; rc == 0 && i < b->nrefused; i++) {
+		struct audit_ev ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.event = EV_CONNECTION_REFUSED;
+		ev.sender = b->refused[i].agency[0] ? b->refused[i].agency :
+		    NULL;
+		ev.reason = b->refused[i].why;
+		rc = audit_append(&b->st, txn, &ev);
+	}
+	b->nrefused = 0;
+
+	/* The pump and the sweep, each in its own nested transaction. */
+	mark = b->nout;
+	if (rc == 0 && (rc = mdb_txn_begin(b->st.env, txn, 0, &child)) == 0) {
+		if (b->now >= b->next_sweep) {
+			b->next_sweep = b->now + SWEEP_EVERY_MS;
+			rc = route_sweep(b, child);
+		}
+		if (rc == 0)
+			rc = deliver_pump(b, child);
+		if (rc == 0)
+			rc = mdb_txn_commit(child);
+		else {
+			mdb_txn_abort(child);
+			drop_out(b, mark);
+			resend_all(b);
+			log_warnx("delivery: %s", mdb_strerror(rc));
+			rc = 0;
+		}
+	}
+	if (rc == 0)
+		rc = save_state(b, txn);
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	if (rc != 0) {
+		/* Nothing of this batch is on disk: say so, promise nothing. */
+		log_warnx("commit failed: %s", mdb_strerror(rc));
+		drop_out(b, 0);
+		resend_all(b);
+		(void)load_state(b);
+		for (i = 0; i < nasked; i++) {
+			struct cc_error err;
+
+			memset(&err, 0, sizeof(err));
+			err.code = rc == MDB_MAP_FULL ? ERR_STORAGE_FULL :
+			    ERR_BUSY;
+			snprintf(err.re, sizeof(err.re), "%s", asked[i].re);
+			snprintf(err.detail, sizeof(err.detail),
+			    "not stored; send again");
+			(void)send_error(b, asked[i].rid, asked[i].ridlen, &err);
+		}
+		if (rc == MDB_MAP_FULL)
+			b->nearly_full = true;
+	}
+	flush_out(b);
+	return 0;
+}
+
+static void
+reload(struct broker *b)
+{
+	struct broker_conf	nc;
+	struct auth		na;
+	char			err[512];
+
+	memset(&nc, 0, sizeof(nc));
+	memset(&na, 0, sizeof(na));
+	if (broker_conf_load(b->conf.path, &nc, err, sizeof(err)) == -1) {
+		log_warnx("reload: %s; keeping the running configuration",
+		    err);
+		return;
+	}
+	if (auth_load(&na, &nc, err, sizeof(err)) == -1) {
+		log_warnx("reload: %s; keeping the running configuration",
+		    err);
+		broker_conf_free(&nc);
+		return;
+	}
+	/* Keep the ZAP socket and counters; swap the rest. */
+	na.zap = b->auth.zap;
+	na.refused = b->auth.refused;
+	b->auth.zap = NULL;
+	auth_clear(&b->auth);
+	broker_conf_free(&b->conf);
+	b->conf = nc;
+	b->auth = na;
+	if (peers_build(b) == -1)
+		fatalx("reload: out of memory");
+	log_info("reloaded: %zu valid agencies", b->auth.nagency);
+}
+
+int
+broker_run(const char *path)
+{
+	struct broker	 b;
+	struct sigaction sa;
+	char		 err[512], z85[41];
+	uint8_t		 sec[32], pub[32];
+	int		 one = 1, zero = 0, rc, hwm = 100000;
+	int64_t		 maxmsg;
+	zmq_pollitem_t	 items[2];
+
+	memset(&b, 0, sizeof(b));
+	if (broker_conf_load(path, &b.conf, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (auth_load(&b.auth, &b.conf, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (pki_key_read(b.conf.key, sec, pub, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (store_open(&b.st, b.conf.data, b.conf.map_size_mb, false, err,
+	    sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (peers_build(&b) == -1 || load_state(&b) != 0)
+		fatalx("cannot read state from %s", b.conf.data);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((b.ctx = zmq_ctx_new()) == NULL)
+		fatalx("zmq_ctx_new: %s", zmq_strerror(errno));
+	if (auth_zap_bind(&b.auth, b.ctx) == -1)
+		fatalx("cannot bind the ZAP handler: %s", zmq_strerror(errno));
+	if ((b.router = zmq_socket(b.ctx, ZMQ_ROUTER)) == NULL)
+		fatalx("zmq_socket: %s", zmq_strerror(errno));
+	/*
+	 * Frames above max_size are answered `too-large`; far larger ones are
+	 * cut off by libzmq before they are read into memory.
+	 */
+	maxmsg = (int64_t)b.conf.max_size * 16;
+	if (maxmsg < 1 << 20)
+		maxmsg = 1 << 20;
+	zmq_z85_encode(z85, sec, 32);
+	rc = zmq_setsockopt(b.router, ZMQ_CURVE_SERVER, &one, sizeof(one));
+	rc |= zmq_setsockopt(b.router, ZMQ_CURVE_SECRETKEY, z85, 40);
+	rc |= zmq_setsockopt(b.router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN,
+	    strlen(ZAP_DOMAIN));
+	rc |= zmq_setsockopt(b.router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	rc |= zmq_setsockopt(b.router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	rc |= zmq_setsockopt(b.router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	rc |= zmq_setsockopt(b.router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	rc |= zmq_setsockopt(b.router, ZMQ_LINGER, &zero, sizeof(zero));
+	explicit_bzero(sec, sizeof(sec));
+	explicit_bzero(z85, sizeof(z85));
+	if (rc != 0)
+		fatalx("cannot configure the socket: %s", zmq_strerror(errno));
+	if (zmq_bind(b.router, b.conf.bind) == -1)
+		fatalx("%s: bind %s: %s", path, b.conf.bind,
+		    zmq_strerror(errno));
+	log_info("listening on %s, %zu valid agencies, data %s", b.conf.bind,
+	    b.auth.nagency, b.conf.data);
+
+	b.next_sweep = 0;
+	while (!got_term) {
+		bool busy = false;
+		size_t i;
+
+		if (got_hup) {
+			got_hup = 0;
+			reload(&b);
+		}
+		for (i = 0; i < b.npeer; i++)
+			busy |= b.peer[i].online && b.peer[i].dirty &&
+			    b.peer[i].inflight < b.conf.window;
+		items[0].socket = b.router;
+		items[0].events = ZMQ_POLLIN;
+		items[1].socket = b.auth.zap;
+		items[1].events = ZMQ_POLLIN;
+		if (zmq_poll(items, 2, busy ? 0 : 1000) == -1) {
+			if (errno == EINTR)
+				continue;
+			fatalx("zmq_poll: %s", zmq_strerror(errno));
+		}
+		if (items[1].revents & ZMQ_POLLIN) {
+			while (auth_zap_handle(&b.auth, time(NULL), on_refused,
+			    &b) == 1)
+				;
+		}
+		if (turn(&b) == -1)
+			break;
+	}
+	log_info("stopping");
+	zmq_close(b.router);
+	auth_zap_close(&b.auth);
+	zmq_ctx_term(b.ctx);
+	store_close(&b.st);
+	auth_clear(&b.auth);
+	broker_conf_free(&b.conf);
+	drop_out(&b, 0);
+	free(b.out);
+	free(b.peer);
+	return 0;
+}

@@ -1,0 +1,132 @@
+/*
+ * broker.h - the running broker: sockets, store, peers and one batch.
+ *
+ * One thread runs one loop.  Each turn reads every request waiting (up to a
+ * batch), handles them all in one LMDB write transaction (a nested one per
+ * request, so one failure costs only its own request), runs the delivery
+ * pump and the sweeps in the same transaction, commits once (one fsync for
+ * the whole batch: group commit), and only then sends the answers and
+ * deliveries it collected.  Nothing is said to an agency before the state
+ * it describes is on disk.
+ */
+#ifndef CC_BROKER_H
+#define CC_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "audit.h"
+#include "auth.h"
+#include "config.h"
+#include "decide.h"
+#include "store.h"
+
+#define BATCH_MAX	512	/* requests per transaction */
+#define RID_MAX		256	/* ZeroMQ routing id */
+
+/* Everything the broker knows about one agency of the directory. */
+struct peer {
+	char		id[CC_ID_MAX + 1];
+	struct sub	sub;		/* current subscription */
+	bool		has_sub;
+	/* The connection that said hello with receive: true, if any. */
+	bool		online;
+	uint8_t		rid[RID_MAX];
+	size_t		ridlen;
+	uint64_t	cursor;		/* last dseq sent on this connection */
+	unsigned	inflight;	/* sent, not yet acked */
+	bool		dirty;		/* may have something to send */
+};
+
+/* A frame to send once the batch has committed. */
+struct outmsg {
+	uint8_t		rid[RID_MAX];
+	size_t		ridlen;
+	char		*data;
+	size_t		len;
+};
+
+struct counters {
+	uint64_t	accepted, delivered, withheld, purged, expired,
+			rejected;
+};
+
+struct broker {
+	struct broker_conf	 conf;
+	struct auth		 auth;
+	struct store		 st;
+	void			*ctx;
+	void			*router;
+	struct peer		*peer;
+	size_t			 npeer;
+	struct outmsg		*out;
+	size_t			 nout, outcap;
+	struct counters		 count;
+	int64_t			 now;		/* ms, fixed for one turn */
+	int64_t			 next_sweep;
+	int64_t			 usage_at;	/* when usage was measured */
+	bool			 nearly_full;
+	/* Refused handshakes waiting for the next transaction's audit. */
+	struct {
+		char	agency[CC_ID_MAX + 1];
+		char	why[64];
+	}			 refused[64];
+	size_t			 nrefused;
+};
+
+/* One request being handled. */
+struct req {
+	const uint8_t		*rid;
+	size_t			 ridlen;
+	const struct agency	*from;		/* authenticated and valid */
+	struct peer		*peer;
+	struct cc_msg		*msg;
+	MDB_txn			*txn;		/* this request's own (nested) */
+};
+
+/* Handlers, one per op (handle_*.c).  They return 0, or an LMDB error that
+ * aborts the request's nested transaction. */
+int	handle_hello(struct broker *, struct req *);
+int	handle_subscribe(struct broker *, struct req *);
+int	handle_publish(struct broker *, struct req *);
+int	handle_consent_grant(struct broker *, struct req *);
+int	handle_consent_withdraw(struct broker *, struct req *);
+int	handle_consent_refuse(struct broker *, struct req *);
+int	handle_ack(struct broker *, struct req *);
+int	handle_track(struct broker *, struct req *);
+
+/* broker.c */
+/* Copy a msgpack string into buf (NUL-terminated); -1 if not a string or
+ * too long. */
+int	objstr(const msgpack_object *, char *buf, size_t size);
+int	broker_run(const char *conf_path);
+struct peer *broker_peer(struct broker *, const char *id);
+const struct policy *broker_policy_of(struct broker *, const char *id);
+/* Queue a frame for rid (copies it); answer helpers. */
+int	reply(struct broker *, const uint8_t *rid, size_t ridlen,
+	    msgpack_sbuffer *);
+int	reply_error(struct broker *, struct req *, enum cc_err,
+	    const char *field, const char *fmt, ...)
+	    __attribute__((format(printf, 5, 6)));
+
+/* route.c: recipients of a stored message and withholding/purging.
+ * route_publish sets *queued when at least one recipient was queued. */
+int	route_publish(struct broker *, MDB_txn *, const uint8_t mid[16],
+	    const char *midtext, const struct cc_msg *, const char *sender,
+	    const struct msg_hdr *, bool *queued);
+int	route_recheck_subject(struct broker *, MDB_txn *,
+	    const struct subject_ps *);
+int	route_receipt(struct broker *, MDB_txn *, const char *sender,
+	    const uint8_t mid[16], const char *recipient, enum cc_state,
+	    enum cc_reason);
+int	route_drop(struct broker *, MDB_txn *, const char *agency,
+	    uint64_t dseq, const struct qent *, enum cc_state,
+	    enum cc_reason);
+int	route_sweep(struct broker *, MDB_txn *);
+
+/* deliver.c: the pump. */
+int	deliver_pump(struct broker *, MDB_txn *);
+
+#endif /* CC_BROKER_H */

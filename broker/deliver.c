@@ -1,0 +1,206 @@
+/*
+ * deliver.c - the delivery pump.
+ *
+ * For every agency with a receiving connection and something new, send
+ * queued entries in dseq order (the order the broker accepted them) until
+ * the window of unacked ones is full.  A delivery is decided again here:
+ * the client may have withdrawn consent while the record sat in the queue,
+ * and rule 5 says withdrawal wins.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <uuid/uuid.h>
+
+#include <errno.h>
+
+#include "broker.h"
+#include "log.h"
+
+static int	send_delivery(struct broker *, MDB_txn *, struct peer *,
+		    uint64_t, struct qent *, bool *sent);
+static int	send_receipt(struct broker *, struct peer *, uint64_t,
+		    const struct qent *);
+static void	pack_kstr(msgpack_packer *, const char *, const char *);
+static int	pack_copy(msgpack_packer *, const struct cc_msg *,
+		    const char *);
+
+static void
+pack_kstr(msgpack_packer *pk, const char *k, const char *v)
+{
+	proto_pack_cstr(pk, k);
+	proto_pack_cstr(pk, v);
+}
+
+/* Copy a top-level string field of the stored message. */
+static int
+pack_copy(msgpack_packer *pk, const struct cc_msg *m, const char *k)
+{
+	const char	*p;
+	size_t		 n;
+
+	if (proto_get_strn(m, k, &p, &n) == -1)
+		return -1;
+	proto_pack_cstr(pk, k);
+	proto_pack_strn(pk, p, n);
+	return 0;
+}
+
+static int
+send_delivery(struct broker *b, MDB_txn *txn, struct peer *p, uint64_t dseq,
+    struct qent *q, bool *sent)
+{
+	struct msg_hdr	 h;
+	struct decision	 d;
+	struct cc_msg	*m = NULL;
+	struct cc_error	 err;
+	msgpack_sbuffer	 sb;
+	msgpack_packer	 pk;
+	cc_catset	 wb = 0, ws = 0;
+	uint8_t		*frame;
+	size_t		 len;
+	char		 text[37];
+	int		 rc;
+
+	if ((rc = store_msg_get(&b->st, txn, q->mid, &h, NULL)) != 0)
+		return rc;
+	decide(&b->st, txn, &h.subj, h.purpose, p->id,
+	    broker_policy_of(b, p->id), b->now, &d);
+	if (!d.permit)
+		return route_drop(b, txn, p->id, dseq, q, ST_PURGED, d.reason);
+	if ((frame = store_msg_frame(&b->st, txn, q->mid, &len)) == NULL ||
+	    proto_decode(frame, len, SIZE_MAX, &m, &err) == -1) {
+		/* A payload that cannot be opened is never guessed at. */
+		free(frame);
+		log_warnx("deliver: stored message unreadable; purging it "
+		    "for %s", p->id);
+		return route_drop(b, txn, p->id, dseq, q, ST_PURGED,
+		    RS_STORE_UNAVAILABLE);
+	}
+	free(frame);
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 13);
+	proto_pack_cstr(&pk, "v");
+	msgpack_pack_uint8(&pk, CC_PROTO_VERSION);
+	pack_kstr(&pk, "op", "deliver");
+	proto_pack_cstr(&pk, "dseq");
+	msgpack_pack_uint64(&pk, dseq);
+	rc = pack_copy(&pk, m, "mid");
+	rc |= pack_copy(&pk, m, "type");
+	pack_kstr(&pk, "from", h.sender);
+	rc |= pack_copy(&pk, m, "purpose");
+	proto_pack_cstr(&pk, "subject");
+	rc |= proto_pack_stripped_subject(&pk, m, d.cats, &ws);
+	rc |= pack_copy(&pk, m, "area");
+	rc |= pack_copy(&pk, m, "created");
+	proto_pack_cstr(&pk, "body");
+	rc |= proto_pack_stripped_body(&pk, m, d.cats, &wb);
+	proto_pack_cstr(&pk, "consent");
+	msgpack_pack_map(&pk, 2);
+	uuid_unparse_lower(d.cid, text);
+	pack_kstr(&pk, "cid", text);
+	proto_pack_cstr(&pk, "version");
+	msgpack_pack_uint32(&pk, d.version);
+	proto_pack_cstr(&pk, "withheld_categories");
+	proto_pack_catset(&pk, wb | ws);
+	proto_msg_destroy(&m);
+	if (rc != 0) {
+		msgpack_sbuffer_destroy(&sb);
+		return ENOMEM;
+	}
+	/* Remember what was released, for the audit entry at ack. */
+	if (q->cats != d.cats || q->withheld != (wb | ws) ||
+	    q->version != d.version || memcmp(q->cid, d.cid, 16) != 0) {
+		q->cats = d.cats;
+		q->withheld = wb | ws;
+		q->version = d.version;
+		memcpy(q->cid, d.cid, 16);
+		if ((rc = store_queue_del(&b->st, txn, p->id, dseq, NULL)) != 0 ||
+		    (rc = store_queue_put(&b->st, txn, p->id, dseq, q,
+		    NULL)) != 0) {
+			msgpack_sbuffer_destroy(&sb);
+			return rc;
+		}
+	}
+	rc = reply(b, p->rid, p->ridlen, &sb);
+	msgpack_sbuffer_destroy(&sb);
+	*sent = rc == 0;
+	return rc;
+}
+
+static int
+send_receipt(struct broker *b, struct peer *p, uint64_t dseq,
+    const struct qent *q)
+{
+	msgpack_sbuffer	sb;
+	msgpack_packer	pk;
+	char		text[37], at[32];
+	int		rc;
+
+	uuid_unparse_lower(q->mid, text);
+	cc_time_format(q->at_ms, at);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, q->reason != RS_NONE ? 8 : 7);
+	proto_pack_cstr(&pk, "v");
+	msgpack_pack_uint8(&pk, CC_PROTO_VERSION);
+	pack_kstr(&pk, "op", "receipt");
+	proto_pack_cstr(&pk, "dseq");
+	msgpack_pack_uint64(&pk, dseq);
+	pack_kstr(&pk, "mid", text);
+	pack_kstr(&pk, "agency", q->agency);
+	pack_kstr(&pk, "state", cc_state_name(q->state));
+	if (q->reason != RS_NONE)
+		pack_kstr(&pk, "reason", cc_reason_name(q->reason));
+	pack_kstr(&pk, "at", at);
+	rc = reply(b, p->rid, p->ridlen, &sb);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+int
+deliver_pump(struct broker *b, MDB_txn *txn)
+{
+	struct qent	 q;
+	uint64_t	 dseq;
+	size_t		 i;
+	bool		 sent;
+	int		 rc;
+
+	for (i = 0; i < b->npeer; i++) {
+		struct peer *p = &b->peer[i];
+
+		if (!p->online || !p->dirty)
+			continue;
+		/* An agency no longer valid gets nothing (DESIGN §3). */
+		if (auth_agency(&b->auth, p->id, b->now / 1000) == NULL) {
+			p->dirty = false;
+			continue;
+		}
+		while (p->inflight < b->conf.window) {
+			rc = store_queue_next(&b->st, txn, p->id, p->cursor,
+			    &dseq, &q);
+			if (rc == MDB_NOTFOUND) {
+				p->dirty = false;
+				break;
+			}
+			if (rc != 0)
+				return rc;
+			/* send_delivery may purge instead of sending. */
+			sent = false;
+			if (q.kind == Q_RECEIPT) {
+				rc = send_receipt(b, p, dseq, &q);
+				sent = rc == 0;
+			} else
+				rc = send_delivery(b, txn, p, dseq, &q, &sent);
+			if (rc != 0)
+				return rc;
+			p->cursor = dseq;
+			if (sent)
+				p->inflight++;
+		}
+	}
+	return 0;
+}

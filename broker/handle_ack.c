@@ -1,0 +1,63 @@
+/*
+ * handle_ack.c - `ack`: the agency has stored a delivery or a receipt.
+ */
+#include <string.h>
+
+#include <uuid/uuid.h>
+
+#include "broker.h"
+
+/* ack {dseq} -> no answer */
+int
+handle_ack(struct broker *b, struct req *r)
+{
+	struct peer	*p = r->peer;
+	struct qent	 q;
+	struct msg_hdr	 h;
+	struct rstate	 rs;
+	struct audit_ev	 ev;
+	uint64_t	 dseq;
+	char		 midtext[37];
+	int		 rc;
+
+	if (proto_get_u64(r->msg, "dseq", &dseq) == -1)
+		return 0;
+	/* Unknown, already acked or purged: nothing to do, nothing said. */
+	rc = store_queue_get(&b->st, r->txn, p->id, dseq, &q);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (p->online && dseq <= p->cursor && p->inflight > 0)
+		p->inflight--;
+	p->dirty = true;
+	if (q.kind == Q_RECEIPT)
+		return store_queue_del(&b->st, r->txn, p->id, dseq, NULL);
+
+	if ((rc = store_msg_get(&b->st, r->txn, q.mid, &h, NULL)) != 0 ||
+	    (rc = store_queue_del(&b->st, r->txn, p->id, dseq, &h.subj)) != 0)
+		return rc;
+	memset(&rs, 0, sizeof(rs));
+	rs.state = ST_DELIVERED;
+	rs.at_ms = b->now;
+	if ((rc = store_rstate_put(&b->st, r->txn, q.mid, p->id, &rs)) != 0 ||
+	    (rc = route_receipt(b, r->txn, h.sender, q.mid, p->id,
+	    ST_DELIVERED, RS_NONE)) != 0)
+		return rc;
+	uuid_unparse_lower(q.mid, midtext);
+	memset(&ev, 0, sizeof(ev));
+	ev.event = EV_DELIVERED;
+	ev.id = midtext;
+	ev.type = cc_rtype_name(h.rtype);
+	ev.sender = h.sender;
+	ev.recipient = p->id;
+	ev.subj = &h.subj;
+	ev.cats = q.cats;
+	ev.withheld = q.withheld;
+	ev.cid = q.cid;
+	ev.version = q.version;
+	if ((rc = audit_append(&b->st, r->txn, &ev)) != 0)
+		return rc;
+	b->count.delivered++;
+	return store_msg_release(&b->st, r->txn, q.mid);
+}

@@ -1,0 +1,547 @@
+/*
+ * handle_consent.c - `consent-grant`, `consent-withdraw`, `consent-refuse`.
+ *
+ * Each writes a new version of a consent (DESIGN §5): the decision view in
+ * clear (recipients, purposes, categories, denies, period, pseudonyms) and
+ * the whole history sealed (subject, evidence, who recorded what, when).
+ * After every change the subject's queued deliveries are decided again in
+ * the same transaction, so no permit outlives a withdrawal.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+#include <uuid/uuid.h>
+
+#include <errno.h>
+
+#include "broker.h"
+#include "log.h"
+
+#define RECIP_MAX	4096	/* bytes of recipient ids in one consent */
+#define DENY_MAX	4096
+
+struct change {
+	const char		*state;		/* "granted", "withdrawn", ... */
+	struct consent_hdr	*h;
+	const char		*recip;
+	const void		*deny;
+};
+
+static int	record(struct broker *, struct req *, const uint8_t cid[16],
+		    const struct consent *old, const struct cc_subject *,
+		    const struct change *);
+static int	reply_recorded(struct broker *, struct req *, const uint8_t *,
+		    uint32_t);
+static int	idlist_build(struct broker *, struct req *,
+		    const msgpack_object *, const char *path, char *out,
+		    size_t size, uint16_t *len);
+static int	purposes_of(const msgpack_object *);
+static void	req_hash(const struct cc_msg *, uint8_t out[16]);
+static void	pack_field(msgpack_packer *, const struct cc_msg *,
+		    const char *);
+
+static int
+reply_recorded(struct broker *b, struct req *r, const uint8_t *cid,
+    uint32_t version)
+{
+	msgpack_sbuffer	sb;
+	msgpack_packer	pk;
+	char		text[37];
+	int		rc;
+
+	uuid_unparse_lower(cid, text);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 4);
+	proto_pack_cstr(&pk, "v");
+	msgpack_pack_uint8(&pk, CC_PROTO_VERSION);
+	proto_pack_cstr(&pk, "op");
+	proto_pack_cstr(&pk, "consent-recorded");
+	proto_pack_cstr(&pk, "cid");
+	proto_pack_cstr(&pk, text);
+	proto_pack_cstr(&pk, "version");
+	msgpack_pack_uint32(&pk, version);
+	rc = reply(b, r->rid, r->ridlen, &sb);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+/*
+ * Agency ids of a list as NUL-separated text; each must be in the
+ * directory.  Returns 0, -1 after answering an error.
+ */
+static int
+idlist_build(struct broker *b, struct req *r, const msgpack_object *list,
+    const char *path, char *out, size_t size, uint16_t *len)
+{
+	char		id[CC_ID_MAX + 1], field[64];
+	size_t		n = 0, l;
+	uint32_t	i;
+
+	*len = 0;
+	for (i = 0; list != NULL && list->type == MSGPACK_OBJECT_ARRAY &&
+	    i < list->via.array.size; i++) {
+		snprintf(field, sizeof(field), "%s.%u", path, i);
+		if (objstr(&list->via.array.ptr[i], id, sizeof(id)) == -1 ||
+		    broker_peer(b, id) == NULL) {
+			(void)reply_error(b, r, ERR_UNKNOWN_RECIPIENT, field,
+			    "no such agency in the directory");
+			return -1;
+		}
+		l = strlen(id) + 1;
+		if (n + l > size) {
+			(void)reply_error(b, r, ERR_INVALID_FIELD, path,
+			    "too many agencies");
+			return -1;
+		}
+		memcpy(out + n, id, l);
+		n += l;
+	}
+	*len = n;
+	return 0;
+}
+
+static int
+purposes_of(const msgpack_object *list)
+{
+	uint32_t	i;
+	int		mask = 0, p;
+
+	for (i = 0; list != NULL && list->type == MSGPACK_OBJECT_ARRAY &&
+	    i < list->via.array.size; i++) {
+		const msgpack_object *o = &list->via.array.ptr[i];
+
+		if (o->type == MSGPACK_OBJECT_STR &&
+		    (p = cc_purpose_parse(o->via.str.ptr, o->via.str.size)) >= 0)
+			mask |= 1 << p;
+	}
+	return mask;
+}
+
+/* Identical re-sends (an agent's outbox after a reconnect) are recognised
+ * by the hash of the canonical request. */
+static void
+req_hash(const struct cc_msg *m, uint8_t out[16])
+{
+	msgpack_sbuffer	sb;
+	uint8_t		md[SHA256_DIGEST_LENGTH];
+
+	msgpack_sbuffer_init(&sb);
+	if (proto_encode(m, &sb) == 0)
+		SHA256((uint8_t *)sb.data, sb.size, md);
+	else
+		memset(md, 0xff, sizeof(md));
+	memcpy(out, md, 16);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+pack_field(msgpack_packer *pk, const struct cc_msg *m, const char *k)
+{
+	const msgpack_object *o = proto_get(m, k);
+
+	proto_pack_cstr(pk, k);
+	if (o != NULL)
+		msgpack_pack_object(pk, *o);
+	else
+		msgpack_pack_nil(pk);
+}
+
+/*
+ * Write one new version: the sealed history is the old one with this
+ * change appended: {subject, grant, history: [{version, state, at, by,
+ * worker, captured, reason, evidence}...]}.
+ */
+static int
+record(struct broker *b, struct req *r, const uint8_t cid[16],
+    const struct consent *old, const struct cc_subject *subj,
+    const struct change *c)
+{
+	msgpack_sbuffer		 sb, grant;
+	msgpack_packer		 pk;
+	msgpack_unpacked	 up;
+	const msgpack_object	*oldhist = NULL, *oldgrant = NULL;
+	const msgpack_object	*oldsubj = NULL;
+	uint8_t			*hist = NULL;
+	size_t			 hlen = 0, off = 0;
+	char			 at[32];
+	uint32_t		 i, nold = 0;
+	int			 rc;
+
+	msgpack_unpacked_init(&up);
+	msgpack_sbuffer_init(&sb);
+	msgpack_sbuffer_init(&grant);
+	if (old != NULL) {
+		if ((hist = store_consent_history(&b->st, old, &hlen)) == NULL ||
+		    msgpack_unpack_next(&up, (char *)hist, hlen, &off) !=
+		    MSGPACK_UNPACK_SUCCESS ||
+		    up.data.type != MSGPACK_OBJECT_MAP) {
+			log_warnx("consent: stored history unreadable");
+			rc = MDB_CORRUPTED;
+			goto out;
+		}
+		for (i = 0; i < up.data.via.map.size; i++) {
+			const msgpack_object_kv *kv = &up.data.via.map.ptr[i];
+
+			if (kv->key.type != MSGPACK_OBJECT_STR)
+				continue;
+			if (kv->key.via.str.size == 7 &&
+			    !memcmp(kv->key.via.str.ptr, "history", 7) &&
+			    kv->val.type == MSGPACK_OBJECT_ARRAY) {
+				oldhist = &kv->val;
+				nold = kv->val.via.array.size;
+			} else if (kv->key.via.str.size == 5 &&
+			    !memcmp(kv->key.via.str.ptr, "grant", 5))
+				oldgrant = &kv->val;
+			else if (kv->key.via.str.size == 7 &&
+			    !memcmp(kv->key.via.str.ptr, "subject", 7))
+				oldsubj = &kv->val;
+		}
+	}
+
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 3);
+	proto_pack_cstr(&pk, "subject");
+	if (subj != NULL) {
+		msgpack_pack_map(&pk, (subj->pnc[0] != 0) + (subj->noms[0] != 0)
+		    + (subj->crn[0] != 0));
+		if (subj->pnc[0]) {
+			proto_pack_cstr(&pk, "pnc");
+			proto_pack_cstr(&pk, subj->pnc);
+		}
+		if (subj->noms[0]) {
+			proto_pack_cstr(&pk, "noms");
+			proto_pack_cstr(&pk, subj->noms);
+		}
+		if (subj->crn[0]) {
+			proto_pack_cstr(&pk, "crn");
+			proto_pack_cstr(&pk, subj->crn);
+		}
+	} else if (oldsubj != NULL)
+		msgpack_pack_object(&pk, *oldsubj);
+	else
+		msgpack_pack_nil(&pk);
+	proto_pack_cstr(&pk, "grant");
+	if (proto_op(r->msg) == OP_CONSENT_GRANT) {
+		if (proto_encode(r->msg, &grant) == -1) {
+			rc = ENOMEM;
+			goto out;
+		}
+		msgpack_sbuffer_write(&sb, grant.data, grant.size);
+	} else if (oldgrant != NULL)
+		msgpack_pack_object(&pk, *oldgrant);
+	else
+		msgpack_pack_nil(&pk);
+	proto_pack_cstr(&pk, "history");
+	msgpack_pack_array(&pk, nold + 1);
+	for (i = 0; i < nold; i++)
+		msgpack_pack_object(&pk, oldhist->via.array.ptr[i]);
+	msgpack_pack_map(&pk, 8);
+	proto_pack_cstr(&pk, "version");
+	msgpack_pack_uint32(&pk, c->h->version);
+	proto_pack_cstr(&pk, "state");
+	proto_pack_cstr(&pk, c->state);
+	proto_pack_cstr(&pk, "at");
+	cc_time_format(b->now, at);
+	proto_pack_cstr(&pk, at);
+	proto_pack_cstr(&pk, "by");
+	proto_pack_cstr(&pk, r->from->cert.cn);
+	pack_field(&pk, r->msg, "worker");
+	pack_field(&pk, r->msg, "captured");
+	pack_field(&pk, r->msg, "reason");
+	pack_field(&pk, r->msg, "evidence");
+
+	rc = store_consent_put(&b->st, r->txn, cid, c->h, c->recip, c->deny,
+	    sb.data, sb.size);
+out:
+	if (hist != NULL) {
+		explicit_bzero(hist, hlen);
+		free(hist);
+	}
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&grant);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+static int
+audit_consent(struct broker *b, struct req *r, enum audit_event ev_kind,
+    const uint8_t cid[16], const struct consent_hdr *h)
+{
+	struct audit_ev	ev;
+	char		text[37];
+
+	uuid_unparse_lower(cid, text);
+	memset(&ev, 0, sizeof(ev));
+	ev.event = ev_kind;
+	ev.id = text;
+	ev.sender = r->from->cert.cn;
+	ev.subj = &h->subj;
+	ev.cats = h->cats;
+	ev.cid = cid;
+	ev.version = h->version;
+	return audit_append(&b->st, r->txn, &ev);
+}
+
+/* consent-grant {cid, subject, recipients, purposes, categories, deny,
+ * explicit, valid_from, valid_until, evidence} -> consent-recorded */
+int
+handle_consent_grant(struct broker *b, struct req *r)
+{
+	const struct policy	*pol = broker_policy_of(b, r->from->cert.cn);
+	const msgpack_object	*deny = proto_get(r->msg, "deny");
+	struct consent_hdr	 h;
+	struct consent		 old;
+	struct cc_subject	 subj;
+	struct change		 c;
+	char			 recip[RECIP_MAX], text[64], field[64];
+	uint8_t			 dbuf[DENY_MAX], cid[16];
+	size_t			 dlen = 0;
+	bool			 have_old, expl = false;
+	uint32_t		 i;
+	int			 rc;
+
+	if (pol == NULL || !pol->record_consent)
+		return reply_error(b, r, ERR_NOT_PERMITTED, NULL,
+		    "this agency type may not record consent");
+	if (proto_get_str(r->msg, "cid", text, sizeof(text)) == -1 ||
+	    uuid_parse(text, cid) == -1)
+		return reply_error(b, r, ERR_INVALID_FIELD, "cid",
+		    "not a UUID");
+	memset(&h, 0, sizeof(h));
+	if (proto_subject(r->msg, &subj) == -1 ||
+	    store_subject_ps(&b->st, &subj, &h.subj) == -1)
+		return reply_error(b, r, ERR_INVALID_FIELD, "subject",
+		    "no usable identifier");
+	if (idlist_build(b, r, proto_get(r->msg, "recipients"), "recipients",
+	    recip, sizeof(recip), &h.recip_len) == -1)
+		return 0;
+	for (i = 0; deny != NULL && deny->type == MSGPACK_OBJECT_ARRAY &&
+	    i < deny->via.array.size; i++) {
+		const msgpack_object	*d = &deny->via.array.ptr[i], *dr = NULL;
+		const msgpack_object	*dc = NULL;
+		struct deny_hdr		 dh;
+		uint32_t		 j;
+
+		for (j = 0; d->type == MSGPACK_OBJECT_MAP &&
+		    j < d->via.map.size; j++) {
+			const msgpack_object_kv *kv = &d->via.map.ptr[j];
+
+			if (kv->key.via.str.size == 10 &&
+			    !memcmp(kv->key.via.str.ptr, "recipients", 10))
+				dr = &kv->val;
+			else if (kv->key.via.str.size == 10 &&
+			    !memcmp(kv->key.via.str.ptr, "categories", 10))
+				dc = &kv->val;
+		}
+		dh.cats = dc != NULL ? proto_catset(dc) : 0;
+		snprintf(field, sizeof(field), "deny.%u.recipients", i);
+		if (dlen + sizeof(dh) > sizeof(dbuf) ||
+		    idlist_build(b, r, dr, field, (char *)dbuf + dlen +
+		    sizeof(dh), sizeof(dbuf) - dlen - sizeof(dh), &dh.len) == -1)
+			return dlen + sizeof(dh) > sizeof(dbuf) ?
+			    reply_error(b, r, ERR_INVALID_FIELD, "deny",
+			    "too many deny provisions") : 0;
+		/* An entry naming no one and no category denies everything. */
+		memcpy(dbuf + dlen, &dh, sizeof(dh));
+		dlen += sizeof(dh) + dh.len;
+	}
+	h.deny_len = dlen;
+	h.cats = proto_catset(proto_get(r->msg, "categories"));
+	h.purposes = purposes_of(proto_get(r->msg, "purposes"));
+	(void)proto_get_bool(r->msg, "explicit", &expl);
+	h.explicit_ = expl;
+	if ((h.cats & CATSET_EXPLICIT) && !expl)
+		return reply_error(b, r, ERR_INVALID_FIELD, "explicit",
+		    "treatment-clinical and narrative need explicit consent");
+	if (proto_get_str(r->msg, "valid_from", text, sizeof(text)) == -1 ||
+	    cc_time_parse(text, strlen(text), &h.from_ms) == -1)
+		return reply_error(b, r, ERR_INVALID_FIELD, "valid_from",
+		    "not an RFC 3339 time");
+	if (proto_get_str(r->msg, "valid_until", text, sizeof(text)) == -1 ||
+	    cc_time_parse(text, strlen(text), &h.until_ms) == -1)
+		return reply_error(b, r, ERR_INVALID_FIELD, "valid_until",
+		    "not an RFC 3339 time");
+	req_hash(r->msg, h.req_hash);
+
+	rc = store_consent_get(&b->st, r->txn, cid, &old);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	have_old = rc == 0;
+	if (have_old) {
+		if (memcmp(old.h.req_hash, h.req_hash, 16) == 0 &&
+		    old.h.state == CS_ACTIVE)
+			return reply_recorded(b, r, cid, old.h.version);
+		if (memcmp(&old.h.subj, &h.subj, sizeof(h.subj)) != 0)
+			return reply_error(b, r, ERR_IDENTITY_CONFLICT, "subject",
+			    "this consent is about another subject");
+	}
+	rc = decide_identity_conflict(&b->st, r->txn, &h.subj,
+	    have_old ? cid : NULL);
+	if (rc == -1)
+		return MDB_CORRUPTED;
+	if (rc == 1)
+		return reply_error(b, r, ERR_IDENTITY_CONFLICT, "subject",
+		    "identifiers contradict the subject's existing consents");
+
+	h.version = have_old ? old.h.version + 1 : 1;
+	h.state = CS_ACTIVE;
+	h.recorded_ms = b->now;
+	snprintf(h.recorded_by, sizeof(h.recorded_by), "%s",
+	    r->from->cert.cn);
+	c.state = have_old ? "amended" : "granted";
+	c.h = &h;
+	c.recip = recip;
+	c.deny = dbuf;
+	if ((rc = record(b, r, cid, have_old ? &old : NULL, &subj, &c)) != 0 ||
+	    (rc = audit_consent(b, r, EV_CONSENT_GRANTED, cid, &h)) != 0 ||
+	    (rc = route_recheck_subject(b, r->txn, &h.subj)) != 0)
+		return rc;
+	explicit_bzero(&subj, sizeof(subj));
+	return reply_recorded(b, r, cid, h.version);
+}
+
+/* Write the withdrawn (or refused) version of an existing consent. */
+static int
+change_state(struct broker *b, struct req *r, struct consent *old,
+    enum consent_state st, const char *name, enum audit_event ev)
+{
+	struct consent_hdr	h = old->h;
+	struct change		c;
+	char			recip[RECIP_MAX];
+	uint8_t			dbuf[DENY_MAX];
+	int			rc;
+
+	if (h.recip_len > sizeof(recip) || h.deny_len > sizeof(dbuf))
+		return MDB_CORRUPTED;
+	/* Copy out of the page before the put moves it. */
+	memcpy(recip, old->recip, h.recip_len);
+	memcpy(dbuf, old->deny, h.deny_len);
+	h.version++;
+	h.state = st;
+	h.recorded_ms = b->now;
+	memset(h.req_hash, 0, sizeof(h.req_hash));
+	snprintf(h.recorded_by, sizeof(h.recorded_by), "%s", r->from->cert.cn);
+	c.state = name;
+	c.h = &h;
+	c.recip = recip;
+	c.deny = dbuf;
+	if ((rc = record(b, r, old->cid, old, NULL, &c)) != 0 ||
+	    (rc = audit_consent(b, r, ev, old->cid, &h)) != 0 ||
+	    (rc = route_recheck_subject(b, r->txn, &h.subj)) != 0)
+		return rc;
+	return reply_recorded(b, r, old->cid, h.version);
+}
+
+/* consent-withdraw {cid | subject, captured, worker, reason}
+ * -> consent-recorded, one per consent withdrawn */
+int
+handle_consent_withdraw(struct broker *b, struct req *r)
+{
+	struct consent		 cs[DECIDE_MAX_CONSENTS];
+	struct cc_subject	 subj;
+	struct subject_ps	 ps;
+	char			 text[64];
+	uint8_t			 cid[16], cids[DECIDE_MAX_CONSENTS][16];
+	int			 i, n, done = 0, rc;
+
+	/* Any agency the client tells may record a withdrawal. */
+	if (proto_get_str(r->msg, "cid", text, sizeof(text)) == 0) {
+		if (uuid_parse(text, cid) == -1)
+			return reply_error(b, r, ERR_INVALID_FIELD, "cid",
+			    "not a UUID");
+		rc = store_consent_get(&b->st, r->txn, cid, &cs[0]);
+		if (rc == MDB_NOTFOUND)
+			return reply_error(b, r, ERR_INVALID_FIELD, "cid",
+			    "no such consent");
+		if (rc != 0)
+			return rc;
+		if (cs[0].h.state != CS_ACTIVE)
+			return reply_recorded(b, r, cid, cs[0].h.version);
+		return change_state(b, r, &cs[0], CS_WITHDRAWN, "withdrawn",
+		    EV_CONSENT_WITHDRAWN);
+	}
+	if (proto_subject(r->msg, &subj) == -1 ||
+	    store_subject_ps(&b->st, &subj, &ps) == -1)
+		return reply_error(b, r, ERR_MISSING_FIELD, "cid",
+		    "give cid or subject");
+	explicit_bzero(&subj, sizeof(subj));
+	if ((n = store_consents_of(&b->st, r->txn, &ps, cs,
+	    DECIDE_MAX_CONSENTS)) < 0)
+		return MDB_CORRUPTED;
+	/* Copy the ids: each change moves the pages the others point into. */
+	for (i = 0; i < n; i++)
+		memcpy(cids[i], cs[i].cid, 16);
+	for (i = 0; i < n; i++) {
+		struct consent c;
+
+		if ((rc = store_consent_get(&b->st, r->txn, cids[i], &c)) != 0)
+			return rc;
+		if (c.h.state != CS_ACTIVE)
+			continue;
+		if ((rc = change_state(b, r, &c, CS_WITHDRAWN, "withdrawn",
+		    EV_CONSENT_WITHDRAWN)) != 0)
+			return rc;
+		done++;
+	}
+	if (done == 0)
+		return reply_error(b, r, ERR_INVALID_FIELD, "subject",
+		    "no active consent for this subject");
+	return 0;
+}
+
+/* consent-refuse {cid, subject, captured, worker, evidence}
+ * -> consent-recorded */
+int
+handle_consent_refuse(struct broker *b, struct req *r)
+{
+	const struct policy	*pol = broker_policy_of(b, r->from->cert.cn);
+	struct consent_hdr	 h;
+	struct consent		 old;
+	struct cc_subject	 subj;
+	struct change		 c;
+	char			 text[64];
+	uint8_t			 cid[16];
+	int			 rc;
+
+	if (pol == NULL || !pol->record_consent)
+		return reply_error(b, r, ERR_NOT_PERMITTED, NULL,
+		    "this agency type may not record consent");
+	if (proto_get_str(r->msg, "cid", text, sizeof(text)) == -1 ||
+	    uuid_parse(text, cid) == -1)
+		return reply_error(b, r, ERR_INVALID_FIELD, "cid",
+		    "not a UUID");
+	memset(&h, 0, sizeof(h));
+	if (proto_subject(r->msg, &subj) == -1 ||
+	    store_subject_ps(&b->st, &subj, &h.subj) == -1)
+		return reply_error(b, r, ERR_INVALID_FIELD, "subject",
+		    "no usable identifier");
+	rc = store_consent_get(&b->st, r->txn, cid, &old);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if (rc == 0) {
+		if (memcmp(&old.h.subj, &h.subj, sizeof(h.subj)) != 0)
+			return reply_error(b, r, ERR_IDENTITY_CONFLICT, "subject",
+			    "this consent is about another subject");
+		if (old.h.state == CS_REFUSED)
+			return reply_recorded(b, r, cid, old.h.version);
+		return change_state(b, r, &old, CS_REFUSED, "refused",
+		    EV_CONSENT_REFUSED);
+	}
+	/* Refused when asked: recorded as such, distinct from never asked. */
+	h.version = 1;
+	h.state = CS_REFUSED;
+	h.recorded_ms = b->now;
+	snprintf(h.recorded_by, sizeof(h.recorded_by), "%s", r->from->cert.cn);
+	c.state = "refused";
+	c.h = &h;
+	c.recip = "";
+	c.deny = "";
+	if ((rc = record(b, r, cid, NULL, &subj, &c)) != 0 ||
+	    (rc = audit_consent(b, r, EV_CONSENT_REFUSED, cid, &h)) != 0)
+		return rc;
+	explicit_bzero(&subj, sizeof(subj));
+	return reply_recorded(b, r, cid, h.version);
+}

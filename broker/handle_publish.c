@@ -1,0 +1,153 @@
+/*
+ * handle_publish.c - `publish`: check, store durably, route, answer.
+ *
+ * `accepted` is queued here but sent only after the batch's transaction
+ * has committed, so it always means "on disk".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uuid/uuid.h>
+
+#include <errno.h>
+
+#include "broker.h"
+
+static int	reply_accepted(struct broker *, struct req *, const char *);
+
+static int
+reply_accepted(struct broker *b, struct req *r, const char *mid)
+{
+	msgpack_sbuffer	sb;
+	msgpack_packer	pk;
+	int		rc;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 3);
+	proto_pack_cstr(&pk, "v");
+	msgpack_pack_uint8(&pk, CC_PROTO_VERSION);
+	proto_pack_cstr(&pk, "op");
+	proto_pack_cstr(&pk, "accepted");
+	proto_pack_cstr(&pk, "mid");
+	proto_pack_cstr(&pk, mid);
+	rc = reply(b, r->rid, r->ridlen, &sb);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+/* publish {mid, type, purpose, subject, area, to?, created, expires?, body}
+ * -> accepted {mid} */
+int
+handle_publish(struct broker *b, struct req *r)
+{
+	const char		*sender = r->from->cert.cn;
+	const struct policy	*pol = broker_policy_of(b, sender);
+	const msgpack_object	*to = proto_get(r->msg, "to");
+	struct cc_subject	 subj;
+	struct msg_hdr		 h;
+	struct audit_ev		 ev;
+	msgpack_sbuffer		 frame;
+	uint8_t			 mid[16], key[24], phase = 0;
+	char			 midtext[40], field[32], id[CC_ID_MAX + 1];
+	char			 expires[40];
+	int64_t			 exp_ms;
+	bool			 queued = false;
+	MDB_val			 k, v;
+	uint32_t		 i;
+	int			 rtype, purpose, rc;
+
+	if (proto_get_str(r->msg, "mid", midtext, sizeof(midtext)) == -1 ||
+	    uuid_parse(midtext, mid) == -1)
+		return reply_error(b, r, ERR_INVALID_FIELD, "mid",
+		    "not a UUID");
+	uuid_unparse_lower(mid, midtext);
+	rtype = proto_rtype(r->msg);
+	purpose = proto_get(r->msg, "purpose") != NULL ? cc_purpose_parse(
+	    proto_get(r->msg, "purpose")->via.str.ptr,
+	    proto_get(r->msg, "purpose")->via.str.size) : -1;
+	if (rtype < 0 || purpose < 0)
+		return reply_error(b, r, ERR_INVALID_FIELD, "type",
+		    "unknown record type or purpose");
+
+	/* Same mid again: the same answer, no second copy. */
+	rc = store_msg_get(&b->st, r->txn, mid, &h, NULL);
+	if (rc == 0) {
+		if (strcmp(h.sender, sender) != 0)
+			return reply_error(b, r, ERR_INVALID_FIELD, "mid",
+			    "mid already used by another agency");
+		return reply_accepted(b, r, midtext);
+	}
+	if (rc != MDB_NOTFOUND)
+		return rc;
+
+	if (pol == NULL || !(pol->publish & (1u << rtype)))
+		return reply_error(b, r, ERR_NOT_PERMITTED, "type",
+		    "this agency type may not publish %s",
+		    cc_rtype_name(rtype));
+	if ((rtype == RT_HANDOVER || rtype == RT_REFERRAL) && to == NULL)
+		return reply_error(b, r, ERR_MISSING_FIELD, "to",
+		    "%s is sent to named agencies only", cc_rtype_name(rtype));
+	for (i = 0; to != NULL && i < to->via.array.size; i++) {
+		snprintf(field, sizeof(field), "to.%u", i);
+		if (objstr(&to->via.array.ptr[i], id, sizeof(id)) == -1 ||
+		    broker_peer(b, id) == NULL)
+			return reply_error(b, r, ERR_UNKNOWN_RECIPIENT, field,
+			    "no such agency in the directory");
+	}
+	if (b->nearly_full)
+		return reply_error(b, r, ERR_STORAGE_FULL, NULL,
+		    "the broker's store is full; try again later");
+
+	memset(&h, 0, sizeof(h));
+	snprintf(h.sender, sizeof(h.sender), "%s", sender);
+	h.rtype = rtype;
+	h.purpose = purpose;
+	h.accepted_ms = b->now;
+	h.expires_ms = b->now + (int64_t)b->conf.retention_days * 86400000LL;
+	if (proto_get_str(r->msg, "expires", expires, sizeof(expires)) == 0 &&
+	    cc_time_parse(expires, strlen(expires), &exp_ms) == 0 &&
+	    exp_ms < h.expires_ms)
+		h.expires_ms = exp_ms;
+	if (proto_subject(r->msg, &subj) == -1 ||
+	    store_subject_ps(&b->st, &subj, &h.subj) == -1)
+		return reply_error(b, r, ERR_INVALID_FIELD, "subject",
+		    "no usable identifier");
+	explicit_bzero(&subj, sizeof(subj));
+
+	if ((rc = route_publish(b, r->txn, mid, midtext, r->msg, sender, &h,
+	    &queued)) != 0)
+		return rc;
+	/* The payload is stored once, sealed, only if someone waits for it. */
+	msgpack_sbuffer_init(&frame);
+	if (queued && proto_encode(r->msg, &frame) == -1) {
+		msgpack_sbuffer_destroy(&frame);
+		return ENOMEM;
+	}
+	rc = store_msg_put(&b->st, r->txn, mid, &h, queued ? frame.data : NULL,
+	    frame.size);
+	msgpack_sbuffer_destroy(&frame);
+	if (rc != 0)
+		return rc;
+	be64_put(key, (uint64_t)h.expires_ms);
+	memcpy(key + 8, mid, 16);
+	k.mv_size = sizeof(key);
+	k.mv_data = key;
+	v.mv_size = 1;
+	v.mv_data = &phase;
+	if ((rc = mdb_put(r->txn, b->st.expiry, &k, &v, 0)) != 0)
+		return rc;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.event = EV_ACCEPTED;
+	ev.id = midtext;
+	ev.type = cc_rtype_name(rtype);
+	ev.sender = sender;
+	ev.subj = &h.subj;
+	ev.cats = proto_categories_present(r->msg);
+	if ((rc = audit_append(&b->st, r->txn, &ev)) != 0)
+		return rc;
+	b->count.accepted++;
+	return reply_accepted(b, r, midtext);
+}

@@ -1,0 +1,132 @@
+/*
+ * main.c - ccbroker: parse the command line and run one subcommand.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "igcmd.h"
+#include "log.h"
+
+static void	usage(FILE *, int) __attribute__((noreturn));
+
+static void
+usage(FILE *f, int code)
+{
+	fputs("usage: ccbroker init -c broker.conf\n"
+	    "       ccbroker run -c broker.conf [-d]\n"
+	    "       ccbroker audit verify -c broker.conf\n"
+	    "       ccbroker audit subject -c broker.conf "
+	    "--pnc X | --noms X | --crn X\n"
+	    "       ccbroker stats -c broker.conf\n"
+	    "       ccbroker backup -c broker.conf [--with-key] DIR\n", f);
+	exit(code);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{ "config",	required_argument, NULL, 'c' },
+		{ "debug",	no_argument,	   NULL, 'd' },
+		{ "help",	no_argument,	   NULL, 'h' },
+		{ "pnc",	required_argument, NULL, 'P' },
+		{ "noms",	required_argument, NULL, 'N' },
+		{ "crn",	required_argument, NULL, 'C' },
+		{ "with-key",	no_argument,	   NULL, 'K' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct broker_conf	 conf;
+	const char		*cmd, *sub = NULL, *path = NULL;
+	const char		*scheme = NULL, *value = NULL;
+	char			 err[512];
+	bool			 with_key = false, debug = false;
+	int			 ch, rc;
+
+	log_init("ccbroker", LOG_LVL_INFO);
+	if (argc < 2)
+		usage(stderr, 2);
+	cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") ||
+	    !strcmp(cmd, "help"))
+		usage(stdout, 0);
+	argv++;
+	argc--;
+	if (strcmp(cmd, "audit") == 0) {
+		if (argc < 2 || argv[1][0] == '-')
+			usage(argv[1] && !strcmp(argv[1], "--help") ? stdout :
+			    stderr, argv[1] && !strcmp(argv[1], "--help") ?
+			    0 : 2);
+		sub = argv[1];
+		argv++;
+		argc--;
+	}
+	while ((ch = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'h':
+			usage(stdout, 0);
+		case 'P':
+		case 'N':
+		case 'C':
+			if (scheme != NULL)
+				fatalx("give one of --pnc, --noms, --crn");
+			scheme = ch == 'P' ? "pnc" : ch == 'N' ? "noms" : "crn";
+			value = optarg;
+			break;
+		case 'K':
+			with_key = true;
+			break;
+		default:
+			usage(stderr, 2);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (path == NULL)
+		fatalx("%s: -c broker.conf is required", cmd);
+	if (debug)
+		log_setlevel(LOG_LVL_DEBUG);
+	memset(&conf, 0, sizeof(conf));
+
+	if (strcmp(cmd, "run") == 0) {
+		if (argc != 0)
+			usage(stderr, 2);
+		return broker_run(path) == 0 ? 0 : 1;
+	}
+	if (broker_conf_load(path, &conf, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (strcmp(cmd, "init") == 0) {
+		if (argc != 0)
+			usage(stderr, 2);
+		if (store_init(conf.data, err, sizeof(err)) == -1)
+			fatalx("init: %s", err);
+		printf("initialised %s\n", conf.data);
+		rc = 0;
+	} else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "verify") == 0) {
+		rc = ig_audit_verify(&conf);
+	} else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "subject") == 0) {
+		if (scheme == NULL)
+			fatalx("audit subject: give --pnc, --noms or --crn");
+		rc = ig_audit_subject(&conf, scheme, value);
+	} else if (strcmp(cmd, "stats") == 0) {
+		rc = ig_stats(&conf);
+	} else if (strcmp(cmd, "backup") == 0) {
+		if (argc != 1)
+			fatalx("backup: give the directory to write");
+		rc = ig_backup(&conf, argv[0], with_key);
+	} else {
+		fprintf(stderr, "ccbroker: unknown command '%s%s%s'\n", cmd,
+		    sub ? " " : "", sub ? sub : "");
+		usage(stderr, 2);
+	}
+	broker_conf_free(&conf);
+	return rc;
+}

@@ -1,0 +1,378 @@
+/*
+ * route.c - who gets a message, and taking it back.
+ *
+ * Recipients are the agencies in `to`, or else the subscribers of the
+ * record's type and area; each then passes decide() on its own.  Queued
+ * deliveries are re-decided whenever the subject's consents change, and
+ * dropped (purged) when the decision no longer permits them; the retention
+ * sweep expires what waited too long.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uuid/uuid.h>
+
+#include <errno.h>
+
+#include "broker.h"
+#include "log.h"
+
+#define RECHECK_MAX	4096	/* queue entries re-decided per pseudonym */
+
+static bool	sub_matches(const struct sub *, int rtype, const char *area);
+static int	route_one(struct broker *, MDB_txn *, const uint8_t mid[16],
+		    const char *midtext, const struct cc_msg *,
+		    const char *sender, const struct msg_hdr *,
+		    const char *recipient, bool *queued);
+
+static bool
+sub_matches(const struct sub *s, int rtype, const char *area)
+{
+	uint32_t	i;
+
+	if (!(s->types & (1u << rtype)))
+		return false;
+	for (i = 0; i < s->nareas && i < 32; i++)
+		if (strcmp(s->areas[i], area) == 0)
+			return true;
+	return false;
+}
+
+int
+route_receipt(struct broker *b, MDB_txn *txn, const char *sender,
+    const uint8_t mid[16], const char *recipient, enum cc_state state,
+    enum cc_reason reason)
+{
+	struct qent	 q;
+	struct peer	*p;
+	uint64_t	 dseq;
+	int		 rc;
+
+	memset(&q, 0, sizeof(q));
+	q.kind = Q_RECEIPT;
+	q.state = state;
+	q.reason = reason;
+	memcpy(q.mid, mid, 16);
+	q.at_ms = b->now;
+	snprintf(q.agency, sizeof(q.agency), "%s", recipient);
+	if ((rc = store_next_dseq(&b->st, txn, &dseq)) != 0 ||
+	    (rc = store_queue_put(&b->st, txn, sender, dseq, &q, NULL)) != 0)
+		return rc;
+	if ((p = broker_peer(b, sender)) != NULL)
+		p->dirty = true;
+	return 0;
+}
+
+/* Decide for one recipient: queue it, or record why it was withheld. */
+static int
+route_one(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
+    const char *midtext, const struct cc_msg *m, const char *sender,
+    const struct msg_hdr *h, const char *recipient, bool *queued)
+{
+	struct decision	 d;
+	struct qent	 q;
+	struct rstate	 rs;
+	struct audit_ev	 ev;
+	struct peer	*p;
+	int		 rc;
+
+	decide(&b->st, txn, &h->subj, h->purpose, recipient,
+	    broker_policy_of(b, recipient), b->now, &d);
+	memset(&rs, 0, sizeof(rs));
+	rs.at_ms = b->now;
+	memset(&ev, 0, sizeof(ev));
+	ev.id = midtext;
+	ev.type = cc_rtype_name(h->rtype);
+	ev.sender = sender;
+	ev.recipient = recipient;
+	ev.subj = &h->subj;
+	if (!d.permit) {
+		rs.state = ST_WITHHELD;
+		rs.reason = d.reason;
+		ev.event = EV_WITHHELD;
+		ev.reason = cc_reason_name(d.reason);
+		b->count.withheld++;
+		if ((rc = store_rstate_put(&b->st, txn, mid, recipient,
+		    &rs)) != 0 ||
+		    (rc = route_receipt(b, txn, sender, mid, recipient,
+		    ST_WITHHELD, d.reason)) != 0)
+			return rc;
+		return audit_append(&b->st, txn, &ev);
+	}
+	(void)m;
+	memset(&q, 0, sizeof(q));
+	q.kind = Q_DELIVER;
+	q.cats = d.cats;
+	q.version = d.version;
+	memcpy(q.cid, d.cid, 16);
+	memcpy(q.mid, mid, 16);
+	q.at_ms = b->now;
+	rs.state = ST_QUEUED;
+	if ((rc = store_next_dseq(&b->st, txn, &rs.dseq)) != 0 ||
+	    (rc = store_queue_put(&b->st, txn, recipient, rs.dseq, &q,
+	    &h->subj)) != 0 ||
+	    (rc = store_rstate_put(&b->st, txn, mid, recipient, &rs)) != 0)
+		return rc;
+	if ((p = broker_peer(b, recipient)) != NULL)
+		p->dirty = true;
+	*queued = true;
+	return 0;
+}
+
+int
+route_publish(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
+    const char *midtext, const struct cc_msg *m, const char *sender,
+    const struct msg_hdr *h, bool *queued)
+{
+	const msgpack_object	*to = proto_get(m, "to");
+	char			 area[CONF_AREA_LEN], id[CC_ID_MAX + 1];
+	uint32_t		 i, j;
+	size_t			 k;
+	int			 rc;
+
+	if (to != NULL && to->type == MSGPACK_OBJECT_ARRAY) {
+		for (i = 0; i < to->via.array.size; i++) {
+			const msgpack_object *o = &to->via.array.ptr[i];
+
+			if (o->type != MSGPACK_OBJECT_STR ||
+			    o->via.str.size > CC_ID_MAX)
+				continue;
+			memcpy(id, o->via.str.ptr, o->via.str.size);
+			id[o->via.str.size] = '\0';
+			/* A name given twice is one recipient. */
+			for (j = 0; j < i; j++) {
+				const msgpack_object *e = &to->via.array.ptr[j];
+
+				if (e->via.str.size == o->via.str.size &&
+				    memcmp(e->via.str.ptr, o->via.str.ptr,
+				    o->via.str.size) == 0)
+					break;
+			}
+			if (j < i)
+				continue;
+			if ((rc = route_one(b, txn, mid, midtext, m, sender, h,
+			    id, queued)) != 0)
+				return rc;
+		}
+	} else if (h->rtype != RT_HANDOVER && h->rtype != RT_REFERRAL) {
+		if (proto_get_str(m, "area", area, sizeof(area)) == -1)
+			return 0;
+		/* Subscriptions only nominate; decide() rules each one. */
+		for (k = 0; k < b->npeer; k++) {
+			struct peer *p = &b->peer[k];
+
+			if (!p->has_sub || strcmp(p->id, sender) == 0 ||
+			    !sub_matches(&p->sub, h->rtype, area))
+				continue;
+			if ((rc = route_one(b, txn, mid, midtext, m, sender, h,
+			    p->id, queued)) != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Take a queued delivery back (purged or expired): the sender gets a
+ * receipt, the audit an entry, and the payload goes once nobody waits.
+ */
+int
+route_drop(struct broker *b, MDB_txn *txn, const char *agency, uint64_t dseq,
+    const struct qent *q, enum cc_state state, enum cc_reason reason)
+{
+	struct msg_hdr	 h;
+	struct rstate	 rs;
+	struct audit_ev	 ev;
+	struct peer	*p;
+	char		 midtext[37];
+	int		 rc;
+
+	if ((rc = store_msg_get(&b->st, txn, q->mid, &h, NULL)) != 0)
+		return rc;
+	if ((rc = store_queue_del(&b->st, txn, agency, dseq, &h.subj)) != 0)
+		return rc;
+	memset(&rs, 0, sizeof(rs));
+	rs.state = state;
+	rs.reason = reason;
+	rs.at_ms = b->now;
+	if ((rc = store_rstate_put(&b->st, txn, q->mid, agency, &rs)) != 0 ||
+	    (rc = route_receipt(b, txn, h.sender, q->mid, agency, state,
+	    reason)) != 0)
+		return rc;
+	uuid_unparse_lower(q->mid, midtext);
+	memset(&ev, 0, sizeof(ev));
+	ev.event = state == ST_EXPIRED ? EV_EXPIRED : EV_PURGED;
+	ev.id = midtext;
+	ev.type = cc_rtype_name(h.rtype);
+	ev.sender = h.sender;
+	ev.recipient = agency;
+	ev.subj = &h.subj;
+	ev.reason = cc_reason_name(reason);
+	if ((rc = audit_append(&b->st, txn, &ev)) != 0)
+		return rc;
+	if (state == ST_EXPIRED)
+		b->count.expired++;
+	else
+		b->count.purged++;
+	/* A purged delivery already sent stops counting against the window. */
+	if ((p = broker_peer(b, agency)) != NULL && p->online &&
+	    dseq <= p->cursor && p->inflight > 0)
+		p->inflight--;
+	return store_msg_release(&b->st, txn, q->mid);
+}
+
+/*
+ * Rule 5: after any change to a subject's consents, every queued delivery
+ * about the subject is decided again, and dropped if no longer permitted.
+ */
+int
+route_recheck_subject(struct broker *b, MDB_txn *txn,
+    const struct subject_ps *ps)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	struct {
+		char		agency[CC_ID_MAX + 1];
+		uint64_t	dseq;
+	}		*keys = NULL;
+	size_t		 n = 0, i;
+	int		 s, rc = 0;
+
+	if ((keys = calloc(RECHECK_MAX, sizeof(*keys))) == NULL)
+		return ENOMEM;
+	if ((rc = mdb_cursor_open(txn, b->st.qsubj, &cur)) != 0)
+		goto out;
+	for (s = 0; s < SCHEME__COUNT; s++) {
+		if (!(ps->has & (1u << s)))
+			continue;
+		k.mv_size = PSEUDO_LEN;
+		k.mv_data = (void *)ps->id[s];
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+		while (rc == 0 && n < RECHECK_MAX) {
+			if (qkey_split(&v, keys[n].agency,
+			    sizeof(keys[n].agency), &keys[n].dseq) == 0)
+				n++;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
+		}
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			break;
+		rc = 0;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0)
+		goto out;
+	if (n == RECHECK_MAX)
+		log_warnx("route: more than %d queued deliveries for one "
+		    "subject; the rest are re-decided at delivery",
+		    RECHECK_MAX);
+	for (i = 0; i < n; i++) {
+		struct qent	q;
+		struct msg_hdr	h;
+		struct decision	d;
+
+		rc = store_queue_get(&b->st, txn, keys[i].agency,
+		    keys[i].dseq, &q);
+		if (rc == MDB_NOTFOUND) {	/* seen under another scheme */
+			rc = 0;
+			continue;
+		}
+		if (rc != 0 || q.kind != Q_DELIVER)
+			goto out;
+		if ((rc = store_msg_get(&b->st, txn, q.mid, &h, NULL)) != 0)
+			goto out;
+		decide(&b->st, txn, &h.subj, h.purpose, keys[i].agency,
+		    broker_policy_of(b, keys[i].agency), b->now, &d);
+		if (d.permit)
+			continue;
+		if ((rc = route_drop(b, txn, keys[i].agency, keys[i].dseq, &q,
+		    ST_PURGED, d.reason)) != 0)
+			goto out;
+	}
+out:
+	free(keys);
+	return rc;
+}
+
+/*
+ * Retention: the expiry index orders messages by when they expire.  Phase 0
+ * expires what is still queued; phase 1, a retention period later, forgets
+ * the message header and its delivery states (idempotency and `track` last
+ * that long).  Bounded per turn so one sweep never stalls the loop.
+ */
+int
+route_sweep(struct broker *b, MDB_txn *txn)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	uint8_t		 key[24], mid[16], phase;
+	int64_t		 t;
+	int		 done = 0, rc, i, n;
+	char		 ag[64][CC_ID_MAX + 1];
+	struct rstate	 rs[64];
+
+	for (;;) {
+		if ((rc = mdb_cursor_open(txn, b->st.expiry, &cur)) != 0)
+			return rc;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		if (rc == 0 && k.mv_size == 24)
+			memcpy(key, k.mv_data, 24);
+		phase = rc == 0 && v.mv_size == 1 ? *(uint8_t *)v.mv_data : 0;
+		mdb_cursor_close(cur);
+		if (rc == MDB_NOTFOUND)
+			return 0;
+		if (rc != 0)
+			return rc;
+		t = (int64_t)be64_get(key);
+		if (t > b->now || done++ >= 256)
+			return 0;
+		memcpy(mid, key + 8, 16);
+		k.mv_size = 24;
+		k.mv_data = key;
+		if ((rc = mdb_del(txn, b->st.expiry, &k, NULL)) != 0)
+			return rc;
+		n = store_rstates(&b->st, txn, mid, ag, rs, 64);
+		if (n < 0)
+			return MDB_CORRUPTED;
+		for (i = 0; i < n; i++) {
+			struct qent q;
+
+			if (phase == 1) {
+				uint8_t	rk[16 + CC_ID_MAX];
+				MDB_val	r = { 16 + strlen(ag[i]), rk };
+
+				memcpy(rk, mid, 16);
+				memcpy(rk + 16, ag[i], strlen(ag[i]));
+				if ((rc = mdb_del(txn, b->st.rstate, &r,
+				    NULL)) != 0)
+					return rc;
+				continue;
+			}
+			if (rs[i].state != ST_QUEUED)
+				continue;
+			rc = store_queue_get(&b->st, txn, ag[i], rs[i].dseq, &q);
+			if (rc == MDB_NOTFOUND)
+				continue;
+			if (rc != 0 || (rc = route_drop(b, txn, ag[i],
+			    rs[i].dseq, &q, ST_EXPIRED, RS_RETENTION)) != 0)
+				return rc;
+		}
+		if (phase == 1) {
+			MDB_val mk = { 16, mid };
+
+			rc = mdb_del(txn, b->st.msg, &mk, NULL);
+			if (rc != 0 && rc != MDB_NOTFOUND)
+				return rc;
+			continue;
+		}
+		be64_put(key, (uint64_t)(t + (int64_t)b->conf.retention_days *
+		    86400000LL));
+		phase = 1;
+		k.mv_size = 24;
+		k.mv_data = key;
+		v.mv_size = 1;
+		v.mv_data = &phase;
+		if ((rc = mdb_put(txn, b->st.expiry, &k, &v, 0)) != 0)
+			return rc;
+	}
+}

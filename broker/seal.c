@@ -1,0 +1,166 @@
+/*
+ * seal.c - AES-256-GCM at rest and HMAC-SHA-256 pseudonyms (OpenSSL 3).
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "seal.h"
+
+int
+seal_keygen(const char *dir, char *err, size_t errlen)
+{
+	char	path[4096];
+	uint8_t	key[SEAL_KEYLEN];
+	int	fd = -1, rc = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, SEAL_KEYFILE);
+	if (RAND_bytes(key, sizeof(key)) != 1) {
+		snprintf(err, errlen, "cannot get random bytes for %s", path);
+		goto fail;
+	}
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (write(fd, key, sizeof(key)) != (ssize_t)sizeof(key) ||
+	    fsync(fd) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	rc = 0;
+fail:
+	OPENSSL_cleanse(key, sizeof(key));
+	if (fd != -1 && close(fd) == -1 && rc == 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}
+
+int
+seal_load(struct seal *s, const char *dir, char *err, size_t errlen)
+{
+	char		path[4096];
+	uint8_t		key[SEAL_KEYLEN];
+	struct stat	st;
+	int		fd, rc = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, SEAL_KEYFILE);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW)) == -1) {
+		snprintf(err, errlen, "%s: %s (did you run ccbroker init?)",
+		    path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errlen, "%s: readable by group or others "
+		    "(chmod 600)", path);
+		goto fail;
+	}
+	if (read(fd, key, sizeof(key)) != (ssize_t)sizeof(key)) {
+		snprintf(err, errlen, "%s: short key file", path);
+		goto fail;
+	}
+	memcpy(s->aes, key, 32);
+	memcpy(s->mac, key + 32, 32);
+	rc = 0;
+fail:
+	OPENSSL_cleanse(key, sizeof(key));
+	close(fd);
+	return rc;
+}
+
+void
+seal_clear(struct seal *s)
+{
+	OPENSSL_cleanse(s, sizeof(*s));
+}
+
+int
+seal_seal(const struct seal *s, const void *ad, size_t adlen, const void *in,
+    size_t len, uint8_t *out)
+{
+	EVP_CIPHER_CTX	*c;
+	int		 n, rc = -1;
+
+	if ((c = EVP_CIPHER_CTX_new()) == NULL)
+		return -1;
+	if (RAND_bytes(out, 12) != 1)
+		goto fail;
+	if (EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, s->aes, out) != 1)
+		goto fail;
+	if (adlen > 0 && EVP_EncryptUpdate(c, NULL, &n, ad, (int)adlen) != 1)
+		goto fail;
+	if (len > 0 && EVP_EncryptUpdate(c, out + 12, &n, in, (int)len) != 1)
+		goto fail;
+	if (EVP_EncryptFinal_ex(c, out + 12 + len, &n) != 1)
+		goto fail;
+	if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16,
+	    out + 12 + len) != 1)
+		goto fail;
+	rc = 0;
+fail:
+	EVP_CIPHER_CTX_free(c);
+	return rc;
+}
+
+int
+seal_open(const struct seal *s, const void *ad, size_t adlen,
+    const uint8_t *in, size_t len, uint8_t *out)
+{
+	EVP_CIPHER_CTX	*c;
+	size_t		 clen;
+	int		 n, rc = -1;
+
+	if (len < SEAL_OVERHEAD)
+		return -1;
+	clen = len - SEAL_OVERHEAD;
+	if ((c = EVP_CIPHER_CTX_new()) == NULL)
+		return -1;
+	if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, s->aes, in) != 1)
+		goto fail;
+	if (adlen > 0 && EVP_DecryptUpdate(c, NULL, &n, ad, (int)adlen) != 1)
+		goto fail;
+	if (clen > 0 && EVP_DecryptUpdate(c, out, &n, in + 12, (int)clen) != 1)
+		goto fail;
+	if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16,
+	    (void *)(in + 12 + clen)) != 1)
+		goto fail;
+	if (EVP_DecryptFinal_ex(c, out + clen, &n) != 1)
+		goto fail;
+	rc = 0;
+fail:
+	EVP_CIPHER_CTX_free(c);
+	return rc;
+}
+
+int
+seal_pseudonym(const struct seal *s, const char *scheme, const char *value,
+    uint8_t out[PSEUDO_LEN])
+{
+	char		buf[64];
+	unsigned int	len = PSEUDO_LEN;
+	int		n, rc = 0;
+
+	n = snprintf(buf, sizeof(buf), "%s:%s", scheme, value);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -1;
+	if (HMAC(EVP_sha256(), s->mac, sizeof(s->mac), (uint8_t *)buf,
+	    (size_t)n, out, &len) == NULL)
+		rc = -1;
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return rc;
+}

@@ -1,0 +1,280 @@
+/*
+ * store.c - the LMDB environment: opening, counters, usage, key helpers.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "store.h"
+
+#define META_DSEQ	"dseq"
+
+struct dbdef {
+	const char	*name;
+	size_t		 off;
+	unsigned	 flags;
+};
+
+static const struct dbdef dbdefs[] = {
+	{ "meta",	offsetof(struct store, meta),	 0 },
+	{ "consent",	offsetof(struct store, consent), 0 },
+	{ "csubj",	offsetof(struct store, csubj),	 MDB_DUPSORT },
+	{ "msg",	offsetof(struct store, msg),	 0 },
+	{ "queue",	offsetof(struct store, queue),	 0 },
+	{ "qsubj",	offsetof(struct store, qsubj),	 MDB_DUPSORT },
+	{ "rstate",	offsetof(struct store, rstate),	 0 },
+	{ "expiry",	offsetof(struct store, expiry),	 0 },
+	{ "subs",	offsetof(struct store, subs),	 0 },
+	{ "audit",	offsetof(struct store, audit),	 0 },
+};
+
+int
+store_init(const char *dir, char *err, size_t errlen)
+{
+	struct store	 st;
+	DIR		*d;
+	struct dirent	*de;
+
+	if (mkdir(dir, 0700) == -1) {
+		if (errno != EEXIST) {
+			snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+			return -1;
+		}
+		if ((d = opendir(dir)) == NULL) {
+			snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+			return -1;
+		}
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+				closedir(d);
+				snprintf(err, errlen, "%s: exists and is not "
+				    "empty; refusing to overwrite", dir);
+				return -1;
+			}
+		}
+		closedir(d);
+		if (chmod(dir, 0700) == -1) {
+			snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+	if (seal_keygen(dir, err, errlen) == -1)
+		return -1;
+	if (store_open(&st, dir, 16, false, err, errlen) == -1)
+		return -1;
+	store_close(&st);
+	return 0;
+}
+
+int
+store_open(struct store *st, const char *dir, size_t map_mb, bool readonly,
+    char *err, size_t errlen)
+{
+	MDB_txn		*txn = NULL;
+	struct stat	 sb;
+	size_t		 i;
+	int		 rc;
+
+	memset(st, 0, sizeof(*st));
+	st->readonly = readonly;
+	if (stat(dir, &sb) == -1) {
+		snprintf(err, errlen, "%s: %s (did you run ccbroker init?)",
+		    dir, strerror(errno));
+		return -1;
+	}
+	if (sb.st_mode & 077) {
+		snprintf(err, errlen, "%s: accessible by group or others "
+		    "(chmod 700)", dir);
+		return -1;
+	}
+	if (seal_load(&st->seal, dir, err, errlen) == -1)
+		return -1;
+	if ((rc = mdb_env_create(&st->env)) != 0)
+		goto fail;
+	if ((rc = mdb_env_set_maxdbs(st->env, 16)) != 0)
+		goto fail;
+	st->map_bytes = map_mb * 1024 * 1024;
+	if ((rc = mdb_env_set_mapsize(st->env, st->map_bytes)) != 0)
+		goto fail;
+	if ((rc = mdb_env_set_maxreaders(st->env, 126)) != 0)
+		goto fail;
+	/*
+	 * Default durability: every commit is fsync'd before it returns, so
+	 * `accepted` goes out only once the batch holding it is on disk.
+	 */
+	if ((rc = mdb_env_open(st->env, dir, MDB_NOTLS |
+	    (readonly ? MDB_RDONLY : 0), 0600)) != 0)
+		goto fail;
+	if ((rc = mdb_txn_begin(st->env, NULL, readonly ? MDB_RDONLY : 0,
+	    &txn)) != 0)
+		goto fail;
+	for (i = 0; i < sizeof(dbdefs) / sizeof(dbdefs[0]); i++) {
+		MDB_dbi *dbi = (MDB_dbi *)((char *)st + dbdefs[i].off);
+
+		if ((rc = mdb_dbi_open(txn, dbdefs[i].name, dbdefs[i].flags |
+		    (readonly ? 0 : MDB_CREATE), dbi)) != 0)
+			goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		txn = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	snprintf(err, errlen, "%s: %s", dir, mdb_strerror(rc));
+	if (st->env != NULL)
+		mdb_env_close(st->env);
+	st->env = NULL;
+	seal_clear(&st->seal);
+	return -1;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st->env != NULL)
+		mdb_env_close(st->env);
+	st->env = NULL;
+	seal_clear(&st->seal);
+}
+
+int
+store_begin(struct store *st, bool write, MDB_txn **txn)
+{
+	return mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, txn);
+}
+
+/*
+ * Pages in use are the map's high-water mark less the pages on LMDB's free
+ * list (database 0, whose values are page-number lists led by a count).
+ */
+int
+store_usage(struct store *st, size_t *used, size_t *map)
+{
+	MDB_envinfo	 info;
+	MDB_stat	 stat;
+	MDB_txn		*txn;
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	size_t		 freepg = 0;
+	int		 rc;
+
+	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
+	    (rc = mdb_env_stat(st->env, &stat)) != 0)
+		return rc;
+	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, 0, &cur)) == 0) {
+		while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+			size_t n;
+
+			if (v.mv_size < sizeof(n))
+				continue;
+			memcpy(&n, v.mv_data, sizeof(n));
+			freepg += n;
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	if (freepg > info.me_last_pgno + 1)
+		freepg = info.me_last_pgno + 1;
+	*used = (info.me_last_pgno + 1 - freepg) * stat.ms_psize;
+	*map = info.me_mapsize;
+	return 0;
+}
+
+int
+store_next_dseq(struct store *st, MDB_txn *txn, uint64_t *out)
+{
+	MDB_val		k = { sizeof(META_DSEQ) - 1, (void *)META_DSEQ }, v;
+	uint64_t	n = 1;
+	uint8_t		buf[8];
+	int		rc;
+
+	rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == 0 && v.mv_size == 8)
+		n = be64_get(v.mv_data);
+	else if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	*out = n;
+	be64_put(buf, n + 1);
+	v.mv_size = 8;
+	v.mv_data = buf;
+	return mdb_put(txn, st->meta, &k, &v, 0);
+}
+
+int
+store_subject_ps(const struct store *st, const struct cc_subject *s,
+    struct subject_ps *ps)
+{
+	static const char *const scheme[SCHEME__COUNT] = { "pnc", "noms",
+	    "crn" };
+	const char	*val[SCHEME__COUNT] = { s->pnc, s->noms, s->crn };
+	int		 i;
+
+	memset(ps, 0, sizeof(*ps));
+	for (i = 0; i < SCHEME__COUNT; i++) {
+		if (val[i][0] == '\0')
+			continue;
+		if (seal_pseudonym(&st->seal, scheme[i], val[i],
+		    ps->id[i]) == -1)
+			return -1;
+		ps->has |= 1u << i;
+	}
+	return 0;
+}
+
+void
+be64_put(uint8_t *p, uint64_t v)
+{
+	int	i;
+
+	for (i = 7; i >= 0; i--) {
+		p[i] = v & 0xff;
+		v >>= 8;
+	}
+}
+
+uint64_t
+be64_get(const uint8_t *p)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+size_t
+qkey_make(uint8_t *key, const char *agency, uint64_t dseq)
+{
+	size_t	n = strlen(agency);
+
+	memcpy(key, agency, n + 1);
+	be64_put(key + n + 1, dseq);
+	return n + 9;
+}
+
+int
+qkey_split(const MDB_val *k, char *agency, size_t size, uint64_t *dseq)
+{
+	const uint8_t	*p = k->mv_data;
+	size_t		 n;
+
+	if (k->mv_size < 10 || p[k->mv_size - 9] != '\0')
+		return -1;
+	n = k->mv_size - 9;
+	if (n >= size)
+		return -1;
+	memcpy(agency, p, n + 1);
+	*dseq = be64_get(p + n + 1);
+	return 0;
+}
