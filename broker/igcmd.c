@@ -412,7 +412,7 @@ int
 ig_backup(const struct broker_conf *c, const char *dir, bool with_key)
 {
 	struct store	st;
-	char		src[4096], dst[4096], buf[SEAL_KEYLEN];
+	char		src[PATH_MAX + 32], dst[PATH_MAX + 32], buf[SEAL_KEYLEN];
 	FILE		*in, *outf;
 	int		rc;
 
