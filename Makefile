@@ -127,9 +127,13 @@ conformance: all
 demo: all
 	./scripts/demo.sh $(BUILD)
 
-bench: $(DEPS_OK)
-	./scripts/deps.sh bench
-	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
+BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBBROKER) $(LIBPROTO)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: $(BENCH_BIN)
+	$(BUILD)/bench/bench_decide
 
 clean:
 	rm -rf build $(DEPS_OK)
