@@ -83,7 +83,8 @@ date_parse(const char *s, size_t len, struct cc_tm *t)
 	    digits(s + 8, 2, &t->day) == -1)
 		return -1;
 	if (t->year < YEAR_MIN || t->year > YEAR_MAX || t->mon < 1 ||
-	    t->mon > 12 || t->day < 1 || t->day > days_in_month(t->year, t->mon))
+	    t->mon > 12 || t->day < 1 ||
+	    t->day > days_in_month(t->year, t->mon))
 		return -1;
 	return 0;
 }

@@ -89,7 +89,7 @@ scan(const uint8_t *p, size_t len, size_t *off, int depth)
 	if (b >= 0xa0 && b <= 0xbf)
 		n = b & 0x1f;				/* fixstr */
 	else if (b <= 0x9f) {
-		n = b & 0x0f;				/* fixmap, fixarray */
+		n = b & 0x0f;			/* fixmap, fixarray */
 		map = b <= 0x8f;
 		goto container;
 	} else if (b == 0xc1)
@@ -97,7 +97,8 @@ scan(const uint8_t *p, size_t len, size_t *off, int depth)
 	else if (fixed[b - 0xc0] >= 0)
 		n = (uint64_t)fixed[b - 0xc0];
 	else {
-		if ((rc = be_uint(p, len, off, lenbytes[b - 0xc0], &n)) != SCAN_OK)
+		rc = be_uint(p, len, off, lenbytes[b - 0xc0], &n);
+		if (rc != SCAN_OK)
 			return rc;
 		if (b >= 0xdc) {			/* array, map 16/32 */
 			map = b >= 0xde;

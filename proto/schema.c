@@ -44,7 +44,7 @@
 #define TXT(n, fl, hi)		{ n, FT_TEXT, fl, 1, hi, NULL, NULL }
 #define NUM(n, t, fl, lo, hi)	{ n, t, fl, lo, hi, NULL, NULL }
 #define ENM(n, fl, e)		{ n, FT_ENUM, fl, 0, 0, &e, NULL }
-#define OBJ(n, fl, s)		{ n, FT_OBJECT, fl, 0, 0, NULL, &s##_schema }
+#define OBJ(n, fl, s)	{ n, FT_OBJECT, fl, 0, 0, NULL, &s##_schema }
 #define HEADER			FLD("v", FT_HEADER, REQ), \
 				FLD("op", FT_HEADER, REQ)
 #define NITEMS(a)		(sizeof(a) / sizeof((a)[0]))

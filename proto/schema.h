@@ -40,7 +40,7 @@ enum ftype {
 	FT_NOMS,
 	FT_CRN,
 	FT_OBJECT,	/* map described by `sub` */
-	FT_BODY		/* map described by the body schema of sibling `type` */
+	FT_BODY		/* map checked against the body of sibling `type` */
 };
 
 /* Field flags; a body field's category sits above them (FCAT). */
@@ -48,7 +48,7 @@ enum ftype {
 #define F_LIST		0x02	/* an array of values of the type */
 #define F_NONEMPTY	0x04	/* a list with at least one item */
 #define F_UNIQUE	0x08	/* a list without repeated items */
-#define F_STRIPPED	0x10	/* object may have lost fields to stripping */
+#define F_STRIPPED	0x10	/* may have lost fields to stripping */
 #define F_SET		(F_LIST | F_UNIQUE)
 #define FCAT(c)		((unsigned)((c) + 1) << 8)
 #define FIELD_CAT(f)	((int)((f)->flags >> 8) - 1)	/* -1: none */
@@ -60,7 +60,7 @@ struct field {
 	const char		*name;
 	enum ftype		 type;
 	unsigned		 flags;
-	int64_t			 min, max;	/* characters, or bounds */
+	int64_t			 min, max;	/* characters or bounds */
 	const struct enumdef	*en;		/* FT_ENUM */
 	const struct schema	*sub;		/* FT_OBJECT */
 };
@@ -74,13 +74,14 @@ struct schema {
 	const char		*name;
 	const struct field	*fields;
 	size_t			 nfields;
-	int			(*rule)(struct vctx *, const msgpack_object *);
+	int			(*rule)(struct vctx *,
+			    const msgpack_object *);
 };
 
 /* What a record type's body looks like and how it may travel. */
 struct rtype_def {
 	const struct schema	*body;
-	bool			 direct;	/* needs `to` (DESIGN §7) */
+	bool			 direct;	/* needs `to`, DESIGN §7 */
 };
 
 /* The enum tables of the public enums, in names.c. */
@@ -98,9 +99,9 @@ int		 enum_find(const struct enumdef *, const char *, size_t);
 /* A decoded message: its own copy of the frame and the tree into it. */
 struct cc_msg {
 	enum cc_op	 op;
-	char		*frame;		/* the bytes the tree points into */
+	char		*frame;		/* bytes the tree points into */
 	size_t		 len;
-	msgpack_unpacked up;		/* tree and zone for rewritten strings */
+	msgpack_unpacked up;		/* tree, zone for rewrites */
 };
 
 /*

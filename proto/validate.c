@@ -20,7 +20,7 @@
 
 struct vctx {
 	struct cc_error	*err;
-	msgpack_zone	*zone;		/* where rewritten strings live */
+	msgpack_zone	*zone;		/* home of rewritten strings */
 	int		 this_year;	/* century of 2-digit PNC years */
 	int		 stripped;	/* >0 inside a stripped object */
 	size_t		 plen;
@@ -475,9 +475,10 @@ check_map(struct vctx *v, const struct schema *s, msgpack_object *map)
 			    "a map key is not a string");
 		if (schema_find(s, kv->key.via.str.ptr,
 		    kv->key.via.str.size) == NULL) {
-			(void)push(v, kv->key.via.str.ptr, kv->key.via.str.size);
-			return fail_here(v, ERR_UNKNOWN_FIELD, "not a field of %s",
-			    s->name);
+			(void)push(v, kv->key.via.str.ptr,
+			    kv->key.via.str.size);
+			return fail_here(v, ERR_UNKNOWN_FIELD,
+			    "not a field of %s", s->name);
 		}
 	}
 	for (j = 0; j < s->nfields; j++) {
@@ -508,7 +509,8 @@ fill_re(struct cc_error *err, const msgpack_object *root)
 		    o->via.str.size == 0 || o->via.str.size >= sizeof(err->re))
 			continue;
 		for (i = 0; i < o->via.str.size; i++)
-			if (o->via.str.ptr[i] < 0x21 || o->via.str.ptr[i] > 0x7e)
+			if (o->via.str.ptr[i] < 0x21 ||
+			    o->via.str.ptr[i] > 0x7e)
 				break;
 		if (i < o->via.str.size)
 			continue;
