@@ -24,6 +24,7 @@
 static void	open_store(const struct broker_conf *, struct store *);
 static json_t	*mp_to_json(const msgpack_object *);
 static json_t	*mp_get(const msgpack_object *, const char *);
+static json_t	*entry_json(const msgpack_object *);
 static void	hexstr(const uint8_t *, size_t, char *);
 static int	print_json(json_t *);
 
@@ -92,6 +93,29 @@ mp_get(const msgpack_object *map, const char *k)
 			return mp_to_json(&kv->val);
 	}
 	return json_null();
+}
+
+/*
+ * An audit entry as JSON.  Its `prev` link is binary, which JSON cannot
+ * hold (the whole entry would convert to null), so it is left out.
+ */
+static json_t *
+entry_json(const msgpack_object *map)
+{
+	json_t		*j = json_object();
+	uint32_t	 i;
+
+	for (i = 0; map->type == MSGPACK_OBJECT_MAP &&
+	    i < map->via.map.size; i++) {
+		const msgpack_object_kv *kv = &map->via.map.ptr[i];
+
+		if (kv->key.type != MSGPACK_OBJECT_STR ||
+		    kv->val.type == MSGPACK_OBJECT_BIN)
+			continue;
+		json_object_setn_new(j, kv->key.via.str.ptr,
+		    kv->key.via.str.size, mp_to_json(&kv->val));
+	}
+	return j;
 }
 
 int
@@ -189,7 +213,7 @@ ig_audit_subject(const struct broker_conf *c, const char *scheme,
 			msgpack_unpacked_destroy(&up);
 			continue;
 		}
-		e = mp_to_json(&up.data);
+		e = entry_json(&up.data);
 		msgpack_unpacked_destroy(&up);
 		subjs = json_object_get(e, "subject");
 		for (j = 0; j < json_array_size(subjs) && !match; j++)
