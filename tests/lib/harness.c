@@ -293,6 +293,30 @@ h_ccbroker(struct h_env *e, char **out, char **err, ...)
 	return h_run(e, out, err, argv);
 }
 
+json_t *
+h_audit_subject(struct h_env *e, const char *flag, const char *value)
+{
+	char	*out, *err;
+	int	 st;
+
+	st = h_ccbroker(e, &out, &err, "audit", "subject", "-c", e->conf,
+	    flag, value, NULL);
+	cr_assert_eq(st, 0, "audit subject %s %s exited %d: %s", flag, value,
+	    st, err);
+	return h_json(out);
+}
+
+json_t *
+h_stats(struct h_env *e)
+{
+	char	*out, *err;
+	int	 st;
+
+	st = h_ccbroker(e, &out, &err, "stats", "-c", e->conf, NULL);
+	cr_assert_eq(st, 0, "stats exited %d: %s", st, err);
+	return h_json(out);
+}
+
 /* mkpartnership.sh ARGS...; returns its exit status. */
 static int
 h_script(struct h_env *e, ...)
@@ -1275,6 +1299,40 @@ h_grant(struct h_client *c, const char *recipients, const char *categories,
 {
 	return h_call(c, h_grant_new(recipients, categories, pnc),
 	    "consent-recorded");
+}
+
+json_t *
+h_withdraw_new(const char *cid, const char *pnc)
+{
+	char	now[32];
+	json_t	*w = h_keep(json_pack("{s:s,s:s,s:s,s:s}", "op",
+	    "consent-withdraw", "captured", h_time(0, now), "worker", "J Worker",
+	    "reason", "client asked"));
+
+	if (cid != NULL)
+		json_object_set_new(w, "cid", json_string(cid));
+	else
+		json_object_set_new(w, "subject", json_pack("{s:s}", "pnc", pnc));
+	return w;
+}
+
+json_t *
+h_refuse_new(const char *pnc)
+{
+	char	cid[37], now[32];
+
+	return h_keep(json_pack("{s:s,s:s,s:{s:s},s:s,s:s,"
+	    "s:{s:s,s:s,s:s,s:s}}",
+	    "op", "consent-refuse",
+	    "cid", h_uuid(cid),
+	    "subject", "pnc", pnc,
+	    "captured", h_time(0, now),
+	    "worker", "J Worker",
+	    "evidence",
+		"method", "verbal-witnessed",
+		"form", "DIP consent v3",
+		"worker", "J Worker",
+		"captured", now));
 }
 
 json_t *

@@ -111,6 +111,11 @@ bool		 h_broker_running(struct h_env *);
  */
 int		 h_ccbroker(struct h_env *, char **out, char **err, ...)
 		    __attribute__((sentinel));
+/* `ccbroker audit subject --pnc|--noms|--crn VALUE` and `ccbroker stats`
+ * parsed; the test fails unless they exit 0 with JSON. */
+json_t		*h_audit_subject(struct h_env *, const char *flag,
+		    const char *value);
+json_t		*h_stats(struct h_env *);
 /* Any program; argv[0] is looked up in PATH. */
 int		 h_run(struct h_env *, char **out, char **err,
 		    const char *const argv[]);
@@ -193,6 +198,10 @@ json_t		*h_grant_new(const char *recipients_csv,
 /* h_grant_new sent by c; returns the answer (consent-recorded or error). */
 json_t		*h_grant(struct h_client *, const char *recipients_csv,
 		    const char *categories_csv, const char *pnc);
+/* consent-withdraw of one consent (cid) or of every consent of a subject
+ * (cid NULL, pnc given); consent-refuse of a new consent about pnc. */
+json_t		*h_withdraw_new(const char *cid, const char *pnc);
+json_t		*h_refuse_new(const char *pnc);
 /* A full release plan (every category present) about pnc, published to
  * the subscribers of H_AREA. */
 json_t		*h_release_plan_new(const char *pnc, const char *family_name);
