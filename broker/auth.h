@@ -22,18 +22,30 @@ struct agency {
 	const struct agency_conf *conf;		/* areas; NULL if unlisted */
 };
 
+/* A certificate of the directory refused at load, kept to name it in logs. */
+struct auth_bad {
+	struct pki_cert		 cert;		/* as far as it could be read */
+	char			 reason[64];	/* "revoked", "expired", ... */
+};
+
 struct auth {
-	struct agency	*agency;	/* valid certificates only */
+	struct agency	*agency;	/* valid certificates only, by id */
 	size_t		 nagency;
 	uint64_t	 refused;	/* handshakes refused since start */
 	void		*zap;		/* REP socket bound to ZAP_ENDPOINT */
+	struct auth_bad	*bad;		/* certificates refused at load */
+	size_t		 nbad;
 };
 
 /*
- * Load every certificate of conf->agencies, check each against the CA and
- * CRL, and keep the valid ones (invalid ones are logged with the reason).
+ * Load every certificate (*.crt) of conf->agencies, check each against the
+ * CA and CRL at the current time, and keep the valid ones (invalid ones
+ * are logged once with the reason, and kept aside in auth->bad).  Each
+ * agency's conf points into `conf`, which must outlive the set.
  * Returns 0, or -1 with err when the CA, CRL or directory cannot be read.
- * On reload, build a new struct and swap it in only on success.
+ * The struct must be zeroed before the first load.  The new set replaces
+ * the old one only on success, and zap and refused are kept, so a reload
+ * may load into the live struct (or build a new struct and swap it in).
  */
 int		 auth_load(struct auth *, const struct broker_conf *,
 		    char *err, size_t errlen) CC_WUR;
@@ -43,7 +55,8 @@ void		 auth_clear(struct auth *);
 const struct agency *auth_agency(const struct auth *, const char *id,
 		    time_t now);
 
-/* Bind the ZAP socket in ctx.  Returns 0 or -1. */
+/* Bind the ZAP socket (ZMQ_REP on ZAP_ENDPOINT) in ctx, before any CURVE
+ * server socket binds.  Returns 0, or -1 with errno set by libzmq. */
 int		 auth_zap_bind(struct auth *, void *ctx) CC_WUR;
 void		 auth_zap_close(struct auth *);
 
@@ -52,7 +65,10 @@ void		 auth_zap_close(struct auth *);
  * (and metadata "Agency-Type") when the key belongs to a valid agency at
  * `now`, 400 otherwise.  Every refusal is logged with the agency (if known),
  * key fingerprint and reason, and counted in auth->refused; `refused_cb`
- * (if set) is called too so the audit can record it.
+ * (if set) is called too so the audit can record it, with agency NULL
+ * when the key is no agency's.  Call it when auth->zap polls readable.
+ * Returns 1 when a request was answered, 0 when none was pending, -1 on
+ * a socket error (errno set).
  */
 typedef void	(*auth_refused_fn)(void *arg, const char *agency,
 		    const char *fingerprint, const char *reason);
