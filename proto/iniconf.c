@@ -169,8 +169,9 @@ icf_read(char *buf, int size, void *arg)
 		return NULL;
 	st->line++;
 	len = strlen(buf);
+	/* inih's buffer holds size - 1 bytes, the newline included. */
 	if ((len == 0 || buf[len - 1] != '\n') && !feof(st->fp)) {
-		icf_fail(st, true, "line longer than %d characters", size - 1);
+		icf_fail(st, true, "line longer than %d characters", size - 2);
 		return NULL;
 	}
 

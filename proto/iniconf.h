@@ -85,7 +85,7 @@ struct iniconf_section {
  * paths (ICF_PATH) are taken from the directory of the file and stored
  * absolute.  Refused, with one line in err: an unreadable file, a syntax
  * error, an unknown section or key, a section or key given twice, a bad
- * value, a line longer than inih's limit (199 characters), a missing
+ * value, a line longer than inih's limit (198 characters), a missing
  * required section or key.  The line reads "FILE:LINE: ..." when a line
  * is at fault, "FILE: ..." otherwise.  Returns 0, or -1 with err filled;
  * conf may then be partly written.

@@ -418,9 +418,17 @@ Test(config, overlong_line_is_refused)
 	    "user = %0250d\n", 0);
 	path = conf_write("long.conf", text);
 	cr_assert_eq(broker_conf_load(path, &bc, err, sizeof(err)), -1);
-	snprintf(want, sizeof(want), "%s:7: line longer than 199 characters",
+	snprintf(want, sizeof(want), "%s:7: line longer than 198 characters",
 	    path);
 	cr_assert_str_eq(err, want);
+
+	/* The longest line that fits: 198 characters and the newline. */
+	snprintf(text, sizeof(text), "[broker]\n" BROKER_PATHS
+	    "bind = tcp://%0*d\n", 198 - 13, 0);
+	cr_assert_eq(broker_conf_load(conf_write("long.conf", text), &bc, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strlen(bc.bind), 198 - 7);
+	broker_conf_free(&bc);
 }
 
 Test(config, missing_file_is_named)
