@@ -167,12 +167,17 @@ conf_agency_open(void *conf, const char *id, char *why, size_t whylen)
 {
 	struct broker_conf	*bc = conf;
 	struct agency_conf	*a;
+	size_t			 i;
 
 	if (!cc_agency_id_valid(id, strlen(id))) {
 		snprintf(why, whylen, "'%s' is not an agency id "
 		    "([a-z0-9.-]{3,64})", id);
 		return NULL;
 	}
+	/* Given again: read on into the same entry. */
+	for (i = 0; i < bc->nagency; i++)
+		if (strcmp(bc->agency[i].id, id) == 0)
+			return &bc->agency[i];
 	a = reallocarray(bc->agency, bc->nagency + 1, sizeof(*a));
 	if (a == NULL) {
 		snprintf(why, whylen, "out of memory");

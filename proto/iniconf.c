@@ -28,7 +28,6 @@ struct icf_seen {
 	char				*name;
 	const struct iniconf_section	*sec;
 	uint64_t			 keys;	/* bit i: keys[i] was given */
-	unsigned			 line;
 };
 
 struct icf {
@@ -43,14 +42,15 @@ struct icf {
 	size_t				 errlen;
 	struct icf_seen			*seen;		/* sections in file order */
 	size_t				 nseen;
-	void				*obj;		/* of the last section */
+	struct icf_seen			*cur;		/* the section being read */
+	void				*obj;		/* its object */
 };
 
 static char	*icf_read(char *, int, void *);
 static int	 icf_handler(void *, const char *, const char *, const char *);
 static int	 icf_section(struct icf *, const char *);
 static int	 icf_has_separator(const char *);
-static void	 icf_section_end(struct icf *);
+static void	 icf_required(struct icf *);
 static const struct iniconf_section *icf_find_section(const struct icf *,
 		    const char *, const char **);
 static int	 icf_value(struct icf *, const struct iniconf_key *,
@@ -126,7 +126,7 @@ iniconf_load(const char *path, const struct iniconf_section *table,
 	}
 	if (st.failed)
 		goto fail;
-	icf_section_end(&st);
+	icf_required(&st);
 	if (st.failed)
 		goto fail;
 
@@ -223,7 +223,11 @@ icf_has_separator(const char *p)
 	return 0;
 }
 
-/* A section header: end the previous section, find and open this one. */
+/*
+ * A section header: find the section and its object.  A section given
+ * again is read on into the same object (open is called again with the
+ * same name); its keys still may not repeat.
+ */
 static int
 icf_section(struct icf *st, const char *name)
 {
@@ -233,35 +237,30 @@ icf_section(struct icf *st, const char *name)
 	char		 why[256];
 	size_t		 i;
 
-	icf_section_end(st);
-	if (st->failed)
-		return -1;
+	st->cur = NULL;
 	if ((sec = icf_find_section(st, name, &suffix)) == NULL) {
 		icf_fail(st, true, "unknown section [%s]", name);
 		return -1;
 	}
-	for (i = 0; i < st->nseen; i++) {
-		if (strcmp(st->seen[i].name, name) == 0) {
-			icf_fail(st, true, "section [%s] given twice (first at "
-			    "line %u)", name, st->seen[i].line);
+	for (i = 0; i < st->nseen; i++)
+		if (strcmp(st->seen[i].name, name) == 0)
+			break;
+	if (i == st->nseen) {
+		seen = reallocarray(st->seen, st->nseen + 1, sizeof(*seen));
+		if (seen == NULL) {
+			icf_fail(st, true, "%s", strerror(errno));
 			return -1;
 		}
+		st->seen = seen;
+		seen = &st->seen[st->nseen];
+		memset(seen, 0, sizeof(*seen));
+		if ((seen->name = strdup(name)) == NULL) {
+			icf_fail(st, true, "%s", strerror(errno));
+			return -1;
+		}
+		seen->sec = sec;
+		st->nseen++;
 	}
-	seen = reallocarray(st->seen, st->nseen + 1, sizeof(*seen));
-	if (seen == NULL) {
-		icf_fail(st, true, "%s", strerror(errno));
-		return -1;
-	}
-	st->seen = seen;
-	seen = &st->seen[st->nseen];
-	memset(seen, 0, sizeof(*seen));
-	if ((seen->name = strdup(name)) == NULL) {
-		icf_fail(st, true, "%s", strerror(errno));
-		return -1;
-	}
-	seen->sec = sec;
-	seen->line = st->line;
-	st->nseen++;
 
 	why[0] = '\0';
 	if (sec->open == NULL)
@@ -272,25 +271,27 @@ icf_section(struct icf *st, const char *name)
 		    why[0] != '\0' ? why : "cannot be opened");
 		return -1;
 	}
+	st->cur = &st->seen[i];
 	return 0;
 }
 
-/* Check that the section just finished had its required keys. */
+/* Check that every section met had its required keys. */
 static void
-icf_section_end(struct icf *st)
+icf_required(struct icf *st)
 {
 	struct icf_seen	*seen;
-	size_t		 i;
+	size_t		 i, j;
 
-	if (st->failed || st->nseen == 0)
-		return;
-	seen = &st->seen[st->nseen - 1];
-	for (i = 0; seen->sec->keys[i].name != NULL; i++) {
-		if ((seen->sec->keys[i].flags & ICF_REQUIRED) &&
-		    !(seen->keys & (UINT64_C(1) << i))) {
-			icf_fail(st, false, "missing required key '%s' in [%s]",
-			    seen->sec->keys[i].name, seen->name);
-			return;
+	for (j = 0; j < st->nseen && !st->failed; j++) {
+		seen = &st->seen[j];
+		for (i = 0; seen->sec->keys[i].name != NULL; i++) {
+			if ((seen->sec->keys[i].flags & ICF_REQUIRED) &&
+			    !(seen->keys & (UINT64_C(1) << i))) {
+				icf_fail(st, false, "missing required key '%s' "
+				    "in [%s]", seen->sec->keys[i].name,
+				    seen->name);
+				return;
+			}
 		}
 	}
 }
@@ -332,11 +333,10 @@ icf_handler(void *arg, const char *section, const char *name,
 	(void)section;	/* inih's copy may be cut short; ours is whole */
 	if (st->failed)
 		return 0;
-	if (st->nseen == 0) {
+	if ((seen = st->cur) == NULL) {
 		icf_fail(st, true, "key '%s' outside any section", name);
 		return 0;
 	}
-	seen = &st->seen[st->nseen - 1];
 	for (i = 0; seen->sec->keys[i].name != NULL; i++)
 		if (strcmp(seen->sec->keys[i].name, name) == 0)
 			break;

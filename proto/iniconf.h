@@ -66,7 +66,9 @@ struct iniconf_key {
  * `suffix` is the rest of its name (non-empty); for a fixed one it is "".
  * Returns the object, or NULL with a reason in why (a bad name).  The
  * object is used only until the next section starts, so open may move
- * earlier ones (realloc).  A NULL open means the object is `conf` itself.
+ * earlier ones (realloc).  A section may be given more than once: open is
+ * then called again with the same suffix and must return the same entry.
+ * A NULL open means the object is `conf` itself.
  */
 typedef void	*(*iniconf_open_fn)(void *conf, const char *suffix, char *why,
 		    size_t whylen);
@@ -83,12 +85,13 @@ struct iniconf_section {
  * Load the INI file at path into conf as the section table says.  Keys
  * left out keep what conf held before (the caller's defaults).  Relative
  * paths (ICF_PATH) are taken from the directory of the file and stored
- * absolute.  Refused, with one line in err: an unreadable file, a syntax
- * error, an unknown section or key, a section or key given twice, a bad
- * value, a line longer than inih's limit (198 characters), a missing
- * required section or key.  The line reads "FILE:LINE: ..." when a line
- * is at fault, "FILE: ..." otherwise.  Returns 0, or -1 with err filled;
- * conf may then be partly written.
+ * absolute.  A section given again goes on where it left off.  Refused,
+ * with one line in err: an unreadable file, a syntax error, an unknown
+ * section or key, a key given twice in a section, a bad value, a line
+ * longer than inih's limit (198 characters), a missing required section
+ * or key.  The line reads "FILE:LINE: ..." when a line is at fault,
+ * "FILE: ..." otherwise.  Returns 0, or -1 with err filled; conf may then
+ * be partly written.
  */
 int	iniconf_load(const char *path, const struct iniconf_section *,
 	    void *conf, char *err, size_t errlen) CC_WUR;

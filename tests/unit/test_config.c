@@ -254,6 +254,32 @@ Test(config, policy_section_overrides_only_its_keys)
 	broker_conf_free(&bc);
 }
 
+Test(config, section_given_again_reads_on)
+{
+	struct broker_conf	 bc;
+	const struct agency_conf *a;
+	char			 err[512];
+
+	cr_assert_eq(broker_conf_load(conf_write("b.conf",
+	    "[broker]\n" BROKER_PATHS
+	    "[agency.cjit.leeds]\n"
+	    "[policy.cjit]\n"
+	    "record_consent = no\n"
+	    "[broker]\n"
+	    "window = 4\n"
+	    "[agency.cjit.leeds]\n"
+	    "areas = E08000035\n"
+	    "[policy.cjit]\n"
+	    "publish = referral\n"), &bc, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(bc.window, 4);
+	cr_assert_eq(bc.nagency, 1, "one entry for the agency");
+	cr_assert_not_null(a = broker_conf_agency(&bc, "cjit.leeds"));
+	cr_assert_eq(a->nareas, 1);
+	cr_assert_eq(bc.policy[AT_CJIT].record_consent, false);
+	cr_assert_eq(bc.policy[AT_CJIT].publish, PUB(RT_REFERRAL));
+	broker_conf_free(&bc);
+}
+
 Test(config, blanks_before_keys_and_long_section_names_are_read)
 {
 	struct broker_conf	bc;
@@ -348,9 +374,18 @@ static const struct {
 	{ "key given twice",
 	  "[broker]\n" BROKER_PATHS "window = 1\nwindow = 2\n",
 	  ":8: key 'window' given twice in [broker]" },
-	{ "section given twice",
-	  "[broker]\n" BROKER_PATHS "[broker]\n",
-	  ":7: section [broker] given twice (first at line 1)" },
+	{ "key given twice in a section given again",
+	  "[broker]\n" BROKER_PATHS "window = 1\n[policy.cjit]\n[broker]\n"
+	  "window = 2\n",
+	  ":10: key 'window' given twice in [broker]" },
+	{ "unknown key in a section given again",
+	  "[broker]\n" BROKER_PATHS "[agency.cjit.leeds]\nareas =\n"
+	  "[broker]\ncolour = blue\n",
+	  ":10: unknown key 'colour' in [broker]" },
+	{ "agency area given twice across its sections",
+	  "[broker]\n" BROKER_PATHS "[agency.cjit.leeds]\nareas =\n"
+	  "[agency.la.leeds]\nareas =\n[agency.cjit.leeds]\nareas = E08000035\n",
+	  ":12: key 'areas' given twice in [agency.cjit.leeds]" },
 	{ "line without a value",
 	  "[broker]\n" BROKER_PATHS "window\ncolour = blue\n",
 	  ":7: expected 'key = value'" },
