@@ -33,7 +33,7 @@ LDLIBS	 = $(PKG_LIBS) -lpthread
 
 PROTO_SRC  = $(wildcard proto/*.c)
 BROKER_SRC = $(filter-out broker/main.c,$(wildcard broker/*.c))
-AGENTLIB_SRC = $(wildcard agent/cc_*.c)
+AGENTLIB_SRC = $(wildcard agent/cc_*.c agent/config.c)
 AGENT_SRC  = $(filter-out agent/main.c $(AGENTLIB_SRC),$(wildcard agent/*.c))
 
 PROTO_OBJ  = $(PROTO_SRC:%.c=$(BUILD)/obj/%.o)

@@ -1,0 +1,680 @@
+/*
+ * daemon.c - `ccagent run`: the spool, the durable outbox and the
+ * receiving session of one agency.
+ *
+ * Out: a *.json file renamed into out/ is read, checked by the proto
+ * library, given a mid (written back into the file first, so the file and
+ * the outbox agree after any crash), queued in LMDB and removed from out/.
+ * Queued records go to the broker in order, a window at a time, again on
+ * every new session, until the broker answers: `accepted` moves the record
+ * to sent/ beside its answer; a refusal moves it to rejected/ beside
+ * NAME.error.json; `busy` and `storage-full` are tried again later.
+ *
+ * In: a delivery is written to tmp/, fsync'd; then its mid is added to the
+ * seen-set (committed); then the file is renamed to in/MID.json; then it
+ * is acked.  The rename is the moment of delivery: a crash before the
+ * seen-set commit leaves nothing (the broker sends it again), a crash after
+ * it leaves either the tmp file (renamed on restart or on the next copy)
+ * or the in/ file, never both, never neither.  A mid already seen is acked
+ * and dropped.  Receipts go to receipts/MID.AGENCY.STATE.json the same way.
+ */
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "agentd.h"
+#include "cc_internal.h"
+#include "config.h"
+#include "log.h"
+#include "outbox.h"
+#include "spool.h"
+
+#define WINDOW			32	/* records sent, not yet answered */
+#define ANSWER_TIMEOUT_MS	30000	/* then send it again */
+#define RETRY_MIN_MS		1000	/* after busy or storage-full ... */
+#define RETRY_MAX_MS		60000	/* ... doubling up to this */
+#define RESCAN_MS		5000	/* backstop for missed events */
+#define RESCAN_MIN_AGE_MS	1000	/* a file still being written? */
+#define STUCK_RETRY_MS		5000	/* spool write failed: try again */
+#define FILE_MAX		(1 << 20)	/* larger out/ files: too-large */
+#define PRUNE_AGE_MS		(90LL * 86400 * 1000)
+
+/* A queued record on its way to the broker. */
+struct flight {
+	uint64_t	seq;
+	char		mid[CC_UUID_LEN + 1];
+	char		name[OUTBOX_NAME_MAX + 1];
+	char		*json;
+	bool		sent;
+	unsigned	session;	/* it was sent in */
+	int64_t		sent_at;
+	int64_t		retry_at;	/* not before; 0: now */
+	int		backoff;
+};
+
+struct agentd {
+	struct agent_conf	 conf;
+	struct outbox		*ob;
+	struct spool		 sp;
+	cc_agent		*a;
+	int			 lockfd;
+	struct flight		 win[WINDOW];
+	size_t			 nwin;
+	uint64_t		 loaded;	/* highest seq in win so far */
+	unsigned		 session;	/* last one seen */
+	int64_t			 next_rescan;
+	cc_delivery		*stuck;		/* could not be stored yet */
+	int64_t			 stuck_at;
+};
+
+static volatile sig_atomic_t	agentd_quit;
+
+static void	on_signal(int);
+static int	setup(struct agentd *, const char *, char *, size_t);
+static int	drop_privileges(const char *, char *, size_t);
+static void	recover_tmp(struct agentd *);
+static void	take(void *, const char *);
+static void	rescan(struct agentd *, int);
+static void	reject_file(struct agentd *, const char *, const char *,
+		    const struct cc_agent_error *);
+static void	fill(struct agentd *);
+static void	send_window(struct agentd *, int64_t);
+static void	answers(struct agentd *, int64_t);
+static void	on_accepted(struct agentd *, size_t);
+static void	on_refused(struct agentd *, size_t,
+		    const struct cc_agent_error *);
+static void	win_remove(struct agentd *, size_t);
+static int	store(struct agentd *, cc_delivery *);
+static void	receive(struct agentd *, int64_t);
+static int	next_timeout(struct agentd *, int64_t);
+static char	*error_json(const struct cc_agent_error *, const char *);
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	agentd_quit = 1;
+}
+
+/* Run as `user` when started as root (agent.conf `user`). */
+static int
+drop_privileges(const char *user, char *err, size_t errlen)
+{
+	struct passwd	*pw;
+
+	if (user[0] == '\0' || geteuid() != 0)
+		return 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		(void)snprintf(err, errlen, "no such user '%s'", user);
+		return -1;
+	}
+	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1) {
+		(void)snprintf(err, errlen, "cannot become %s: %s", user,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+setup(struct agentd *d, const char *path, char *err, size_t errlen)
+{
+	struct cc_agent_error	e;
+	char			lock[PATH_MAX + 32];
+
+	if (agent_conf_load(path, &d->conf, err, errlen) == -1 ||
+	    drop_privileges(d->conf.user, err, errlen) == -1)
+		return -1;
+	if ((d->ob = outbox_open(d->conf.data, err, errlen)) == NULL)
+		return -1;
+	(void)snprintf(lock, sizeof(lock), "%s/ccagent.lock", d->conf.data);
+	if ((d->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1 ||
+	    flock(d->lockfd, LOCK_EX | LOCK_NB) == -1) {
+		(void)snprintf(err, errlen, "%s: %s", lock, errno ==
+		    EWOULDBLOCK ? "another ccagent run uses this data "
+		    "directory" : strerror(errno));
+		return -1;
+	}
+	if (spool_open(&d->sp, d->conf.spool, err, errlen) == -1)
+		return -1;
+	if (spool_watch(&d->sp, SP_OUT) == -1) {
+		(void)snprintf(err, errlen, "%s/out: inotify: %s",
+		    d->conf.spool, strerror(errno));
+		return -1;
+	}
+	if (cc_agent_new_conf(path, true, &d->a, &e) != 0) {
+		(void)snprintf(err, errlen, "%s", e.detail);
+		return -1;
+	}
+	if (outbox_prune(d->ob, PRUNE_AGE_MS) == -1)
+		log_warnx("%s: cannot prune old seen keys", d->conf.data);
+	return 0;
+}
+
+/*
+ * After a crash: a delivery or receipt in tmp/ whose key is in the
+ * seen-set was stored but not renamed; finish it.  Anything else in tmp/
+ * is a write that never counted.
+ */
+static void
+recover_tmp(struct agentd *d)
+{
+	struct spool_file	*f = NULL;
+	char			 key[300];
+	size_t			 len;
+	int			 n, i;
+	enum spool_dir		 dir;
+
+	if ((n = spool_scan(&d->sp, SP_TMP, 0, &f)) == -1)
+		return;
+	for (i = 0; i < n; i++) {
+		const char *name = f[i].name;
+
+		dir = strncmp(name, "in.", 3) == 0 ? SP_IN :
+		    strncmp(name, "rc.", 3) == 0 ? SP_RECEIPTS : SP__COUNT;
+		len = strlen(name);
+		if (dir != SP__COUNT && len > 8) {
+			(void)snprintf(key, sizeof(key), "%.*s",
+			    (int)(len - 8), name + 3);
+			if (outbox_seen(d->ob, key) == 1 &&
+			    spool_commit(&d->sp, name, dir, name + 3) == 0) {
+				log_info("recovered %s/%s", spool_dirname(dir),
+				    name + 3);
+				continue;
+			}
+		}
+		(void)spool_unlink(&d->sp, SP_TMP, name);
+	}
+	free(f);
+	/* Unfinished plain writes (w.*) are not *.json: remove them too. */
+	{
+		DIR		*dir2;
+		struct dirent	*de;
+		int		 fd = dup(d->sp.dfd[SP_TMP]);
+
+		if (fd == -1 || (dir2 = fdopendir(fd)) == NULL) {
+			if (fd != -1)
+				(void)close(fd);
+			return;
+		}
+		rewinddir(dir2);
+		while ((de = readdir(dir2)) != NULL)
+			if (strncmp(de->d_name, "w.", 2) == 0)
+				(void)spool_unlink(&d->sp, SP_TMP, de->d_name);
+		(void)closedir(dir2);
+	}
+}
+
+/* A refusal as the NAME.error.json beside a rejected file. */
+static char *
+error_json(const struct cc_agent_error *e, const char *mid)
+{
+	json_t	*j;
+	char	*s;
+
+	j = json_pack("{s:s}", "code", cc_agent_strerror(e->code));
+	if (j == NULL)
+		return NULL;
+	if (e->field[0] != '\0')
+		(void)json_object_set_new(j, "field", json_string(e->field));
+	if (e->detail[0] != '\0')
+		(void)json_object_set_new(j, "detail", json_string(e->detail));
+	if (mid != NULL && mid[0] != '\0')
+		(void)json_object_set_new(j, "mid", json_string(mid));
+	s = json_dumps(j, JSON_PRESERVE_ORDER | JSON_INDENT(2));
+	json_decref(j);
+	return s;
+}
+
+/*
+ * A file the case system put in out/ that cannot be sent: NAME.error.json
+ * first, then the file itself, so an error never lacks its file for long
+ * and a crash between the two only repeats the judgement.
+ */
+static void
+reject_file(struct agentd *d, const char *name, const char *mid,
+    const struct cc_agent_error *e)
+{
+	char	 target[300], errname[320], tag[40], *s;
+
+	(void)snprintf(tag, sizeof(tag), "%lld", (long long)cc_time_now_ms());
+	spool_unique(&d->sp, SP_REJECTED, name, tag, target, sizeof(target));
+	(void)snprintf(errname, sizeof(errname), "%s.error.json", target);
+	if ((s = error_json(e, mid)) == NULL ||
+	    spool_write(&d->sp, SP_REJECTED, errname, s, strlen(s)) == -1)
+		log_warn("rejected/%s", errname);
+	free(s);
+	if (spool_move(&d->sp, SP_OUT, name, SP_REJECTED, target) == -1 &&
+	    errno != ENOENT)
+		log_warn("cannot move out/%s to rejected/", name);
+	log_info("rejected file=%s code=%s field=%s", name,
+	    cc_agent_strerror(e->code), e->field[0] ? e->field : "-");
+}
+
+/* One file of out/: judge it, queue it durably, take it out of out/. */
+static void
+take(void *arg, const char *name)
+{
+	struct agentd		*d = arg;
+	struct cc_agent_error	 e;
+	char			*data = NULL, *doc = NULL;
+	char			 mid[CC_AGENT_ID_LEN + 1] = "";
+	size_t			 len;
+	uint64_t		 seq;
+	bool			 assigned;
+	int			 r;
+
+	if (spool_read(&d->sp, SP_OUT, name, FILE_MAX, &data, &len) == -1) {
+		if (errno == EFBIG) {
+			memset(&e, 0, sizeof(e));
+			e.code = CC_AGENT_ERR_TOO_LARGE;
+			(void)snprintf(e.detail, sizeof(e.detail),
+			    "larger than %d bytes", FILE_MAX);
+			reject_file(d, name, NULL, &e);
+		} else if (errno != ENOENT)
+			log_warn("out/%s", name);
+		return;
+	}
+	if (cc_agent_prepare(CC_AGENT_PUBLISH, data, len, &doc, mid,
+	    &assigned, &e) != 0) {
+		reject_file(d, name, NULL, &e);
+		goto out;
+	}
+	/* The mid goes into the file before the outbox knows it. */
+	if (assigned && spool_write(&d->sp, SP_OUT, name, doc,
+	    strlen(doc)) == -1) {
+		log_warn("cannot write the mid back to out/%s; will retry",
+		    name);
+		goto out;
+	}
+	if ((r = outbox_put(d->ob, mid, name, doc, &seq)) == -1) {
+		log_warnx("outbox: cannot queue out/%s; will retry", name);
+		goto out;
+	}
+	if (r == 1)
+		log_info("queued file=%s mid=%s", name, mid);
+	else
+		log_info("already queued or sent file=%s mid=%s", name, mid);
+	if (spool_unlink(&d->sp, SP_OUT, name) == -1 && errno != ENOENT)
+		log_warn("out/%s", name);
+out:
+	free(data);
+	free(doc);
+}
+
+static void
+rescan(struct agentd *d, int min_age_ms)
+{
+	struct spool_file	*f = NULL;
+	int			 n, i;
+
+	if ((n = spool_scan(&d->sp, SP_OUT, min_age_ms, &f)) == -1) {
+		log_warn("%s/out", d->conf.spool);
+		return;
+	}
+	for (i = 0; i < n && !agentd_quit; i++)
+		take(d, f[i].name);
+	free(f);
+}
+
+/* Bring queued records into the window, oldest first. */
+static void
+fill(struct agentd *d)
+{
+	struct outbox_entry	e;
+	struct flight		*f;
+	int			r;
+
+	while (d->nwin < WINDOW) {
+		if ((r = outbox_next(d->ob, d->loaded, &e)) != 0) {
+			if (r == -1)
+				log_warnx("outbox: cannot read");
+			return;
+		}
+		f = &d->win[d->nwin++];
+		memset(f, 0, sizeof(*f));
+		f->seq = e.seq;
+		memcpy(f->mid, e.mid, sizeof(f->mid));
+		memcpy(f->name, e.name, sizeof(f->name));
+		f->json = e.json;	/* the window owns it now */
+		f->backoff = RETRY_MIN_MS;
+		d->loaded = e.seq;
+	}
+}
+
+static void
+win_remove(struct agentd *d, size_t i)
+{
+	free(d->win[i].json);
+	memmove(&d->win[i], &d->win[i + 1], (d->nwin - i - 1) *
+	    sizeof(d->win[0]));
+	d->nwin--;
+}
+
+static void
+send_window(struct agentd *d, int64_t now)
+{
+	struct flight	*f;
+	size_t		 i;
+	int		 rc;
+
+	/* A new session lost whatever the old one had not answered. */
+	if (ccx_session(d->a) != d->session) {
+		d->session = ccx_session(d->a);
+		for (i = 0; i < d->nwin; i++)
+			d->win[i].sent = false;
+	}
+	for (i = 0; i < d->nwin && ccx_ready(d->a); i++) {
+		f = &d->win[i];
+		if (f->sent && now - f->sent_at >= ANSWER_TIMEOUT_MS) {
+			log_info("no answer for mid=%s; sending again",
+			    f->mid);
+			f->sent = false;
+		}
+		if (f->sent || f->retry_at > now)
+			continue;
+		rc = ccx_send_json(d->a, OP_PUBLISH, f->json);
+		if (rc == CC_AGENT_ERR_TIMEOUT)
+			return;		/* no connection: next session */
+		if (rc != CC_AGENT_OK) {
+			/* Too large for this broker, or no longer valid. */
+			on_refused(d, i, cc_agent_last_error(d->a));
+			i--;
+			continue;
+		}
+		f->sent = true;
+		f->session = d->session;
+		f->sent_at = now;
+	}
+}
+
+static void
+on_accepted(struct agentd *d, size_t i)
+{
+	struct flight	*f = &d->win[i];
+	char		 target[300], ansname[320], answer[160], now[32];
+
+	cc_time_now_rfc3339(now);
+	spool_unique(&d->sp, SP_SENT, f->name, f->mid, target,
+	    sizeof(target));
+	(void)snprintf(ansname, sizeof(ansname), "%s.accepted.json", target);
+	(void)snprintf(answer, sizeof(answer), "{\n  \"mid\": \"%s\",\n"
+	    "  \"accepted\": \"%s\"\n}", f->mid, now);
+	if (spool_write(&d->sp, SP_SENT, target, f->json,
+	    strlen(f->json)) == -1 ||
+	    spool_write(&d->sp, SP_SENT, ansname, answer,
+	    strlen(answer)) == -1)
+		log_warn("sent/%s", target);
+	if (outbox_done(d->ob, f->seq, f->mid) == -1)
+		log_warnx("outbox: cannot remove mid=%s", f->mid);
+	log_info("accepted file=%s mid=%s", f->name, f->mid);
+	win_remove(d, i);
+}
+
+static void
+on_refused(struct agentd *d, size_t i, const struct cc_agent_error *e)
+{
+	struct flight	*f = &d->win[i];
+	char		 target[300], errname[320], tag[40], *s;
+
+	(void)snprintf(tag, sizeof(tag), "%s", f->mid);
+	spool_unique(&d->sp, SP_REJECTED, f->name, tag, target,
+	    sizeof(target));
+	(void)snprintf(errname, sizeof(errname), "%s.error.json", target);
+	if ((s = error_json(e, f->mid)) == NULL ||
+	    spool_write(&d->sp, SP_REJECTED, errname, s, strlen(s)) == -1 ||
+	    spool_write(&d->sp, SP_REJECTED, target, f->json,
+	    strlen(f->json)) == -1)
+		log_warn("rejected/%s", target);
+	free(s);
+	if (outbox_done(d->ob, f->seq, f->mid) == -1)
+		log_warnx("outbox: cannot remove mid=%s", f->mid);
+	log_info("refused file=%s mid=%s code=%s field=%s", f->name, f->mid,
+	    cc_agent_strerror(e->code), e->field[0] ? e->field : "-");
+	win_remove(d, i);
+}
+
+static void
+answers(struct agentd *d, int64_t now)
+{
+	struct ccx_answer	ans;
+	size_t			i, nsent, only = 0;
+
+	while (ccx_answer_pop(d->a, &ans) == 1) {
+		for (i = 0, nsent = 0; i < d->nwin; i++)
+			if (d->win[i].sent) {
+				nsent++;
+				only = i;
+			}
+		for (i = 0; i < d->nwin; i++)
+			if (strcasecmp(d->win[i].mid, ans.id) == 0)
+				break;
+		/* An error naming no mid answers the one request out. */
+		if (i == d->nwin && ans.kind == ANS_ERROR && nsent == 1 &&
+		    (ans.id[0] == '\0' || strcmp(ans.id, "publish") == 0))
+			i = only;
+		if (i == d->nwin) {
+			if (ans.kind == ANS_ERROR)
+				log_warnx("broker error re=%s code=%s: %s",
+				    ans.id[0] ? ans.id : "-",
+				    cc_agent_strerror(ans.err.code),
+				    ans.err.detail);
+		} else if (ans.kind == ANS_ACCEPTED)
+			on_accepted(d, i);
+		else if (ans.kind == ANS_ERROR &&
+		    (ans.err.code == CC_AGENT_ERR_BUSY ||
+		    ans.err.code == CC_AGENT_ERR_STORAGE_FULL)) {
+			struct flight *f = &d->win[i];
+
+			log_info("broker %s for mid=%s; again in %d ms",
+			    cc_agent_strerror(ans.err.code), f->mid,
+			    f->backoff);
+			f->sent = false;
+			f->retry_at = now + f->backoff;
+			if ((f->backoff *= 2) > RETRY_MAX_MS)
+				f->backoff = RETRY_MAX_MS;
+		} else if (ans.kind == ANS_ERROR)
+			on_refused(d, i, &ans.err);
+		ccx_answer_free(&ans);
+	}
+}
+
+/*
+ * Store one delivery or receipt and ack it (see the top of the file).
+ * Returns 0 when it is stored (or was already) and acked, -1 when it could
+ * not be stored now.
+ */
+static int
+store(struct agentd *d, cc_delivery *dl)
+{
+	enum spool_dir	 dir;
+	const char	*json, *mid = cc_delivery_mid(dl);
+	char		 key[300], name[320], tmp[330];
+	int		 seen;
+
+	if (cc_delivery_kind(dl) == CC_DELIVERY_RECORD) {
+		dir = SP_IN;
+		(void)snprintf(key, sizeof(key), "%s", mid);
+		(void)snprintf(tmp, sizeof(tmp), "in.%s.json", key);
+	} else {
+		dir = SP_RECEIPTS;
+		(void)snprintf(key, sizeof(key), "%s.%s.%s", mid,
+		    cc_delivery_agency(dl), cc_delivery_state(dl));
+		(void)snprintf(tmp, sizeof(tmp), "rc.%s.json", key);
+	}
+	(void)snprintf(name, sizeof(name), "%s.json", key);
+	if ((seen = outbox_seen(d->ob, key)) == -1) {
+		log_warnx("seen-set unreadable; %s not stored yet", name);
+		return -1;
+	}
+	if (seen == 1) {
+		/* Stored before; finish a rename a crash cut off. */
+		if (spool_exists(&d->sp, SP_TMP, tmp) &&
+		    spool_commit(&d->sp, tmp, dir, name) == -1) {
+			log_warn("%s/%s", spool_dirname(dir), name);
+			return -1;
+		}
+		log_info("duplicate %s/%s dropped", spool_dirname(dir), name);
+	} else {
+		if ((json = cc_delivery_json(dl, true)) == NULL ||
+		    spool_write_tmp(&d->sp, tmp, json, strlen(json)) == -1) {
+			log_warn("tmp/%s", tmp);
+			return -1;
+		}
+		if (outbox_seen_put(d->ob, key) == -1) {
+			log_warnx("seen-set: cannot record %s", name);
+			(void)spool_unlink(&d->sp, SP_TMP, tmp);
+			return -1;
+		}
+		if (spool_commit(&d->sp, tmp, dir, name) == -1) {
+			log_warn("%s/%s", spool_dirname(dir), name);
+			return -1;
+		}
+		if (dir == SP_IN)
+			log_info("delivered mid=%s from=%s type=%s", mid,
+			    cc_delivery_from(dl), cc_delivery_type(dl));
+		else
+			log_info("receipt mid=%s agency=%s state=%s%s%s", mid,
+			    cc_delivery_agency(dl), cc_delivery_state(dl),
+			    cc_delivery_reason(dl)[0] ? " reason=" : "",
+			    cc_delivery_reason(dl));
+	}
+	if (cc_agent_ack(d->a, dl) != 0)
+		log_info("ack of %s not sent; it comes again after the next "
+		    "reconnect", name);
+	return 0;
+}
+
+/* Take and store deliveries in the order they came; stop at a failure. */
+static void
+receive(struct agentd *d, int64_t now)
+{
+	cc_delivery	*dl;
+
+	if (d->stuck != NULL) {
+		if (now < d->stuck_at)
+			return;
+		if (store(d, d->stuck) == -1) {
+			d->stuck_at = now + STUCK_RETRY_MS;
+			return;
+		}
+		cc_delivery_destroy(&d->stuck);
+	}
+	while (!agentd_quit && cc_agent_receive(d->a, 0, &dl) == 0) {
+		if (store(d, dl) == -1) {
+			d->stuck = dl;
+			d->stuck_at = now + STUCK_RETRY_MS;
+			return;
+		}
+		cc_delivery_destroy(&dl);
+	}
+}
+
+static int
+next_timeout(struct agentd *d, int64_t now)
+{
+	int64_t	t = d->next_rescan;
+	size_t	i;
+
+	for (i = 0; i < d->nwin; i++) {
+		if (d->win[i].sent && d->win[i].sent_at + ANSWER_TIMEOUT_MS < t)
+			t = d->win[i].sent_at + ANSWER_TIMEOUT_MS;
+		if (!d->win[i].sent && d->win[i].retry_at > now &&
+		    d->win[i].retry_at < t)
+			t = d->win[i].retry_at;
+	}
+	if (d->stuck != NULL && d->stuck_at < t)
+		t = d->stuck_at;
+	t -= now;
+	if (t < 0)
+		t = 0;
+	return t > 1000 ? 1000 : (int)t;
+}
+
+int
+agentd_run(const char *path, bool debug)
+{
+	struct agentd		*d;
+	struct sigaction	 sa;
+	char			 err[2 * PATH_MAX + 256];
+	int64_t			 now;
+	size_t			 i;
+	int			 r, status = 1;
+
+	log_init("ccagent", debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		fatalx("out of memory");
+	d->lockfd = -1;
+	d->sp.ino = -1;
+	for (i = 0; i < SP__COUNT; i++)
+		d->sp.dfd[i] = -1;
+	if (setup(d, path, err, sizeof(err)) == -1) {
+		(void)fprintf(stderr, "ccagent: run: %s\n", err);
+		goto out;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	(void)sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)signal(SIGPIPE, SIG_IGN);
+	(void)signal(SIGHUP, SIG_IGN);
+
+	d->a->log = true;
+	log_info("running: spool %s, data %s, broker %s, %zu queued",
+	    d->conf.spool, d->conf.data, d->conf.broker, outbox_count(d->ob));
+	recover_tmp(d);
+	rescan(d, 0);
+	d->next_rescan = ccx_now_ms() + RESCAN_MS;
+	while (!agentd_quit) {
+		fill(d);
+		now = ccx_now_ms();
+		send_window(d, now);
+		r = ccx_wait(d->a, d->sp.ino, next_timeout(d, now),
+		    CC_AGENT_WAIT_RECEIVE | CCX_WAIT_ANSWER | CCX_WAIT_SESSION);
+		if (r == -1) {
+			log_warnx("session: %s", cc_agent_last_error(d->a)->detail);
+			continue;
+		}
+		now = ccx_now_ms();
+		if (r & CC_AGENT_WAIT_FD) {
+			if (spool_events(&d->sp, take, d) == -1) {
+				log_info("inotify queue overflowed; rescanning");
+				d->next_rescan = now;
+			}
+		}
+		answers(d, now);
+		receive(d, now);
+		if (now >= d->next_rescan) {
+			rescan(d, RESCAN_MIN_AGE_MS);
+			d->next_rescan = ccx_now_ms() + RESCAN_MS;
+		}
+	}
+	log_info("stopping: %zu queued", outbox_count(d->ob));
+	status = 0;
+out:
+	cc_delivery_destroy(&d->stuck);
+	for (i = 0; i < d->nwin; i++)
+		free(d->win[i].json);
+	cc_agent_destroy(&d->a);
+	spool_close(&d->sp);
+	outbox_close(&d->ob);
+	if (d->lockfd != -1)
+		(void)close(d->lockfd);
+	free(d);
+	return status;
+}

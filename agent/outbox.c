@@ -1,0 +1,352 @@
+/*
+ * outbox.c - the agent's LMDB store: outbox, handled mids, seen-set.
+ *
+ * Databases:
+ *	outbox	seq (u64, big-endian) -> name NUL mid NUL json
+ *	outmid	mid -> seq: a queued mid is not queued twice
+ *	done	mid -> time (ms): answered by the broker
+ *	seen	key -> time (ms): a delivery (mid) or a receipt
+ *		(mid.agency.state) stored in the spool
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lmdb.h>
+
+#include "outbox.h"
+
+#define OUTBOX_MAP_BYTES	((size_t)1 << 30)	/* sparse; grows on disk */
+
+struct outbox {
+	MDB_env	*env;
+	MDB_dbi	 outbox, outmid, done, seen;
+};
+
+static void	be64_put(uint8_t *, uint64_t);
+static uint64_t	be64_get(const uint8_t *);
+static int	put_time(MDB_txn *, MDB_dbi, const char *);
+static int	prune_db(MDB_txn *, MDB_dbi, int64_t);
+static int	entry_read(const MDB_val *, const MDB_val *,
+		    struct outbox_entry *);
+
+static void
+be64_put(uint8_t *p, uint64_t v)
+{
+	int	i;
+
+	for (i = 7; i >= 0; i--) {
+		p[i] = v & 0xff;
+		v >>= 8;
+	}
+}
+
+static uint64_t
+be64_get(const uint8_t *p)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+struct outbox *
+outbox_open(const char *dir, char *err, size_t errlen)
+{
+	struct outbox	*ob;
+	MDB_txn		*txn = NULL;
+	int		 rc;
+
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		(void)snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	if ((ob = calloc(1, sizeof(*ob))) == NULL) {
+		(void)snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if ((rc = mdb_env_create(&ob->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(ob->env, 4)) != 0 ||
+	    (rc = mdb_env_set_mapsize(ob->env, OUTBOX_MAP_BYTES)) != 0 ||
+	    (rc = mdb_env_open(ob->env, dir, 0, 0600)) != 0 ||
+	    (rc = mdb_txn_begin(ob->env, NULL, 0, &txn)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "outbox", MDB_CREATE, &ob->outbox)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "outmid", MDB_CREATE, &ob->outmid)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "done", MDB_CREATE, &ob->done)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "seen", MDB_CREATE, &ob->seen)) != 0)
+		goto fail;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0)
+		goto fail;
+	return ob;
+fail:
+	(void)snprintf(err, errlen, "%s: %s", dir, mdb_strerror(rc));
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	outbox_close(&ob);
+	return NULL;
+}
+
+void
+outbox_close(struct outbox **obp)
+{
+	struct outbox	*ob = *obp;
+
+	if (ob == NULL)
+		return;
+	if (ob->env != NULL)
+		mdb_env_close(ob->env);
+	free(ob);
+	*obp = NULL;
+}
+
+static int
+put_time(MDB_txn *txn, MDB_dbi dbi, const char *key)
+{
+	MDB_val	k, v;
+	uint8_t	t[8];
+
+	be64_put(t, (uint64_t)cc_time_now_ms());
+	k.mv_size = strlen(key);
+	k.mv_data = (void *)key;
+	v.mv_size = sizeof(t);
+	v.mv_data = t;
+	return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+int
+outbox_put(struct outbox *ob, const char *mid, const char *name,
+    const char *json, uint64_t *seq)
+{
+	MDB_txn		*txn = NULL;
+	MDB_cursor	*cur = NULL;
+	MDB_val		 k, v;
+	uint8_t		 key[8], *p;
+	size_t		 nl = strlen(name), ml = strlen(mid), jl = strlen(json);
+	int		 rc;
+
+	if (nl > OUTBOX_NAME_MAX || ml > CC_UUID_LEN)
+		return -1;
+	if (mdb_txn_begin(ob->env, NULL, 0, &txn) != 0)
+		return -1;
+	k.mv_size = ml;
+	k.mv_data = (void *)mid;
+	if ((rc = mdb_get(txn, ob->outmid, &k, &v)) == 0 ||
+	    (rc = mdb_get(txn, ob->done, &k, &v)) == 0) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	if (rc != MDB_NOTFOUND)
+		goto fail;
+	*seq = 1;
+	if ((rc = mdb_cursor_open(txn, ob->outbox, &cur)) != 0)
+		goto fail;
+	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0 &&
+	    k.mv_size == 8)
+		*seq = be64_get(k.mv_data) + 1;
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto fail;
+	be64_put(key, *seq);
+	k.mv_size = sizeof(key);
+	k.mv_data = key;
+	v.mv_size = nl + 1 + ml + 1 + jl;
+	if ((rc = mdb_put(txn, ob->outbox, &k, &v, MDB_RESERVE)) != 0)
+		goto fail;
+	p = v.mv_data;
+	memcpy(p, name, nl + 1);
+	memcpy(p + nl + 1, mid, ml + 1);
+	memcpy(p + nl + 1 + ml + 1, json, jl);
+	k.mv_size = ml;
+	k.mv_data = (void *)mid;
+	v.mv_size = sizeof(key);
+	v.mv_data = key;
+	if ((rc = mdb_put(txn, ob->outmid, &k, &v, 0)) != 0)
+		goto fail;
+	rc = mdb_txn_commit(txn);
+	return rc == 0 ? 1 : -1;
+fail:
+	mdb_txn_abort(txn);
+	return -1;
+}
+
+static int
+entry_read(const MDB_val *k, const MDB_val *v, struct outbox_entry *e)
+{
+	const char	*p = v->mv_data, *end = p + v->mv_size, *mid, *json;
+	size_t		 nl, ml;
+
+	memset(e, 0, sizeof(*e));
+	if (k->mv_size != 8 || (mid = memchr(p, '\0', v->mv_size)) == NULL)
+		return -1;
+	nl = (size_t)(mid - p);
+	mid++;
+	if ((json = memchr(mid, '\0', (size_t)(end - mid))) == NULL)
+		return -1;
+	ml = (size_t)(json - mid);
+	json++;
+	if (nl > OUTBOX_NAME_MAX || ml > CC_UUID_LEN ||
+	    (e->json = malloc((size_t)(end - json) + 1)) == NULL)
+		return -1;
+	e->seq = be64_get(k->mv_data);
+	memcpy(e->name, p, nl);
+	memcpy(e->mid, mid, ml);
+	memcpy(e->json, json, (size_t)(end - json));
+	e->json[end - json] = '\0';
+	return 0;
+}
+
+int
+outbox_next(struct outbox *ob, uint64_t after, struct outbox_entry *e)
+{
+	MDB_txn		*txn = NULL;
+	MDB_cursor	*cur = NULL;
+	MDB_val		 k, v;
+	uint8_t		 key[8];
+	int		 rc, ret = -1;
+
+	memset(e, 0, sizeof(*e));
+	if (mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	if (mdb_cursor_open(txn, ob->outbox, &cur) != 0)
+		goto out;
+	be64_put(key, after + 1);
+	k.mv_size = sizeof(key);
+	k.mv_data = key;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (rc == MDB_NOTFOUND)
+		ret = 1;
+	else if (rc == 0)
+		ret = entry_read(&k, &v, e);
+	mdb_cursor_close(cur);
+out:
+	mdb_txn_abort(txn);
+	return ret;
+}
+
+void
+outbox_entry_free(struct outbox_entry *e)
+{
+	free(e->json);
+	e->json = NULL;
+}
+
+int
+outbox_done(struct outbox *ob, uint64_t seq, const char *mid)
+{
+	MDB_txn	*txn = NULL;
+	MDB_val	 k;
+	uint8_t	 key[8];
+	int	 rc;
+
+	if (mdb_txn_begin(ob->env, NULL, 0, &txn) != 0)
+		return -1;
+	be64_put(key, seq);
+	k.mv_size = sizeof(key);
+	k.mv_data = key;
+	if ((rc = mdb_del(txn, ob->outbox, &k, NULL)) != 0 &&
+	    rc != MDB_NOTFOUND)
+		goto fail;
+	k.mv_size = strlen(mid);
+	k.mv_data = (void *)mid;
+	if ((rc = mdb_del(txn, ob->outmid, &k, NULL)) != 0 &&
+	    rc != MDB_NOTFOUND)
+		goto fail;
+	if (put_time(txn, ob->done, mid) != 0)
+		goto fail;
+	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+fail:
+	mdb_txn_abort(txn);
+	return -1;
+}
+
+size_t
+outbox_count(struct outbox *ob)
+{
+	MDB_txn		*txn;
+	MDB_stat	 st;
+	size_t		 n = 0;
+
+	if (mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn) != 0)
+		return 0;
+	if (mdb_stat(txn, ob->outbox, &st) == 0)
+		n = st.ms_entries;
+	mdb_txn_abort(txn);
+	return n;
+}
+
+int
+outbox_seen(struct outbox *ob, const char *key)
+{
+	MDB_txn	*txn;
+	MDB_val	 k, v;
+	int	 rc;
+
+	if (mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	k.mv_size = strlen(key);
+	k.mv_data = (void *)key;
+	rc = mdb_get(txn, ob->seen, &k, &v);
+	mdb_txn_abort(txn);
+	if (rc == 0)
+		return 1;
+	return rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+int
+outbox_seen_put(struct outbox *ob, const char *key)
+{
+	MDB_txn	*txn;
+
+	if (mdb_txn_begin(ob->env, NULL, 0, &txn) != 0)
+		return -1;
+	if (put_time(txn, ob->seen, key) != 0) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+}
+
+static int
+prune_db(MDB_txn *txn, MDB_dbi dbi, int64_t before)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	int		 rc;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		if (v.mv_size == 8 && (int64_t)be64_get(v.mv_data) < before &&
+		    (rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * A delivery can only come again while it is unacked, and retention ends
+ * that within retention_days; keys far older are kept for nothing.
+ */
+int
+outbox_prune(struct outbox *ob, int64_t max_age_ms)
+{
+	MDB_txn	*txn;
+	int64_t	 before = cc_time_now_ms() - max_age_ms;
+
+	if (mdb_txn_begin(ob->env, NULL, 0, &txn) != 0)
+		return -1;
+	if (prune_db(txn, ob->done, before) != 0 ||
+	    prune_db(txn, ob->seen, before) != 0) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+}
