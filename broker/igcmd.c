@@ -274,6 +274,9 @@ ig_audit_subject(const struct broker_conf *c, const char *scheme,
 		char			 cid[37];
 		uint32_t		 j;
 
+		/* The decision view has no seal: read the whole record. */
+		if (store_consent_get(&st, txn, cs[i].cid, &cs[i]) != 0)
+			fatalx("cannot read a consent");
 		uuid_unparse_lower(cs[i].cid, cid);
 		json_object_set_new(o, "cid", json_string(cid));
 		json_object_set_new(o, "recorded_by",

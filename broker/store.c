@@ -23,7 +23,7 @@ struct dbdef {
 static const struct dbdef dbdefs[] = {
 	{ "meta",	offsetof(struct store, meta),	 0 },
 	{ "consent",	offsetof(struct store, consent), 0 },
-	{ "csubj",	offsetof(struct store, csubj),	 MDB_DUPSORT },
+	{ "cview",	offsetof(struct store, cview),	 0 },
 	{ "msg",	offsetof(struct store, msg),	 0 },
 	{ "queue",	offsetof(struct store, queue),	 0 },
 	{ "qsubj",	offsetof(struct store, qsubj),	 MDB_DUPSORT },

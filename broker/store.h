@@ -4,7 +4,9 @@
  * Named databases:
  *   meta     counters (next dseq)
  *   consent  cid -> struct consent_hdr, recipients, denies, sealed history
- *   csubj    subject pseudonym -> cid (dupsort)
+ *   cview    pseudonym cid -> the consent's decision view (no seal), one
+ *            row per identifier of its subject, so deciding is one range
+ *            scan per identifier
  *   msg      mid -> struct msg_hdr + sealed canonical publish frame
  *   queue    agency "\0" dseq(BE) -> struct qent (deliveries and receipts)
  *   qsubj    subject pseudonym -> queue key (dupsort), for purging
@@ -128,7 +130,7 @@ struct sub {
 
 struct store {
 	MDB_env		*env;
-	MDB_dbi		 meta, consent, csubj, msg, queue, qsubj, rstate,
+	MDB_dbi		 meta, consent, cview, msg, queue, qsubj, rstate,
 			 expiry, subs, audit;
 	struct seal	 seal;
 	size_t		 map_bytes;
@@ -166,7 +168,9 @@ int	store_consent_get(struct store *, MDB_txn *, const uint8_t cid[16],
 
 /*
  * Every consent that shares at least one identifier with `subj`, at most
- * `max`, each once.  Returns the count, or -1 when the store cannot be read.
+ * `max`, each once, as decision views (sealed is NULL: use
+ * store_consent_get for the whole record).  Returns the count, or -1 when
+ * the store cannot be read.
  */
 int	store_consents_of(struct store *, MDB_txn *,
 	    const struct subject_ps *, struct consent *, int max) CC_WUR;

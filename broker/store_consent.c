@@ -4,7 +4,9 @@
  * A consent value is struct consent_hdr, the NUL-separated recipient ids,
  * the deny entries, and the sealed history (subject identifiers, evidence,
  * every version).  The header carries only what the decision needs, with
- * the subject as pseudonyms, so deciding never opens a seal.
+ * the subject as pseudonyms, so deciding never opens a seal; a copy of it
+ * without the seal is kept under each pseudonym of the subject (cview) so
+ * a decision reads one key range per identifier.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,7 @@ consent_parse(const MDB_val *v, struct consent *c)
 		return -1;
 	c->recip = (const char *)p + sizeof(c->h);
 	c->deny = p + sizeof(c->h) + c->h.recip_len;
-	c->sealed = c->deny + c->h.deny_len;
+	c->sealed = c->h.sealed_len > 0 ? c->deny + c->h.deny_len : NULL;
 	return 0;
 }
 
@@ -50,34 +52,37 @@ store_consents_of(struct store *st, MDB_txn *txn, const struct subject_ps *ps,
 {
 	MDB_cursor	*cur;
 	MDB_val		 k, v;
+	uint8_t		 key[PSEUDO_LEN + 16];
 	int		 i, j, n = 0, rc;
 	bool		 seen;
 
-	if (mdb_cursor_open(txn, st->csubj, &cur) != 0)
+	if (mdb_cursor_open(txn, st->cview, &cur) != 0)
 		return -1;
 	for (i = 0; i < SCHEME__COUNT; i++) {
 		if (!(ps->has & (1u << i)))
 			continue;
-		k.mv_size = PSEUDO_LEN;
-		k.mv_data = (void *)ps->id[i];
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-		while (rc == 0) {
-			if (v.mv_size != 16)
-				goto fail;
+		memcpy(key, ps->id[i], PSEUDO_LEN);
+		memset(key + PSEUDO_LEN, 0, 16);
+		k.mv_size = sizeof(key);
+		k.mv_data = key;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		while (rc == 0 && k.mv_size == sizeof(key) &&
+		    memcmp(k.mv_data, ps->id[i], PSEUDO_LEN) == 0) {
+			const uint8_t *cid = (const uint8_t *)k.mv_data +
+			    PSEUDO_LEN;
+
 			seen = false;
 			for (j = 0; j < n && !seen; j++)
-				seen = memcmp(out[j].cid, v.mv_data, 16) == 0;
+				seen = memcmp(out[j].cid, cid, 16) == 0;
 			if (!seen) {
-				if (n == max)
+				if (n == max || consent_parse(&v, &out[n]) == -1)
 					goto fail;
-				if (store_consent_get(st, txn, v.mv_data,
-				    &out[n]) != 0)
-					goto fail;
+				memcpy(out[n].cid, cid, 16);
 				n++;
 			}
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 		}
-		if (rc != MDB_NOTFOUND)
+		if (rc != 0 && rc != MDB_NOTFOUND)
 			goto fail;
 	}
 	mdb_cursor_close(cur);
@@ -108,15 +113,23 @@ store_consent_put(struct store *st, MDB_txn *txn, const uint8_t cid[16],
 	if (seal_seal(&st->seal, cid, 16, hist, histlen,
 	    p + sizeof(h) + h.recip_len + h.deny_len) == -1)
 		return MDB_PANIC;
+	/* The decision view under each pseudonym: the same, unsealed. */
+	h.sealed_len = 0;
 	for (i = 0; i < SCHEME__COUNT; i++) {
-		MDB_val pk = { PSEUDO_LEN, (void *)h.subj.id[i] };
-		MDB_val pv = { 16, (void *)cid };
+		uint8_t	key[PSEUDO_LEN + 16];
+		MDB_val	vk = { sizeof(key), key }, vv;
 
 		if (!(h.subj.has & (1u << i)))
 			continue;
-		rc = mdb_put(txn, st->csubj, &pk, &pv, MDB_NODUPDATA);
-		if (rc != 0 && rc != MDB_KEYEXIST)
+		memcpy(key, h.subj.id[i], PSEUDO_LEN);
+		memcpy(key + PSEUDO_LEN, cid, 16);
+		vv.mv_size = sizeof(h) + h.recip_len + h.deny_len;
+		if ((rc = mdb_put(txn, st->cview, &vk, &vv, MDB_RESERVE)) != 0)
 			return rc;
+		p = vv.mv_data;
+		memcpy(p, &h, sizeof(h));
+		memcpy(p + sizeof(h), recip, h.recip_len);
+		memcpy(p + sizeof(h) + h.recip_len, deny, h.deny_len);
 	}
 	return 0;
 }

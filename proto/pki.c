@@ -26,6 +26,7 @@
 #include <openssl/x509v3.h>
 #include <zmq.h>
 
+#include "log.h"
 #include "pki.h"
 
 #define PKI_KEYFILE_MAX	16384	/* a PEM X25519 key is about 120 bytes */
@@ -240,13 +241,21 @@ pki_key_read(const char *path, uint8_t sec[32], uint8_t pub[32], char *err,
 		pki_err(err, errlen, "%s: not a regular file", path);
 		goto fail;
 	}
-	/* The key is the agency's identity: nobody else may read it. */
-	if (sb.st_mode & 077) {
+	/*
+	 * The key is the agency's identity.  One that others could replace
+	 * is refused; one that others could read is used with a warning,
+	 * since partnership tooling often writes keys with the default umask
+	 * and refusing would stop a service over a fixable mode.
+	 */
+	if (sb.st_mode & 022) {
 		pki_err(err, errlen, "%s: key file mode %04o lets group or "
-		    "others in; chmod 600 it", path,
+		    "others write it; chmod 600 it", path,
 		    (unsigned)(sb.st_mode & 07777));
 		goto fail;
 	}
+	if (sb.st_mode & 044)
+		log_warnx("%s: key file mode %04o lets group or others read "
+		    "it; chmod 600 it", path, (unsigned)(sb.st_mode & 07777));
 	if (sb.st_size <= 0 || sb.st_size > PKI_KEYFILE_MAX) {
 		pki_err(err, errlen, "%s: not a key file (size %lld)", path,
 		    (long long)sb.st_size);
