@@ -12,13 +12,14 @@ handle_hello(struct broker *b, struct req *r)
 	const struct agency_conf *ac = r->from->conf;
 	msgpack_sbuffer	 sb;
 	msgpack_packer	 pk;
-	bool		 receive = false;
+	bool		 receive = true;
 	char		 now[32];
 	size_t		 i, nareas = ac != NULL ? ac->nareas : 0;
 	int		 rc;
 
+	/* `receive` left out means a receiving session (proto's default). */
 	if (proto_get_bool(r->msg, "receive", &receive) == -1)
-		receive = false;
+		receive = true;
 	/*
 	 * A receiving session replaces any earlier one of the agency: what
 	 * was sent there unacked is sent again here (DESIGN §6).
