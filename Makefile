@@ -54,7 +54,7 @@ INT_SRC  = $(wildcard tests/integration/test_*.c)
 TESTLIB_SRC = $(wildcard tests/lib/*.c)
 TESTLIB_OBJ = $(TESTLIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-INT_BIN  = $(INT_SRC:tests/integration/%.c=$(BUILD)/tests/%)
+INT_BIN  = $(INT_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 
 DEPS_OK	 = .deps-ok
 
@@ -103,7 +103,7 @@ TEST_LINK = $(TESTLIB_OBJ) $(LIBBROKER) $(LIBAGENTX) $(LIBAGENT_A) $(LIBPROTO)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_LINK)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
-$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_LINK) $(BINS)
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(TEST_LINK) $(BINS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $(filter-out $(BINS),$^) $(LDLIBS) $(TEST_LIBS)
 
