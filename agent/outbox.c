@@ -7,6 +7,8 @@
  *	done	mid -> time (ms): answered by the broker
  *	seen	key -> time (ms): a delivery (mid) or a receipt
  *		(mid.agency.state) stored in the spool
+ *	meta	"seq" -> the last seq given (u64): never given twice, even
+ *		after the outbox ran empty, so the daemon's cursor holds
  */
 #include <sys/stat.h>
 
@@ -23,7 +25,7 @@
 
 struct outbox {
 	MDB_env	*env;
-	MDB_dbi	 outbox, outmid, done, seen;
+	MDB_dbi	 outbox, outmid, done, seen, meta;
 };
 
 static void	be64_put(uint8_t *, uint64_t);
@@ -71,14 +73,15 @@ outbox_open(const char *dir, char *err, size_t errlen)
 		return NULL;
 	}
 	if ((rc = mdb_env_create(&ob->env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(ob->env, 4)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(ob->env, 5)) != 0 ||
 	    (rc = mdb_env_set_mapsize(ob->env, OUTBOX_MAP_BYTES)) != 0 ||
 	    (rc = mdb_env_open(ob->env, dir, 0, 0600)) != 0 ||
 	    (rc = mdb_txn_begin(ob->env, NULL, 0, &txn)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "outbox", MDB_CREATE, &ob->outbox)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "outmid", MDB_CREATE, &ob->outmid)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "done", MDB_CREATE, &ob->done)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "seen", MDB_CREATE, &ob->seen)) != 0)
+	    (rc = mdb_dbi_open(txn, "seen", MDB_CREATE, &ob->seen)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &ob->meta)) != 0)
 		goto fail;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
@@ -145,15 +148,27 @@ outbox_put(struct outbox *ob, const char *mid, const char *name,
 	if (rc != MDB_NOTFOUND)
 		goto fail;
 	*seq = 1;
+	k.mv_size = 3;
+	k.mv_data = "seq";
+	if ((rc = mdb_get(txn, ob->meta, &k, &v)) == 0 && v.mv_size == 8)
+		*seq = be64_get(v.mv_data) + 1;
+	else if (rc != 0 && rc != MDB_NOTFOUND)
+		goto fail;
 	if ((rc = mdb_cursor_open(txn, ob->outbox, &cur)) != 0)
 		goto fail;
 	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0 &&
-	    k.mv_size == 8)
+	    k.mv_size == 8 && be64_get(k.mv_data) >= *seq)
 		*seq = be64_get(k.mv_data) + 1;
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		goto fail;
 	be64_put(key, *seq);
+	k.mv_size = 3;
+	k.mv_data = "seq";
+	v.mv_size = sizeof(key);
+	v.mv_data = key;
+	if ((rc = mdb_put(txn, ob->meta, &k, &v, 0)) != 0)
+		goto fail;
 	k.mv_size = sizeof(key);
 	k.mv_data = key;
 	v.mv_size = nl + 1 + ml + 1 + jl;
