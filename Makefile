@@ -48,6 +48,10 @@ LIBAGENT_SO = $(BUILD)/lib/libccagent.so.1
 LIBAGENTX = $(BUILD)/lib/libccagentx.a
 
 BINS	 = $(BUILD)/bin/ccbroker $(BUILD)/bin/ccagent
+# The C API example (examples/capi.c) against the shared library, and the
+# pkg-config file for case systems that link libccagent.
+AGENT_EXAMPLE = $(BUILD)/bin/ccagent-example
+AGENT_PC = $(BUILD)/lib/pkgconfig/ccagent.pc
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 INT_SRC  = $(wildcard tests/integration/test_*.c)
@@ -60,7 +64,7 @@ DEPS_OK	 = .deps-ok
 
 .PHONY: all check check-plain check-san test demo bench clean install deps \
 	conformance
-all: $(BINS) $(LIBAGENT_SO) $(LIBAGENT_A)
+all: $(BINS) $(LIBAGENT_SO) $(LIBAGENT_A) $(AGENT_EXAMPLE) $(AGENT_PC)
 
 # Install missing Debian packages once; every compile waits for it.
 $(DEPS_OK): scripts/deps.sh
@@ -97,6 +101,16 @@ $(BUILD)/bin/ccbroker: $(BUILD)/obj/broker/main.o $(LIBBROKER) $(LIBPROTO)
 $(BUILD)/bin/ccagent: $(BUILD)/obj/agent/main.o $(LIBAGENTX) $(LIBAGENT_A)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(AGENT_EXAMPLE): examples/capi.c include/ccagent.h $(LIBAGENT_SO)
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(OPT) -Iinclude $(LDFLAGS) -o $@ examples/capi.c \
+	    -L$(BUILD)/lib -lccagent -Wl,-rpath,$(abspath $(BUILD)/lib)
+$(AGENT_PC): agent/ccagent.pc.in include/ccagent.h
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e "s|@VERSION@|$$(sed -n \
+	    's/.*CC_AGENT_VERSION[^"]*"\(.*\)".*/\1/p' include/ccagent.h)|g" \
+	    agent/ccagent.pc.in >$@
 
 # Each test binary links every library; the linker keeps what it uses.
 TEST_LINK = $(TESTLIB_OBJ) $(LIBBROKER) $(LIBAGENTX) $(LIBAGENT_A) $(LIBPROTO)

@@ -28,6 +28,7 @@
 #define HEARTBEAT_TIMEOUT_MS	15000	/* and drop it when silent */
 #define HELLO_RESEND_MS		10000	/* no welcome: say hello again */
 #define MAX_FRAME_IN		(16 << 20)	/* from the broker */
+#define DESTROY_LINGER_MS	500	/* for frames still queued */
 #define MON_EVENTS	(ZMQ_EVENT_HANDSHAKE_SUCCEEDED | \
 	ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | \
 	ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
@@ -295,6 +296,11 @@ cc_agent_destroy(cc_agent **ap)
 	if (a->mon != NULL)
 		(void)zmq_close(a->mon);
 	if (a->sock != NULL) {
+		int linger = DESTROY_LINGER_MS;
+
+		/* Let the last acks leave; never wait long for a dead peer. */
+		(void)zmq_setsockopt(a->sock, ZMQ_LINGER, &linger,
+		    sizeof(linger));
 		(void)zmq_socket_monitor(a->sock, NULL, 0);
 		(void)zmq_close(a->sock);
 	}
