@@ -86,6 +86,7 @@ static int	 h_script(struct h_env *, ...) __attribute__((sentinel));
 static void	 h_make_bad_certs(struct h_env *);
 static void	 h_make_extra_agencies(struct h_env *);
 static int	 h_wait_pid(pid_t, int timeout_ms, int *status);
+static pid_t	 h_spawn(struct h_env *, const char *const argv[]);
 static int	 h_status(int wstatus);
 static bool	 h_port_open(int port);
 static int64_t	 h_now_ms(void);
@@ -238,42 +239,83 @@ h_wait_pid(pid_t pid, int timeout_ms, int *status)
 	}
 }
 
-int
-h_run(struct h_env *e, char **out, char **err, const char *const argv[])
+static pid_t
+h_spawn(struct h_env *e, const char *const argv[])
 {
-	char	opath[H_PATH + 16], epath[H_PATH + 16];
+	char	opath[H_PATH + 32], epath[H_PATH + 32];
 	pid_t	pid;
-	int	st;
 
-	snprintf(opath, sizeof(opath), "%s/.run.out", e->dir);
-	snprintf(epath, sizeof(epath), "%s/.run.err", e->dir);
 	fflush(stdout);
 	fflush(stderr);
 	if ((pid = fork()) == -1)
 		h_fail("fork: %s", strerror(errno));
 	if (pid == 0) {
-		int o = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int x = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int n = open("/dev/null", O_RDONLY);
+		int o, x, n;
 
+		snprintf(opath, sizeof(opath), "%s/.run.%d.out", e->dir,
+		    (int)getpid());
+		snprintf(epath, sizeof(epath), "%s/.run.%d.err", e->dir,
+		    (int)getpid());
+		o = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		x = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		n = open("/dev/null", O_RDONLY);
 		if (o == -1 || x == -1 || n == -1)
 			_exit(126);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(n, 0);
 		dup2(o, 1);
 		dup2(x, 2);
 		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	if (h_wait_pid(pid, 60000, &st) == -1) {
+	return pid;
+}
+
+int
+h_bg_wait(struct h_env *e, pid_t pid, int timeout_ms, char **out, char **err)
+{
+	char	path[H_PATH + 32];
+	int	st;
+
+	if (h_wait_pid(pid, timeout_ms, &st) == -1) {
+		if (timeout_ms == 0)
+			return -1;
 		kill(pid, SIGKILL);
 		(void)h_wait_pid(pid, 5000, &st);
-		h_fail("%s did not finish within 60 s", argv[0]);
+		h_fail("a command did not finish within %d ms", timeout_ms);
 	}
+	snprintf(path, sizeof(path), "%s/.run.%d.out", e->dir, (int)pid);
 	if (out != NULL)
-		*out = h_slurp(opath);
+		*out = h_slurp(path);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/.run.%d.err", e->dir, (int)pid);
 	if (err != NULL)
-		*err = h_slurp(epath);
+		*err = h_slurp(path);
+	unlink(path);
 	return st;
+}
+
+int
+h_run(struct h_env *e, char **out, char **err, const char *const argv[])
+{
+	return h_bg_wait(e, h_spawn(e, argv), 60000, out, err);
+}
+
+pid_t
+h_ccbroker_bg(struct h_env *e, ...)
+{
+	const char	*argv[32];
+	va_list		 ap;
+	size_t		 n = 0;
+	const char	*a;
+
+	argv[n++] = e->bin;
+	va_start(ap, e);
+	while ((a = va_arg(ap, const char *)) != NULL && n < 31)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	return h_spawn(e, argv);
 }
 
 int
@@ -315,6 +357,17 @@ h_stats(struct h_env *e)
 	st = h_ccbroker(e, &out, &err, "stats", "-c", e->conf, NULL);
 	cr_assert_eq(st, 0, "stats exited %d: %s", st, err);
 	return h_json(out);
+}
+
+long long
+h_queue_depth(json_t *stats, const char *agency)
+{
+	json_t	*q = json_object_get(json_object_get(stats, "queues"), agency);
+
+	if (q == NULL)
+		return 0;
+	return json_is_integer(json_object_get(q, "depth")) ?
+	    json_integer_value(json_object_get(q, "depth")) : -1;
 }
 
 /* mkpartnership.sh ARGS...; returns its exit status. */

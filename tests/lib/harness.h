@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -116,9 +117,17 @@ int		 h_ccbroker(struct h_env *, char **out, char **err, ...)
 json_t		*h_audit_subject(struct h_env *, const char *flag,
 		    const char *value);
 json_t		*h_stats(struct h_env *);
+/* stats' queue depth of an agency (ids hold dots, so no path): 0 when
+ * the agency has no queue. */
+long long	 h_queue_depth(json_t *stats, const char *agency);
 /* Any program; argv[0] is looked up in PATH. */
 int		 h_run(struct h_env *, char **out, char **err,
 		    const char *const argv[]);
+/* `ccbroker ARGS...` in the background, and its end: the exit status, or
+ * -1 when timeout_ms is 0 and it still runs (out/err as h_ccbroker). */
+pid_t		 h_ccbroker_bg(struct h_env *, ...) __attribute__((sentinel));
+int		 h_bg_wait(struct h_env *, pid_t, int timeout_ms, char **out,
+		    char **err);
 
 /* The broker's log. */
 char		*h_log(struct h_env *);
