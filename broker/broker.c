@@ -14,7 +14,7 @@
 #include "broker.h"
 #include "log.h"
 
-#define SWEEP_EVERY_MS	60000
+#define SWEEP_RETRY_MS	1000
 #define USAGE_EVERY_MS	1000
 #define FULL_PERCENT	90	/* refuse publishes above this use */
 #define META_COUNTERS	"counters"
@@ -552,7 +552,7 @@ turn(struct broker *b)
 	mark = b->nout;
 	if (rc == 0 && (rc = mdb_txn_begin(b->st.env, txn, 0, &child)) == 0) {
 		if (b->now >= b->next_sweep) {
-			b->next_sweep = b->now + SWEEP_EVERY_MS;
+			b->next_sweep = b->now + SWEEP_RETRY_MS;
 			rc = route_sweep(b, child);
 		}
 		if (rc == 0)
@@ -698,6 +698,7 @@ broker_run(const char *path)
 	b.next_sweep = 0;
 	while (!got_term) {
 		bool busy = false;
+		int64_t wait;
 		size_t i;
 
 		if (got_hup) {
@@ -711,7 +712,12 @@ broker_run(const char *path)
 		items[0].events = ZMQ_POLLIN;
 		items[1].socket = b.auth.zap;
 		items[1].events = ZMQ_POLLIN;
-		if (zmq_poll(items, 2, busy ? 0 : 1000) == -1) {
+		wait = 1000;
+		if (b.next_sweep - cc_time_now_ms() < wait)
+			wait = b.next_sweep - cc_time_now_ms();
+		if (busy || wait < 0)
+			wait = 0;
+		if (zmq_poll(items, 2, (long)wait) == -1) {
 			if (errno == EINTR)
 				continue;
 			fatalx("zmq_poll: %s", zmq_strerror(errno));

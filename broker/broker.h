@@ -65,7 +65,7 @@ struct broker {
 	size_t			 nout, outcap;
 	struct counters		 count;
 	int64_t			 now;		/* ms, fixed for one turn */
-	int64_t			 next_sweep;
+	int64_t			 next_sweep;	/* earliest expiry due */
 	int64_t			 usage_at;	/* when usage was measured */
 	bool			 nearly_full;
 	/* Refused handshakes waiting for the next transaction's audit. */

@@ -138,6 +138,8 @@ handle_publish(struct broker *b, struct req *r)
 	v.mv_data = &phase;
 	if ((rc = mdb_put(r->txn, b->st.expiry, &k, &v, 0)) != 0)
 		return rc;
+	if (h.expires_ms < b->next_sweep)
+		b->next_sweep = h.expires_ms;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.event = EV_ACCEPTED;

@@ -7,6 +7,7 @@
  * dropped (purged) when the decision no longer permits them; the retention
  * sweep expires what waited too long.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,7 +299,8 @@ out:
  * Retention: the expiry index orders messages by when they expire.  Phase 0
  * expires what is still queued; phase 1, a retention period later, forgets
  * the message header and its delivery states (idempotency and `track` last
- * that long).  Bounded per turn so one sweep never stalls the loop.
+ * that long).  Bounded per turn so one sweep never stalls the loop; it
+ * runs only when the earliest expiry is due (b->next_sweep).
  */
 int
 route_sweep(struct broker *b, MDB_txn *txn)
@@ -319,13 +321,18 @@ route_sweep(struct broker *b, MDB_txn *txn)
 			memcpy(key, k.mv_data, 24);
 		phase = rc == 0 && v.mv_size == 1 ? *(uint8_t *)v.mv_data : 0;
 		mdb_cursor_close(cur);
-		if (rc == MDB_NOTFOUND)
+		if (rc == MDB_NOTFOUND) {
+			b->next_sweep = INT64_MAX;
 			return 0;
+		}
 		if (rc != 0)
 			return rc;
 		t = (int64_t)be64_get(key);
-		if (t > b->now || done++ >= 256)
+		/* Sleep until the next expiry is due, or go on next turn. */
+		if (t > b->now || done++ >= 256) {
+			b->next_sweep = t > b->now ? t : b->now;
 			return 0;
+		}
 		memcpy(mid, key + 8, 16);
 		k.mv_size = 24;
 		k.mv_data = key;
