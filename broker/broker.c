@@ -43,6 +43,7 @@ static void	drop_out(struct broker *, size_t keep);
 static void	reload(struct broker *);
 static void	measure_usage(struct broker *);
 static void	resend_all(struct broker *);
+static void	monitor_read(struct broker *);
 
 static void
 on_signal(int sig)
@@ -253,7 +254,8 @@ save_state(struct broker *b, MDB_txn *txn)
 	for (i = 0; i < b->npeer; i++) {
 		size_t l = strlen(b->peer[i].id) + 1;
 
-		if (!b->peer[i].online || n + l > sizeof(online))
+		if (!b->peer[i].online || !b->peer[i].connected ||
+		    n + l > sizeof(online))
 			continue;
 		memcpy(online + n, b->peer[i].id, l);
 		n += l;
@@ -325,6 +327,7 @@ handle_one(struct broker *b, MDB_txn *txn, zmq_msg_t *rid, zmq_msg_t *body,
 	memset(&r, 0, sizeof(r));
 	r.rid = zmq_msg_data(rid);
 	r.ridlen = zmq_msg_size(rid);
+	r.fd = zmq_msg_get(body, ZMQ_SRCFD);
 	memcpy(asked->rid, r.rid, r.ridlen);
 	asked->ridlen = r.ridlen;
 	asked->re[0] = '\0';
@@ -597,6 +600,43 @@ turn(struct broker *b)
 	return 0;
 }
 
+/*
+ * A ROUTER says nothing when a peer goes; its monitor does, naming the
+ * socket, which hello recorded.  Only `stats` relies on this: delivery
+ * itself notices a vanished peer when sending to it fails.
+ */
+static void
+monitor_read(struct broker *b)
+{
+	zmq_msg_t	ev, addr;
+	uint16_t	event;
+	uint32_t	value;
+	size_t		i;
+
+	zmq_msg_init(&ev);
+	zmq_msg_init(&addr);
+	if (zmq_msg_recv(&ev, b->monitor, ZMQ_DONTWAIT) == -1)
+		goto out;
+	if (zmq_msg_more(&ev) && zmq_msg_recv(&addr, b->monitor, 0) == -1)
+		goto out;
+	if (zmq_msg_size(&ev) < 6)
+		goto out;
+	memcpy(&event, zmq_msg_data(&ev), 2);
+	memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
+	if (event != ZMQ_EVENT_DISCONNECTED)
+		goto out;
+	for (i = 0; i < b->npeer; i++) {
+		if (b->peer[i].connected && b->peer[i].fd == (int)value) {
+			b->peer[i].connected = false;
+			log_info("agency=%s disconnected", b->peer[i].id);
+			b->peer[i].dirty = true;	/* save_state runs */
+		}
+	}
+out:
+	zmq_msg_close(&ev);
+	zmq_msg_close(&addr);
+}
+
 static void
 reload(struct broker *b)
 {
@@ -639,7 +679,7 @@ broker_run(const char *path)
 	uint8_t		 sec[32], pub[32];
 	int		 one = 1, zero = 0, rc, hwm = 100000;
 	int64_t		 maxmsg;
-	zmq_pollitem_t	 items[2];
+	zmq_pollitem_t	 items[3];
 
 	memset(&b, 0, sizeof(b));
 	if (broker_conf_load(path, &b.conf, err, sizeof(err)) == -1)
@@ -692,6 +732,11 @@ broker_run(const char *path)
 	if (zmq_bind(b.router, b.conf.bind) == -1)
 		fatalx("%s: bind %s: %s", path, b.conf.bind,
 		    zmq_strerror(errno));
+	if (zmq_socket_monitor(b.router, "inproc://ccbroker-monitor",
+	    ZMQ_EVENT_DISCONNECTED) == -1 ||
+	    (b.monitor = zmq_socket(b.ctx, ZMQ_PAIR)) == NULL ||
+	    zmq_connect(b.monitor, "inproc://ccbroker-monitor") == -1)
+		fatalx("cannot monitor the socket: %s", zmq_strerror(errno));
 	log_info("listening on %s, %zu valid agencies, data %s", b.conf.bind,
 	    b.auth.nagency, b.conf.data);
 
@@ -712,12 +757,14 @@ broker_run(const char *path)
 		items[0].events = ZMQ_POLLIN;
 		items[1].socket = b.auth.zap;
 		items[1].events = ZMQ_POLLIN;
+		items[2].socket = b.monitor;
+		items[2].events = ZMQ_POLLIN;
 		wait = 1000;
 		if (b.next_sweep - cc_time_now_ms() < wait)
 			wait = b.next_sweep - cc_time_now_ms();
 		if (busy || wait < 0)
 			wait = 0;
-		if (zmq_poll(items, 2, (long)wait) == -1) {
+		if (zmq_poll(items, 3, (long)wait) == -1) {
 			if (errno == EINTR)
 				continue;
 			fatalx("zmq_poll: %s", zmq_strerror(errno));
@@ -727,10 +774,13 @@ broker_run(const char *path)
 			    &b) == 1)
 				;
 		}
+		if (items[2].revents & ZMQ_POLLIN)
+			monitor_read(&b);
 		if (turn(&b) == -1)
 			break;
 	}
 	log_info("stopping");
+	zmq_close(b.monitor);
 	zmq_close(b.router);
 	auth_zap_close(&b.auth);
 	zmq_ctx_term(b.ctx);

@@ -38,6 +38,8 @@ struct peer {
 	uint64_t	cursor;		/* last dseq sent on this connection */
 	unsigned	inflight;	/* sent, not yet acked */
 	bool		dirty;		/* may have something to send */
+	bool		connected;	/* that connection is up (for stats) */
+	int		fd;		/* its socket, to match disconnects */
 };
 
 /* A frame to send once the batch has committed. */
@@ -59,6 +61,7 @@ struct broker {
 	struct store		 st;
 	void			*ctx;
 	void			*router;
+	void			*monitor;	/* router's disconnect events */
 	struct peer		*peer;
 	size_t			 npeer;
 	struct outmsg		*out;
@@ -84,6 +87,7 @@ struct req {
 	struct peer		*peer;
 	struct cc_msg		*msg;
 	MDB_txn			*txn;		/* this request's own (nested) */
+	int			 fd;		/* the connection's socket */
 };
 
 /* Handlers, one per op (handle_*.c).  They return 0, or an LMDB error that

@@ -28,6 +28,8 @@ handle_hello(struct broker *b, struct req *r)
 		memcpy(r->peer->rid, r->rid, r->ridlen);
 		r->peer->ridlen = r->ridlen;
 		r->peer->online = true;
+		r->peer->connected = true;
+		r->peer->fd = r->fd;
 		r->peer->cursor = 0;
 		r->peer->inflight = 0;
 		r->peer->dirty = true;
