@@ -46,6 +46,7 @@ static size_t		 nags;
 static void		 setup(void);
 static void		 teardown(void);
 static struct ag	*ag_new(const char *, const char *subscribe);
+static int		 occurs(const char *, const char *, const char **);
 static void		 ag_start(struct ag *);
 static void		 ag_stop(struct ag *);
 static void		 ag_kill9(struct ag *);
@@ -170,13 +171,30 @@ ag_new(const char *id, const char *subscribe)
 	return a;
 }
 
-/* `ccagent run`, stderr to DIR/ID/agent.log; waits for the welcome. */
+/* How many times a log says `needle`, and where it says it last. */
+static int
+occurs(const char *log, const char *needle, const char **last)
+{
+	const char	*p = log;
+	int		 n = 0;
+
+	*last = NULL;
+	while (p != NULL && (p = strstr(p, needle)) != NULL) {
+		*last = p++;
+		n++;
+	}
+	return n;
+}
+
+/* `ccagent run`, stderr to DIR/ID/agent.log; waits for its welcome. */
 static void
 ag_start(struct ag *a)
 {
-	char	*log;
-	int	 i, fd;
+	const char	*log, *last;
+	int		 i, fd, runs;
 
+	log = slurp(a->log);
+	runs = log != NULL ? occurs(log, "running:", &last) : 0;
 	fflush(stdout);
 	fflush(stderr);
 	if ((a->pid = fork()) == 0) {
@@ -190,20 +208,13 @@ ag_start(struct ag *a)
 		_exit(127);
 	}
 	cr_assert(a->pid > 0);
-	/* Each run appends; wait for one more welcome than before. */
-	for (i = 0; i < WAIT_MS / 50; i++) {
+	/* Each run appends: wait for this run's welcome. */
+	for (i = 0; i < WAIT_MS / 20; i++) {
 		log = slurp(a->log);
-		if (log != NULL && strstr(log, "running:") != NULL) {
-			const char *last = strstr(log, "running:");
-			const char *q;
-
-			/* The last run's welcome. */
-			while ((q = strstr(last + 1, "running:")) != NULL)
-				last = q;
-			if (strstr(last, "welcomed") != NULL)
-				return;
-		}
-		h_msleep(50);
+		if (log != NULL && occurs(log, "running:", &last) > runs &&
+		    strstr(last, "welcomed") != NULL)
+			return;
+		h_msleep(20);
 	}
 	cr_assert_fail("%s: ccagent run was not welcomed:\n%s", a->id,
 	    slurp(a->log));
