@@ -751,3 +751,41 @@ Test(agent, capi_example_publishes_and_receives)
 	cr_assert(rc != 0 && strstr(err, "timeout") != NULL,
 	    "redelivered after ack: %s", out);
 }
+
+Test(agent, consent_ops_from_the_examples_print_cid_and_version)
+{
+	struct ag	*carat = ag_new(H_CARAT, NULL);
+	struct ag	*cjit = ag_new(H_CJIT, NULL);
+	const char	*wd[] = { bin("ccagent"), "consent", "withdraw", "-c",
+			    cjit->conf, NULL, NULL };
+	const char	*rf[] = { bin("ccagent"), "consent", "refuse", "-c",
+			    carat->conf, NULL, NULL };
+	char		*out = NULL, *err = NULL, *file, line[64];
+	int		 rc;
+
+	/* Two consents about the subject, then one withdrawal of both. */
+	grant(carat, H_CJIT);
+	grant(carat, H_PROBATION);
+	cr_assert(asprintf(&file, "%s/withdraw.json", h_dir(env)) != -1);
+	h_keep_str(file);
+	spit(file, h_dump(example("consent-withdraw.json")));
+	wd[5] = file;
+	rc = cli(&out, &err, wd);
+	cr_assert(rc == 0, "withdraw: %d %s", rc, err);
+	cr_assert(strlen(out) == 2 * 39, "withdraw printed '%s'", out);
+	cr_assert(out[37] == '2' && out[39 + 37] == '2', "'%s'", out);
+	/* Nothing left to withdraw: the broker's refusal, one line. */
+	rc = cli(&out, &err, wd);
+	cr_assert(rc != 0 && strstr(err, "invalid-field") != NULL &&
+	    strchr(err, '\n') == err + strlen(err) - 1, "'%s'", err);
+
+	cr_assert(asprintf(&file, "%s/refuse.json", h_dir(env)) != -1);
+	h_keep_str(file);
+	spit(file, h_dump(example("consent-refuse.json")));
+	rf[5] = file;
+	rc = cli(&out, &err, rf);
+	cr_assert(rc == 0, "refuse: %d %s", rc, err);
+	snprintf(line, sizeof(line), "%.36s 1\n", h_str(h_json(slurp(file)),
+	    "cid"));
+	cr_assert_str_eq(out, line);
+}
