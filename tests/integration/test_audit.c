@@ -120,7 +120,7 @@ intact_count(const char *out)
 	return n;
 }
 
-Test(audit, verify_passes_after_a_scripted_run_while_running_and_after)
+H_TEST(audit, verify_passes_after_a_scripted_run_while_running_and_after)
 {
 	struct script	 s;
 	char		*out, *err;
@@ -202,7 +202,7 @@ tamper(uint64_t seq, size_t *len, const void *restore)
 	return old;
 }
 
-Test(audit, one_flipped_byte_breaks_verify_naming_that_entry)
+H_TEST(audit, one_flipped_byte_breaks_verify_naming_that_entry)
 {
 	struct script	 s;
 	char		*out, *err, want[64];
@@ -259,7 +259,7 @@ entry_for(json_t *list, const char *mid, const char *recipient)
 	return NULL;
 }
 
-Test(audit, subject_report_lists_exactly_that_persons_disclosures)
+H_TEST(audit, subject_report_lists_exactly_that_persons_disclosures)
 {
 	struct script	 s;
 	json_t		*rep, *disc, *e, *mid;
@@ -319,7 +319,7 @@ Test(audit, subject_report_lists_exactly_that_persons_disclosures)
 
 /* ---------------------------------------------------------------- stats */
 
-Test(audit, stats_while_running_shows_an_offline_agencys_queue)
+H_TEST(audit, stats_while_running_shows_an_offline_agencys_queue)
 {
 	struct h_client	*carat, *cjit, *prob;
 	json_t		*st, *m, *mids = NULL;
@@ -367,7 +367,7 @@ Test(audit, stats_while_running_shows_an_offline_agencys_queue)
 
 /* ---------------------------------------------------------------- backup */
 
-Test(audit, backup_taken_while_publishing_restores_every_accepted_message)
+H_TEST(audit, backup_taken_while_publishing_restores_every_accepted_message)
 {
 	struct h_client	*carat, *prob;
 	json_t		*before, *during, *d, *mid;

@@ -40,7 +40,7 @@ expect_recorded(json_t *r, const char *cid, long long version)
 	    version, h_dump(r));
 }
 
-Test(consent_wire, each_change_is_answered_with_its_cid_and_new_version)
+H_TEST(consent_wire, each_change_is_answered_with_its_cid_and_new_version)
 {
 	struct h_client	*carat;
 	json_t		*g, *r;
@@ -77,7 +77,7 @@ Test(consent_wire, each_change_is_answered_with_its_cid_and_new_version)
 	    "refused", "%s", h_dump(r));
 }
 
-Test(consent_wire, withdraw_by_subject_answers_once_per_active_consent)
+H_TEST(consent_wire, withdraw_by_subject_answers_once_per_active_consent)
 {
 	struct h_client	*carat;
 	json_t		*a1, *a2, *b, *r, *rep;
@@ -124,7 +124,7 @@ Test(consent_wire, withdraw_by_subject_answers_once_per_active_consent)
 	h_assert_error(r, "invalid-field", "subject");
 }
 
-Test(consent_wire, refusal_withdraws_nothing_else)
+H_TEST(consent_wire, refusal_withdraws_nothing_else)
 {
 	struct h_client	*carat, *cjit;
 	json_t		*g, *m, *d, *rep;
@@ -149,7 +149,7 @@ Test(consent_wire, refusal_withdraws_nothing_else)
 	    "active");
 }
 
-Test(consent_wire, any_agency_may_record_a_withdrawal)
+H_TEST(consent_wire, any_agency_may_record_a_withdrawal)
 {
 	struct h_client	*carat, *housing;
 	json_t		*g;
@@ -227,7 +227,7 @@ static const struct {
 	    "invalid-field", "cid" },
 };
 
-Test(consent_wire, refused_consent_requests_name_code_and_field)
+H_TEST(consent_wire, refused_consent_requests_name_code_and_field)
 {
 	size_t	i;
 
@@ -266,7 +266,7 @@ Test(consent_wire, refused_consent_requests_name_code_and_field)
 	    H_PNC_A), "consents")), 0);
 }
 
-Test(consent_wire, policy_in_config_may_let_a_type_record_consent)
+H_TEST(consent_wire, policy_in_config_may_let_a_type_record_consent)
 {
 	struct h_client	*housing;
 	json_t		*g;
@@ -297,7 +297,7 @@ static const struct {
 	{ "{\"pnc\": \"" H_PNC_B "\", \"noms\": \"B2345CD\"}", NULL },
 };
 
-Test(consent_wire, grant_contradicting_existing_identifiers_is_identity_conflict)
+H_TEST(consent_wire, grant_contradicting_existing_identifiers_is_identity_conflict)
 {
 	struct h_client	*carat;
 	size_t		 i;

@@ -691,6 +691,25 @@ h_env_destroy(struct h_env **ep)
 	*ep = NULL;
 }
 
+void
+h_env_check(struct h_env *e)
+{
+	const char	*bad;
+	int		 st;
+
+	if (e == NULL)
+		return;
+	if (h_broker_running(e)) {
+		st = h_broker_stop(e);
+		cr_expect_eq(st, 0, "the broker exited %d on SIGTERM; log:\n%s",
+		    st, h_log(e));
+	}
+	if ((bad = strstr(h_log(e), "Sanitizer")) != NULL ||
+	    (bad = strstr(h_log(e), "runtime error:")) != NULL)
+		cr_expect_fail("the broker reported a sanitizer error: %.3000s",
+		    bad);
+}
+
 const char *h_dir(const struct h_env *e) { return e->dir; }
 const char *h_pki(const struct h_env *e) { return e->pki; }
 const char *h_conf(const struct h_env *e) { return e->conf; }

@@ -78,6 +78,27 @@ struct h_env	*h_env_new(const struct h_env_opts *);
  * directory unless KEEP=1, free everything the harness handed out. */
 void		 h_env_destroy(struct h_env **);
 
+/*
+ * The end of a test that got this far: stop the broker with SIGTERM,
+ * expect exit status 0 and no sanitizer report in its log (a broker built
+ * with SAN=1 reports there, and LeakSanitizer only at exit).
+ */
+void		 h_env_check(struct h_env *);
+
+/*
+ * A Criterion test whose body, when it completes, ends with
+ * h_env_check(env) for the file's `static struct h_env *env` (Criterion
+ * does not count failures raised in a suite's fini).
+ */
+#define H_TEST(suite, name)						\
+	static void h_body_##suite##_##name(void);			\
+	Test(suite, name)						\
+	{								\
+		h_body_##suite##_##name();				\
+		h_env_check(env);					\
+	}								\
+	static void h_body_##suite##_##name(void)
+
 const char	*h_dir(const struct h_env *);		/* the temp dir */
 const char	*h_pki(const struct h_env *);		/* DIR/pki */
 const char	*h_conf(const struct h_env *);		/* DIR/broker.conf */
