@@ -1,5 +1,5 @@
 /*
- * test_auth_wire.c - who may talk to the broker, and as whom (issue 4).
+ * test_auth.c - who may talk to the broker, and as whom (issue 4).
  *
  * A fresh partnership per test, the real broker, real CURVE clients:
  * valid agencies are welcomed as themselves; every other certificate is
@@ -21,7 +21,7 @@ teardown(void)
 	h_env_destroy(&env);
 }
 
-TestSuite(auth_wire, .fini = teardown, .timeout = 90);
+TestSuite(auth, .fini = teardown, .timeout = 90);
 
 static size_t
 lines(const char *s)
@@ -46,7 +46,7 @@ static const struct {
 	{ H_LA,		"la-housing" },
 };
 
-H_TEST(auth_wire, valid_agency_is_welcomed_with_its_id_type_and_areas)
+H_TEST(auth, valid_agency_is_welcomed_with_its_id_type_and_areas)
 {
 	size_t	i;
 
@@ -89,7 +89,7 @@ static const struct {
 	{ H_STRANGER,	"agency=unknown",		"reason=\"unknown key\"" },
 };
 
-H_TEST(auth_wire, refused_certificates_get_no_answer_and_are_logged_with_reason)
+H_TEST(auth, refused_certificates_get_no_answer_and_are_logged_with_reason)
 {
 	struct h_env_opts	 o = { .bad_certs = true };
 	struct h_client		*ok, *c[sizeof(refused) / sizeof(refused[0])];
@@ -134,7 +134,7 @@ H_TEST(auth_wire, refused_certificates_get_no_answer_and_are_logged_with_reason)
 
 /* ---------------------------------------------------------------- reload */
 
-H_TEST(auth_wire, revoked_agency_gets_nothing_after_sighup_while_others_carry_on)
+H_TEST(auth, revoked_agency_gets_nothing_after_sighup_while_others_carry_on)
 {
 	struct h_client	*carat, *cjit, *prob, *again;
 	json_t		*m1, *m2, *d, *r;
@@ -245,7 +245,7 @@ static const struct {
 	    " \"worker\": \"W\"}", "by" },
 };
 
-H_TEST(auth_wire, claims_of_another_sender_are_refused_and_ignored)
+H_TEST(auth, claims_of_another_sender_are_refused_and_ignored)
 {
 	struct h_client	*carat, *cjit, *housing;
 	json_t		*m, *d, *r, *rep;
@@ -296,7 +296,7 @@ H_TEST(auth_wire, claims_of_another_sender_are_refused_and_ignored)
 
 /* ---------------------------------------------------------------- input */
 
-H_TEST(auth_wire, unparseable_input_gets_an_error_and_the_connection_stays_usable)
+H_TEST(auth, unparseable_input_gets_an_error_and_the_connection_stays_usable)
 {
 	static const unsigned char garbage[] = { 0xc1, 0xff, 0x00, 'x' };
 	struct h_client	*c;
@@ -333,7 +333,7 @@ static const struct {
 	{ "missing file", NULL, true, "/nonexistent/broker.conf" },
 };
 
-H_TEST(auth_wire, config_errors_give_one_line_and_exit_non_zero)
+H_TEST(auth, config_errors_give_one_line_and_exit_non_zero)
 {
 	static const char *const cmds[][2] = {
 		{ "run", NULL }, { "init", NULL }, { "stats", NULL },
@@ -421,7 +421,7 @@ file_hex(const char *path)
 	return hex;
 }
 
-H_TEST(auth_wire, init_refuses_to_overwrite_an_existing_data_directory)
+H_TEST(auth, init_refuses_to_overwrite_an_existing_data_directory)
 {
 	char	*err, *before, key[4200];
 	int	 st;
@@ -441,7 +441,7 @@ H_TEST(auth_wire, init_refuses_to_overwrite_an_existing_data_directory)
 	h_close(&(struct h_client *){ h_agent(env, H_CJIT, false) });
 }
 
-H_TEST(auth_wire, sigterm_stops_the_broker_cleanly)
+H_TEST(auth, sigterm_stops_the_broker_cleanly)
 {
 	env = h_env_new(NULL);
 	h_close(&(struct h_client *){ h_agent(env, H_CARAT, false) });
