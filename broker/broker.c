@@ -16,7 +16,6 @@
 
 #define SWEEP_RETRY_MS	1000
 #define USAGE_EVERY_MS	1000
-#define FULL_PERCENT	90	/* refuse publishes above this use */
 #define META_COUNTERS	"counters"
 #define META_ONLINE	"online"
 
@@ -25,6 +24,7 @@ struct asked {
 	uint8_t	rid[RID_MAX];
 	size_t	ridlen;
 	char	re[80];
+	bool	answered;	/* expects an answer (acks do not) */
 };
 
 static volatile sig_atomic_t	got_term, got_hup;
@@ -41,8 +41,8 @@ static int	turn(struct broker *);
 static void	flush_out(struct broker *);
 static void	drop_out(struct broker *, size_t keep);
 static void	reload(struct broker *);
-static void	measure_usage(struct broker *);
-static void	resend_all(struct broker *);
+static void	measure_usage(struct broker *, bool);
+static size_t	reserve_of(size_t);
 static void	monitor_read(struct broker *);
 
 static void
@@ -328,9 +328,11 @@ handle_one(struct broker *b, MDB_txn *txn, zmq_msg_t *rid, zmq_msg_t *body,
 	r.rid = zmq_msg_data(rid);
 	r.ridlen = zmq_msg_size(rid);
 	r.fd = zmq_msg_get(body, ZMQ_SRCFD);
+	r.len = zmq_msg_size(body);
 	memcpy(asked->rid, r.rid, r.ridlen);
 	asked->ridlen = r.ridlen;
 	asked->re[0] = '\0';
+	asked->answered = true;
 	uid = zmq_msg_gets(body, "User-Id");
 	if (uid == NULL || (r.from = auth_agency(&b->auth, uid,
 	    (time_t)(b->now / 1000))) == NULL ||
@@ -359,6 +361,7 @@ handle_one(struct broker *b, MDB_txn *txn, zmq_msg_t *rid, zmq_msg_t *body,
 			return rc;
 		return send_error(b, r.rid, r.ridlen, &err);
 	}
+	asked->answered = proto_op(r.msg) != OP_ACK;
 	if (proto_get_str(r.msg, "mid", asked->re, sizeof(asked->re)) == -1 &&
 	    proto_get_str(r.msg, "cid", asked->re, sizeof(asked->re)) == -1)
 		snprintf(asked->re, sizeof(asked->re), "%s",
@@ -378,6 +381,7 @@ handle_one(struct broker *b, MDB_txn *txn, zmq_msg_t *rid, zmq_msg_t *body,
 			snprintf(err.detail, sizeof(err.detail),
 			    "the broker's store is full");
 			b->nearly_full = true;
+			b->used = b->map;	/* refuse until measured again */
 		} else {
 			err.code = ERR_BUSY;
 			snprintf(err.detail, sizeof(err.detail),
@@ -432,37 +436,63 @@ flush_out(struct broker *b)
 	b->nout = 0;
 }
 
-/* After a failed commit nothing sent in the batch counts: start again. */
+/*
+ * The store is measured at most once a second, or sooner when a publish
+ * gets near the mark: publishes are refused above FULL_PERCENT so that
+ * acks, consent changes and purges (which need pages too, LMDB being
+ * copy-on-write) always find room.
+ */
 static void
-resend_all(struct broker *b)
+measure_usage(struct broker *b, bool now)
 {
-	size_t	i;
-
-	for (i = 0; i < b->npeer; i++) {
-		b->peer[i].cursor = 0;
-		b->peer[i].inflight = 0;
-		b->peer[i].dirty = true;
-	}
-}
-
-static void
-measure_usage(struct broker *b)
-{
-	size_t	used, map;
 	bool	was = b->nearly_full;
 
-	if (b->now - b->usage_at < USAGE_EVERY_MS && !b->nearly_full)
+	if (!now && b->now - b->usage_at < USAGE_EVERY_MS)
 		return;
-	if (b->now - b->usage_at < USAGE_EVERY_MS / 10)
+	if (store_usage(&b->st, &b->used, &b->map) != 0)
 		return;
 	b->usage_at = b->now;
-	if (store_usage(&b->st, &used, &map) != 0)
-		return;
-	b->nearly_full = used * 100 > map * FULL_PERCENT;
+	b->nearly_full = b->used + reserve_of(b->map) > b->map;
 	if (b->nearly_full != was)
 		log_warnx("store %s: %zu of %zu bytes used",
 		    b->nearly_full ? "full, refusing publishes" : "has room again",
-		    used, map);
+		    b->used, b->map);
+}
+
+/*
+ * The reserve kept free for everything but publishes: a tenth of the map,
+ * and at least 8 MiB (half of a small map), because LMDB needs runs of
+ * contiguous free pages for large values and its own free list, and a
+ * fragmented store runs out of those long before it runs out of pages.
+ */
+static size_t
+reserve_of(size_t map)
+{
+	size_t	r = map / 10, floor = 8u << 20;
+
+	if (floor > map / 2)
+		floor = map / 2;
+	return r > floor ? r : floor;
+}
+
+bool
+broker_room(struct broker *b, size_t cost)
+{
+	if (b->used + b->batch_est + cost + reserve_of(b->map) <= b->map)
+		goto room;
+	/* Committed batches may have freed pages since: look again. */
+	if (b->now - b->usage_at >= USAGE_EVERY_MS / 10)
+		measure_usage(b, true);
+	if (b->used + b->batch_est + cost + reserve_of(b->map) > b->map) {
+		if (!b->nearly_full)
+			log_warnx("store full, refusing publishes: %zu of %zu "
+			    "bytes used", b->used, b->map);
+		b->nearly_full = true;
+		return false;
+	}
+room:
+	b->batch_est += cost;
+	return true;
 }
 
 /*
@@ -480,7 +510,12 @@ turn(struct broker *b)
 	bool			 pump = false;
 
 	b->now = cc_time_now_ms();
-	measure_usage(b);
+	measure_usage(b, false);
+	b->batch_est = 0;
+	for (i = 0; i < b->npeer; i++) {
+		b->peer[i].turn_cursor = b->peer[i].cursor;
+		b->peer[i].turn_inflight = b->peer[i].inflight;
+	}
 	for (i = 0; i < b->npeer; i++)
 		pump |= b->peer[i].online && b->peer[i].dirty;
 	pump |= b->nrefused > 0 || b->now >= b->next_sweep;
@@ -551,8 +586,12 @@ turn(struct broker *b)
 	}
 	b->nrefused = 0;
 
-	/* The pump and the sweep, each in its own nested transaction. */
+	/* The pump and the sweep, in one nested transaction. */
 	mark = b->nout;
+	for (i = 0; i < b->npeer; i++) {
+		b->peer[i].saved_cursor = b->peer[i].cursor;
+		b->peer[i].saved_inflight = b->peer[i].inflight;
+	}
 	if (rc == 0 && (rc = mdb_txn_begin(b->st.env, txn, 0, &child)) == 0) {
 		if (b->now >= b->next_sweep) {
 			b->next_sweep = b->now + SWEEP_RETRY_MS;
@@ -563,9 +602,13 @@ turn(struct broker *b)
 		if (rc == 0)
 			rc = mdb_txn_commit(child);
 		else {
+			/* Nothing of the pump was sent: as if it never ran. */
 			mdb_txn_abort(child);
 			drop_out(b, mark);
-			resend_all(b);
+			for (i = 0; i < b->npeer; i++) {
+				b->peer[i].cursor = b->peer[i].saved_cursor;
+				b->peer[i].inflight = b->peer[i].saved_inflight;
+			}
 			log_warnx("delivery: %s", mdb_strerror(rc));
 			rc = 0;
 		}
@@ -580,11 +623,21 @@ turn(struct broker *b)
 		/* Nothing of this batch is on disk: say so, promise nothing. */
 		log_warnx("commit failed: %s", mdb_strerror(rc));
 		drop_out(b, 0);
-		resend_all(b);
+		/*
+		 * Nothing of the batch was sent: every session is where it
+		 * was when the turn began (acks of this batch are lost; what
+		 * they acked is sent again after the next hello).
+		 */
+		for (i = 0; i < b->npeer; i++) {
+			b->peer[i].cursor = b->peer[i].turn_cursor;
+			b->peer[i].inflight = b->peer[i].turn_inflight;
+		}
 		(void)load_state(b);
 		for (i = 0; i < nasked; i++) {
 			struct cc_error err;
 
+			if (!asked[i].answered)
+				continue;
 			memset(&err, 0, sizeof(err));
 			err.code = rc == MDB_MAP_FULL ? ERR_STORAGE_FULL :
 			    ERR_BUSY;

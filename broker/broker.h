@@ -39,6 +39,10 @@ struct peer {
 	unsigned	inflight;	/* sent, not yet acked */
 	bool		dirty;		/* may have something to send */
 	bool		connected;	/* that connection is up (for stats) */
+	uint64_t	saved_cursor;	/* before the pump, to undo it */
+	unsigned	saved_inflight;
+	uint64_t	turn_cursor;	/* before the turn, to undo it */
+	unsigned	turn_inflight;
 	int		fd;		/* its socket, to match disconnects */
 };
 
@@ -70,6 +74,9 @@ struct broker {
 	int64_t			 now;		/* ms, fixed for one turn */
 	int64_t			 next_sweep;	/* earliest expiry due */
 	int64_t			 usage_at;	/* when usage was measured */
+	size_t			 used;		/* bytes in use then */
+	size_t			 map;		/* map size then */
+	size_t			 batch_est;	/* bytes this batch may add */
 	bool			 nearly_full;
 	/* Refused handshakes waiting for the next transaction's audit. */
 	struct {
@@ -88,6 +95,7 @@ struct req {
 	struct cc_msg		*msg;
 	MDB_txn			*txn;		/* this request's own (nested) */
 	int			 fd;		/* the connection's socket */
+	size_t			 len;		/* bytes of the frame */
 };
 
 /* Handlers, one per op (handle_*.c).  They return 0, or an LMDB error that
@@ -107,6 +115,8 @@ int	handle_track(struct broker *, struct req *);
 int	objstr(const msgpack_object *, char *buf, size_t size);
 int	broker_run(const char *conf_path);
 struct peer *broker_peer(struct broker *, const char *id);
+/* Is there room for about `cost` more bytes below the full mark? */
+bool	broker_room(struct broker *, size_t cost);
 const struct policy *broker_policy_of(struct broker *, const char *id);
 /* Queue a frame for rid (copies it); answer helpers. */
 int	reply(struct broker *, const uint8_t *rid, size_t ridlen,

@@ -56,7 +56,7 @@ send_delivery(struct broker *b, MDB_txn *txn, struct peer *p, uint64_t dseq,
 	struct cc_error	 err;
 	msgpack_sbuffer	 sb;
 	msgpack_packer	 pk;
-	cc_catset	 wb = 0, ws = 0;
+	cc_catset	 wb = 0, ws = 0, released;
 	uint8_t		*frame;
 	size_t		 len;
 	char		 text[37];
@@ -105,15 +105,16 @@ send_delivery(struct broker *b, MDB_txn *txn, struct peer *p, uint64_t dseq,
 	msgpack_pack_uint32(&pk, d.version);
 	proto_pack_cstr(&pk, "withheld_categories");
 	proto_pack_catset(&pk, wb | ws);
+	released = d.cats & proto_categories_present(m);
 	proto_msg_destroy(&m);
 	if (rc != 0) {
 		msgpack_sbuffer_destroy(&sb);
 		return ENOMEM;
 	}
 	/* Remember what was released, for the audit entry at ack. */
-	if (q->cats != d.cats || q->withheld != (wb | ws) ||
+	if (q->cats != released || q->withheld != (wb | ws) ||
 	    q->version != d.version || memcmp(q->cid, d.cid, 16) != 0) {
-		q->cats = d.cats;
+		q->cats = released;
 		q->withheld = wb | ws;
 		q->version = d.version;
 		memcpy(q->cid, d.cid, 16);

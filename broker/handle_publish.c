@@ -96,7 +96,9 @@ handle_publish(struct broker *b, struct req *r)
 			return reply_error(b, r, ERR_UNKNOWN_RECIPIENT, field,
 			    "no such agency in the directory");
 	}
-	if (b->nearly_full)
+	/* The payload, its seal and per recipient a queue entry, index,
+	 * state, receipt and audit entry; doubled for B-tree splits. */
+	if (!broker_room(b, 2 * r->len + 4096 + 1024 * b->npeer))
 		return reply_error(b, r, ERR_STORAGE_FULL, NULL,
 		    "the broker's store is full; try again later");
 

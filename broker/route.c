@@ -101,10 +101,12 @@ route_one(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
 			return rc;
 		return audit_append(&b->st, txn, &ev);
 	}
-	(void)m;
+	/* What the recipient gets now; deliver.c rewrites it only if the
+	 * decision changes before it is sent. */
 	memset(&q, 0, sizeof(q));
 	q.kind = Q_DELIVER;
-	q.cats = d.cats;
+	q.cats = d.cats & proto_categories_present(m);
+	q.withheld = proto_categories_present(m) & ~d.cats;
 	q.version = d.version;
 	memcpy(q.cid, d.cid, 16);
 	memcpy(q.mid, mid, 16);
