@@ -44,6 +44,7 @@ static void	reload(struct broker *);
 static void	measure_usage(struct broker *, bool);
 static size_t	reserve_of(size_t);
 static void	monitor_read(struct broker *);
+static void	save_final(struct broker *);
 
 static void
 on_signal(int sig)
@@ -690,6 +691,24 @@ out:
 	zmq_msg_close(&addr);
 }
 
+/* Nobody is connected to a stopped broker: say so to `stats`. */
+static void
+save_final(struct broker *b)
+{
+	MDB_txn	*txn;
+	size_t	 i;
+
+	for (i = 0; i < b->npeer; i++)
+		b->peer[i].connected = false;
+	if (store_begin(&b->st, true, &txn) != 0)
+		return;
+	if (save_state(b, txn) != 0) {
+		mdb_txn_abort(txn);
+		log_warnx("could not record the final state");
+	} else if (mdb_txn_commit(txn) != 0)
+		log_warnx("could not record the final state");
+}
+
 static void
 reload(struct broker *b)
 {
@@ -833,6 +852,7 @@ broker_run(const char *path)
 			break;
 	}
 	log_info("stopping");
+	save_final(&b);
 	zmq_close(b.monitor);
 	zmq_close(b.router);
 	auth_zap_close(&b.auth);
