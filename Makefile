@@ -114,12 +114,26 @@ $(AGENT_PC): agent/ccagent.pc.in include/ccagent.h
 
 # Each test binary links every library; the linker keeps what it uses.
 TEST_LINK = $(TESTLIB_OBJ) $(LIBBROKER) $(LIBAGENTX) $(LIBAGENT_A) $(LIBPROTO)
+POWERCUT = $(BUILD)/tests/libpowercut.so $(BUILD)/tests/powercut-apply
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_LINK)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
-$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(TEST_LINK) $(BINS)
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(TEST_LINK) $(BINS) \
+    $(POWERCUT)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $(filter-out $(BINS),$^) $(LDLIBS) $(TEST_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter-out $(BINS) $(POWERCUT),$^) $(LDLIBS) \
+	    $(TEST_LIBS)
+
+# The power-cut simulator (tests/powercut/): an LD_PRELOAD library, built
+# without sanitizers or _FORTIFY_SOURCE since it replaces open() and write(),
+# and the tool that undoes what a power cut would have lost.
+$(BUILD)/tests/lib%.so: tests/powercut/%.c tests/powercut/powercut.h
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) -U_FORTIFY_SOURCE -O2 -g -shared \
+	    -fPIC -o $@ $< -ldl -lpthread
+$(BUILD)/tests/powercut-%: tests/powercut/powercut-%.c tests/powercut/powercut.h
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(HARDEN) $(OPT) $(LDFLAGS) -o $@ $<
 
 tests: $(UNIT_BIN) $(INT_BIN)
 
