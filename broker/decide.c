@@ -23,7 +23,7 @@
 
 static bool	consent_in_force(const struct consent *, int64_t);
 static bool	identity_conflicts(const struct subject_ps *,
-		    const struct subject_ps *);
+		    const struct cview *);
 static cc_catset deny_for(const struct consent *, const char *);
 static void	withhold(struct decision *, enum cc_reason);
 
@@ -39,8 +39,8 @@ withhold(struct decision *d, enum cc_reason why)
 static bool
 consent_in_force(const struct consent *c, int64_t now)
 {
-	return c->h.state == CS_ACTIVE && c->h.from_ms <= now &&
-	    now < c->h.until_ms;
+	return c->v.state == CS_ACTIVE && c->v.from_ms <= now &&
+	    now < c->v.until_ms;
 }
 
 /*
@@ -49,13 +49,13 @@ consent_in_force(const struct consent *c, int64_t now)
  * have matched them.)
  */
 static bool
-identity_conflicts(const struct subject_ps *a, const struct subject_ps *b)
+identity_conflicts(const struct subject_ps *a, const struct cview *v)
 {
 	int	i;
 
 	for (i = 0; i < SCHEME__COUNT; i++) {
-		if ((a->has & b->has & (1u << i)) &&
-		    memcmp(a->id[i], b->id[i], PSEUDO_LEN) != 0)
+		if ((a->has & v->has & (1u << i)) &&
+		    memcmp(a->id[i], v->tag[i], CVIEW_TAGLEN) != 0)
 			return true;
 	}
 	return false;
@@ -65,7 +65,7 @@ identity_conflicts(const struct subject_ps *a, const struct subject_ps *b)
 static cc_catset
 deny_for(const struct consent *c, const char *recipient)
 {
-	const uint8_t	*p = c->deny, *end = c->deny + c->h.deny_len;
+	const uint8_t	*p = c->deny, *end = c->deny + c->v.deny_len;
 	struct deny_hdr	 dh;
 	cc_catset	 out = 0;
 
@@ -103,10 +103,10 @@ decide(struct store *st, MDB_txn *txn, const struct subject_ps *subj,
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		if (cs[i].h.state == CS_WITHDRAWN ||
-		    cs[i].h.state == CS_SUPERSEDED)
+		if (cs[i].v.state == CS_WITHDRAWN ||
+		    cs[i].v.state == CS_SUPERSEDED)
 			continue;
-		if (identity_conflicts(subj, &cs[i].h.subj)) {
+		if (identity_conflicts(subj, &cs[i].v)) {
 			withhold(d, RS_IDENTITY_CONFLICT);
 			return;
 		}
@@ -115,12 +115,12 @@ decide(struct store *st, MDB_txn *txn, const struct subject_ps *subj,
 		if (!consent_in_force(&cs[i], now))
 			continue;
 		denied |= deny_for(&cs[i], recipient);
-		if (!(cs[i].h.purposes & (1u << purpose)) ||
-		    !idlist_has(cs[i].recip, cs[i].h.recip_len, recipient))
+		if (!(cs[i].v.purposes & (1u << purpose)) ||
+		    !idlist_has(cs[i].recip, cs[i].v.recip_len, recipient))
 			continue;
-		c = cs[i].h.cats;
+		c = cs[i].v.cats;
 		/* Special categories only with explicit consent. */
-		if (!cs[i].h.explicit_)
+		if (!cs[i].v.explicit_)
 			c &= ~CATSET_EXPLICIT;
 		granted |= c;
 		/* Rely on the consent that grants the most. */
@@ -144,7 +144,7 @@ decide(struct store *st, MDB_txn *txn, const struct subject_ps *subj,
 	d->reason = RS_NONE;
 	d->cats = granted & pol->receive;
 	memcpy(d->cid, best->cid, 16);
-	d->version = best->h.version;
+	d->version = best->v.version;
 }
 
 int
@@ -159,10 +159,10 @@ decide_identity_conflict(struct store *st, MDB_txn *txn,
 	for (i = 0; i < n; i++) {
 		if (except != NULL && memcmp(cs[i].cid, except, 16) == 0)
 			continue;
-		if (cs[i].h.state == CS_WITHDRAWN ||
-		    cs[i].h.state == CS_SUPERSEDED)
+		if (cs[i].v.state == CS_WITHDRAWN ||
+		    cs[i].v.state == CS_SUPERSEDED)
 			continue;
-		if (identity_conflicts(subj, &cs[i].h.subj))
+		if (identity_conflicts(subj, &cs[i].v))
 			return 1;
 	}
 	return 0;

@@ -4,9 +4,10 @@
  * Named databases:
  *   meta     counters (next dseq)
  *   consent  cid -> struct consent_hdr, recipients, denies, sealed history
- *   cview    pseudonym cid -> the consent's decision view (no seal), one
- *            row per identifier of its subject, so deciding is one range
- *            scan per identifier
+ *   cview    pseudonym(16) cid -> struct cview, recipients, denies: the
+ *            consent's compact decision view, one row per identifier of
+ *            its subject, so deciding is one short range scan per
+ *            identifier over small rows
  *   msg      mid -> struct msg_hdr + sealed canonical publish frame
  *   queue    agency "\0" dseq(BE) -> struct qent (deliveries and receipts)
  *   qsubj    subject pseudonym -> queue key (dupsort), for purging
@@ -69,6 +70,28 @@ struct consent_hdr {
 	char			recorded_by[CC_ID_MAX + 1];
 	struct subject_ps	subj;
 };
+/*
+ * The decision view: what decide() reads, kept small so that many fit in a
+ * page.  The subject's other identifiers are there as 8-byte tags of their
+ * pseudonyms, enough to notice a contradiction (rule 6).
+ */
+#define CVIEW_KEYLEN	16	/* bytes of the pseudonym in a cview key */
+#define CVIEW_TAGLEN	8
+struct cview {
+	uint32_t	version;
+	uint8_t		state;
+	uint8_t		explicit_;
+	uint8_t		purposes;
+	uint8_t		has;		/* schemes of the subject */
+	cc_catset	cats;
+	uint16_t	recip_len;
+	uint16_t	deny_len;
+	uint16_t	pad;
+	int64_t		from_ms;
+	int64_t		until_ms;
+	uint8_t		tag[SCHEME__COUNT][CVIEW_TAGLEN];
+};
+
 /* A deny entry: header then `len` bytes of NUL-separated ids (0: all). */
 struct deny_hdr {
 	cc_catset	cats;			/* 0: all categories */
@@ -79,10 +102,11 @@ struct deny_hdr {
  * valid until the transaction ends. */
 struct consent {
 	uint8_t			 cid[16];
-	struct consent_hdr	 h;
-	const char		*recip;		/* h.recip_len bytes */
-	const uint8_t		*deny;		/* h.deny_len bytes */
-	const uint8_t		*sealed;	/* h.sealed_len bytes */
+	struct cview		 v;		/* always filled */
+	struct consent_hdr	 h;		/* by store_consent_get only */
+	const char		*recip;		/* v.recip_len bytes */
+	const uint8_t		*deny;		/* v.deny_len bytes */
+	const uint8_t		*sealed;	/* h.sealed_len bytes, or NULL */
 };
 
 struct msg_hdr {
@@ -168,9 +192,9 @@ int	store_consent_get(struct store *, MDB_txn *, const uint8_t cid[16],
 
 /*
  * Every consent that shares at least one identifier with `subj`, at most
- * `max`, each once, as decision views (sealed is NULL: use
- * store_consent_get for the whole record).  Returns the count, or -1 when
- * the store cannot be read.
+ * `max`, each once, as decision views (only cid, v, recip and deny are
+ * filled: use store_consent_get for the whole record).  Returns the count,
+ * or -1 when the store cannot be read.
  */
 int	store_consents_of(struct store *, MDB_txn *,
 	    const struct subject_ps *, struct consent *, int max) CC_WUR;

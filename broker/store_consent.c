@@ -14,6 +14,28 @@
 #include "store.h"
 
 static int	consent_parse(const MDB_val *, struct consent *);
+static int	view_parse(const MDB_val *, struct consent *);
+static void	view_of(const struct consent_hdr *, struct cview *);
+
+static void
+view_of(const struct consent_hdr *h, struct cview *v)
+{
+	int	i;
+
+	memset(v, 0, sizeof(*v));
+	v->version = h->version;
+	v->state = h->state;
+	v->explicit_ = h->explicit_;
+	v->purposes = h->purposes;
+	v->has = h->subj.has;
+	v->cats = h->cats;
+	v->recip_len = h->recip_len;
+	v->deny_len = h->deny_len;
+	v->from_ms = h->from_ms;
+	v->until_ms = h->until_ms;
+	for (i = 0; i < SCHEME__COUNT; i++)
+		memcpy(v->tag[i], h->subj.id[i], CVIEW_TAGLEN);
+}
 
 static int
 consent_parse(const MDB_val *v, struct consent *c)
@@ -30,6 +52,24 @@ consent_parse(const MDB_val *v, struct consent *c)
 	c->recip = (const char *)p + sizeof(c->h);
 	c->deny = p + sizeof(c->h) + c->h.recip_len;
 	c->sealed = c->h.sealed_len > 0 ? c->deny + c->h.deny_len : NULL;
+	view_of(&c->h, &c->v);
+	return 0;
+}
+
+/* A cview row: struct cview, recipients, denies. */
+static int
+view_parse(const MDB_val *v, struct consent *c)
+{
+	const uint8_t	*p = v->mv_data;
+
+	if (v->mv_size < sizeof(c->v))
+		return -1;
+	memcpy(&c->v, p, sizeof(c->v));
+	if (sizeof(c->v) + c->v.recip_len + c->v.deny_len != v->mv_size)
+		return -1;
+	c->recip = (const char *)p + sizeof(c->v);
+	c->deny = p + sizeof(c->v) + c->v.recip_len;
+	c->sealed = NULL;
 	return 0;
 }
 
@@ -52,7 +92,7 @@ store_consents_of(struct store *st, MDB_txn *txn, const struct subject_ps *ps,
 {
 	MDB_cursor	*cur;
 	MDB_val		 k, v;
-	uint8_t		 key[PSEUDO_LEN + 16];
+	uint8_t		 key[CVIEW_KEYLEN + 16];
 	int		 i, j, n = 0, rc;
 	bool		 seen;
 
@@ -61,21 +101,21 @@ store_consents_of(struct store *st, MDB_txn *txn, const struct subject_ps *ps,
 	for (i = 0; i < SCHEME__COUNT; i++) {
 		if (!(ps->has & (1u << i)))
 			continue;
-		memcpy(key, ps->id[i], PSEUDO_LEN);
-		memset(key + PSEUDO_LEN, 0, 16);
+		memcpy(key, ps->id[i], CVIEW_KEYLEN);
+		memset(key + CVIEW_KEYLEN, 0, 16);
 		k.mv_size = sizeof(key);
 		k.mv_data = key;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 		while (rc == 0 && k.mv_size == sizeof(key) &&
-		    memcmp(k.mv_data, ps->id[i], PSEUDO_LEN) == 0) {
+		    memcmp(k.mv_data, ps->id[i], CVIEW_KEYLEN) == 0) {
 			const uint8_t *cid = (const uint8_t *)k.mv_data +
-			    PSEUDO_LEN;
+			    CVIEW_KEYLEN;
 
 			seen = false;
 			for (j = 0; j < n && !seen; j++)
 				seen = memcmp(out[j].cid, cid, 16) == 0;
 			if (!seen) {
-				if (n == max || consent_parse(&v, &out[n]) == -1)
+				if (n == max || view_parse(&v, &out[n]) == -1)
 					goto fail;
 				memcpy(out[n].cid, cid, 16);
 				n++;
@@ -98,6 +138,7 @@ store_consent_put(struct store *st, MDB_txn *txn, const uint8_t cid[16],
     const void *hist, size_t histlen)
 {
 	struct consent_hdr	 h = *h0;
+	struct cview		 view;
 	MDB_val			 k = { 16, (void *)cid }, v;
 	uint8_t			*p;
 	int			 i, rc;
@@ -113,23 +154,23 @@ store_consent_put(struct store *st, MDB_txn *txn, const uint8_t cid[16],
 	if (seal_seal(&st->seal, cid, 16, hist, histlen,
 	    p + sizeof(h) + h.recip_len + h.deny_len) == -1)
 		return MDB_PANIC;
-	/* The decision view under each pseudonym: the same, unsealed. */
-	h.sealed_len = 0;
+	/* The decision view under each pseudonym. */
+	view_of(&h, &view);
 	for (i = 0; i < SCHEME__COUNT; i++) {
-		uint8_t	key[PSEUDO_LEN + 16];
+		uint8_t	key[CVIEW_KEYLEN + 16];
 		MDB_val	vk = { sizeof(key), key }, vv;
 
 		if (!(h.subj.has & (1u << i)))
 			continue;
-		memcpy(key, h.subj.id[i], PSEUDO_LEN);
-		memcpy(key + PSEUDO_LEN, cid, 16);
-		vv.mv_size = sizeof(h) + h.recip_len + h.deny_len;
+		memcpy(key, h.subj.id[i], CVIEW_KEYLEN);
+		memcpy(key + CVIEW_KEYLEN, cid, 16);
+		vv.mv_size = sizeof(view) + h.recip_len + h.deny_len;
 		if ((rc = mdb_put(txn, st->cview, &vk, &vv, MDB_RESERVE)) != 0)
 			return rc;
 		p = vv.mv_data;
-		memcpy(p, &h, sizeof(h));
-		memcpy(p + sizeof(h), recip, h.recip_len);
-		memcpy(p + sizeof(h) + h.recip_len, deny, h.deny_len);
+		memcpy(p, &view, sizeof(view));
+		memcpy(p + sizeof(view), recip, h.recip_len);
+		memcpy(p + sizeof(view) + h.recip_len, deny, h.deny_len);
 	}
 	return 0;
 }

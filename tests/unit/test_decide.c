@@ -316,7 +316,7 @@ Test(decide, unreadable_store_fails_closed, .init = setup, .fini = teardown)
 	struct subject_ps	 ps;
 	struct decision		 d;
 	MDB_txn			*txn;
-	uint8_t			 key[PSEUDO_LEN + 16] = { 0 };
+	uint8_t			 key[CVIEW_KEYLEN + 16] = { 0 };
 	MDB_val			 k = { sizeof(key), key }, v = { 3, "bad" };
 	int64_t			 now = cc_time_now_ms();
 
@@ -324,8 +324,8 @@ Test(decide, unreadable_store_fails_closed, .init = setup, .fini = teardown)
 	put_consent(txn, 0, &c, now);
 	subject(PNC_A, NULL, &ps);
 	/* Damage the decision view the consent is read through. */
-	memcpy(key, ps.id[SCHEME_PNC], PSEUDO_LEN);
-	key[PSEUDO_LEN] = 1;
+	memcpy(key, ps.id[SCHEME_PNC], CVIEW_KEYLEN);
+	key[CVIEW_KEYLEN] = 1;
 	cr_assert_eq(mdb_put(txn, st.cview, &k, &v, 0), 0);
 	decide(&st, txn, &ps, PURPOSE_CONTINUITY_OF_CARE, "cjit.leeds", &pol,
 	    now, &d);
