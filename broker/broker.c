@@ -338,9 +338,23 @@ handle_one(struct broker *b, MDB_txn *txn, zmq_msg_t *rid, zmq_msg_t *body,
 	if (uid == NULL || (r.from = auth_agency(&b->auth, uid,
 	    (time_t)(b->now / 1000))) == NULL ||
 	    (r.peer = broker_peer(b, uid)) == NULL) {
-		/* Certificate revoked or expired since the handshake. */
+		/*
+		 * Certificate revoked or expired since the handshake.  The
+		 * frame is read only to say which request is refused.
+		 */
 		memset(&err, 0, sizeof(err));
+		if (proto_decode(zmq_msg_data(body), zmq_msg_size(body),
+		    b->conf.max_size, &r.msg, &err) == 0) {
+			if (proto_get_str(r.msg, "mid", err.re,
+			    sizeof(err.re)) == -1 &&
+			    proto_get_str(r.msg, "cid", err.re,
+			    sizeof(err.re)) == -1)
+				snprintf(err.re, sizeof(err.re), "%s",
+				    cc_op_name(proto_op(r.msg)));
+			proto_msg_destroy(&r.msg);
+		}
 		err.code = ERR_NOT_PERMITTED;
+		err.field[0] = '\0';
 		snprintf(err.detail, sizeof(err.detail),
 		    "agency no longer valid");
 		log_warnx("refused request agency=%s reason=no longer valid",
