@@ -127,11 +127,15 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(TEST_LINK) $(
 # The power-cut simulator (tests/powercut/): an LD_PRELOAD library, built
 # without sanitizers or _FORTIFY_SOURCE since it replaces open() and write(),
 # and the tool that undoes what a power cut would have lost.
-$(BUILD)/tests/lib%.so: tests/powercut/%.c tests/powercut/powercut.h
+# Static patterns: a file named only in a pattern rule would be an
+# intermediate one, which make does not rebuild when it is missing.
+$(BUILD)/tests/libpowercut.so: $(BUILD)/tests/lib%.so: tests/powercut/%.c \
+    tests/powercut/powercut.h
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -U_FORTIFY_SOURCE -O2 -g -shared \
 	    -fPIC -o $@ $< -ldl -lpthread
-$(BUILD)/tests/powercut-%: tests/powercut/powercut-%.c tests/powercut/powercut.h
+$(BUILD)/tests/powercut-apply: $(BUILD)/tests/%: tests/powercut/%.c \
+    tests/powercut/powercut.h
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) $(HARDEN) $(OPT) $(LDFLAGS) -o $@ $<
 
