@@ -167,6 +167,49 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBBROKER) $(LIBPROTO)
 bench: $(BENCH_BIN)
 	$(BUILD)/bench/bench_decide
 
+# `make install`: binaries, the agent library with its headers and a
+# pkg-config file for $(PREFIX), man pages, example configurations and
+# documents, and the systemd units with ExecStart in $(BINDIR).  DESTDIR
+# stages the whole tree for packaging.  Users, /etc and the data
+# directories are the administrator's (docs/OPERATIONS.md).
+BINDIR	 = $(PREFIX)/bin
+LIBDIR	 = $(PREFIX)/lib
+INCLUDEDIR = $(PREFIX)/include
+PKGCONFIGDIR = $(LIBDIR)/pkgconfig
+MANDIR	 = $(PREFIX)/share/man
+DOCDIR	 = $(PREFIX)/share/doc/ccbroker
+UNITDIR	 = $(PREFIX)/lib/systemd/system
+INSTALL	?= install
+INSTALL_MAN5  = docs/ccbroker.conf.5 docs/ccagent.conf.5
+INSTALL_MAN8  = docs/ccbroker.8 docs/ccagent.8
+INSTALL_UNITS = scripts/ccbroker.service scripts/ccagent.service
+INSTALL_DOCS  = etc/broker.conf.example etc/agent.conf.example \
+		docs/PROTOCOL.md docs/OPERATIONS.md
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 0755 $(LIBAGENT_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libccagent.so.1 $(DESTDIR)$(LIBDIR)/libccagent.so
+	$(INSTALL) -m 0644 $(LIBAGENT_A) $(DESTDIR)$(LIBDIR)/
+	$(INSTALL) -m 0644 include/ccagent.h include/cc_proto.h \
+	    $(DESTDIR)$(INCLUDEDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e "s|@VERSION@|$$(sed -n \
+	    's/.*CC_AGENT_VERSION[^"]*"\(.*\)".*/\1/p' include/ccagent.h)|g" \
+	    agent/ccagent.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/ccagent.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/ccagent.pc
+	$(INSTALL) -m 0644 $(INSTALL_MAN5) $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 $(INSTALL_MAN8) $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -m 0644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/
+	set -e; for u in $(INSTALL_UNITS); do \
+	  sed 's|/usr/local/bin/|$(BINDIR)/|g' $$u \
+	    >$(DESTDIR)$(UNITDIR)/$${u##*/}; \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/}; done
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
+
 clean:
 	rm -rf build $(DEPS_OK)
 
