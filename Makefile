@@ -151,7 +151,9 @@ test: all tests
 check: $(DEPS_OK)
 	$(MAKE) test
 	$(MAKE) BUILD=build/san SAN=1 test
-	@echo "make check: all tests passed, plain and under ASan/UBSan"
+	$(MAKE) fuzz-regress
+	@echo "make check: all tests passed, plain and under ASan/UBSan;" \
+	    "fuzz corpora clean"
 
 conformance: all
 	/usr/bin/python3 ../shared/conformance/conformance.py .
@@ -214,3 +216,62 @@ clean:
 	rm -rf build $(DEPS_OK)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------- fuzzing
+# libFuzzer harnesses (fuzz/fuzz_NAME.c), built with clang, ASan and UBSan
+# over the proto/ objects and the two config loaders, compiled again into
+# build/fuzz/obj with -fsanitize=fuzzer-no-link.  clang and its runtime come
+# from `scripts/deps.sh fuzz`.
+#   make fuzz          runs each harness for FUZZ_SECONDS (default 60);
+#                      new inputs go to build/fuzz/corpus/NAME, crashes to
+#                      build/fuzz/artifacts/.  FUZZ=decode runs only one,
+#                      FUZZ_FLAGS adds libFuzzer options.
+#   make fuzz-regress  runs each harness once over fuzz/corpus/NAME (seeds
+#                      and past crashes); part of `make check`.
+FUZZ_CC		 = clang
+FUZZ_SECONDS	?= 60
+FUZZ_BUILD	 = build/fuzz
+FUZZ		?= decode json config pki
+FUZZ_ALL	 = decode json config pki
+FUZZ_CFLAGS	 = $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
+		   -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+		   -Iinclude -Iproto -Ibroker -Iagent $(PKG_CFLAGS) -MMD -MP
+FUZZ_LIB_SRC	 = $(PROTO_SRC) broker/config.c agent/config.c
+FUZZ_LIB	 = $(FUZZ_BUILD)/libccfuzz.a
+FUZZ_BIN	 = $(FUZZ_ALL:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_DEPS_OK	 = $(FUZZ_BUILD)/.deps-ok
+
+.PHONY: fuzz fuzz-regress fuzz-bin
+fuzz-bin: $(FUZZ_BIN)
+
+$(FUZZ_DEPS_OK): scripts/deps.sh | $(DEPS_OK)
+	./scripts/deps.sh fuzz
+	@mkdir -p $(@D)
+	@touch $@
+
+$(FUZZ_BUILD)/obj/%.o: %.c | $(FUZZ_DEPS_OK)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(FUZZ_LIB): $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+	$(AR) rcs $@ $^
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB) | $(FUZZ_DEPS_OK)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) \
+	    $(PKG_LIBS) -lpthread
+
+fuzz: $(FUZZ_BIN)
+	@set -e; mkdir -p $(FUZZ_BUILD)/artifacts; for n in $(FUZZ); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+	  echo "== fuzz_$$n for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$n- \
+	    $(FUZZ_FLAGS) $(FUZZ_BUILD)/corpus/$$n fuzz/corpus/$$n; done
+
+fuzz-regress: $(FUZZ_BIN)
+	@mkdir -p $(FUZZ_BUILD)/log; for n in $(FUZZ_ALL); do \
+	  printf '== fuzz_%s over fuzz/corpus/%s: ' $$n $$n; \
+	  if $(FUZZ_BUILD)/fuzz_$$n -runs=0 fuzz/corpus/$$n \
+	      >$(FUZZ_BUILD)/log/$$n.log 2>&1; then \
+	    echo "$$(ls fuzz/corpus/$$n | wc -l) inputs clean"; \
+	  else echo FAILED; cat $(FUZZ_BUILD)/log/$$n.log; exit 1; fi; done
+
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

@@ -9,7 +9,9 @@ python3 python3-zmq python3-msgpack python3-cryptography"
 
 case "${1:-}" in
 bench) PKGS="$PKGS mosquitto libmosquitto-dev nats-server libnats-dev" ;;
-fuzz) PKGS="$PKGS clang" ;;
+# libFuzzer and the sanitizer runtimes are only recommended by clang-14.
+fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
+valgrind) PKGS="$PKGS valgrind" ;;
 esac
 
 missing=""
