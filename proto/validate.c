@@ -231,7 +231,11 @@ dup_index(const msgpack_object *o, bool map)
 		const msgpack_object *s = map ? &o->via.map.ptr[i].key :
 		    &o->via.array.ptr[i];
 
-		refs[i].p = s->via.str.ptr;
+		/*
+		 * msgpack-c leaves an empty string's pointer NULL when no
+		 * string came before it, and memcmp(NULL, .., 0) is undefined.
+		 */
+		refs[i].p = s->via.str.ptr != NULL ? s->via.str.ptr : "";
 		refs[i].n = s->via.str.size;
 		refs[i].i = i;
 	}
