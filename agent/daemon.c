@@ -109,24 +109,47 @@ on_signal(int sig)
 	agentd_quit = 1;
 }
 
-/* Run as `user` when started as root (agent.conf `user`). */
+/*
+ * Run as `user` when started as root (agent.conf `user`), before anything
+ * is opened: the key, the data directory and the spool must be the
+ * user's already (nothing is chowned).  setuid as root sets the real,
+ * effective and saved ids; that root cannot be taken back is checked.
+ */
 static int
 drop_privileges(const char *user, char *err, size_t errlen)
 {
 	struct passwd	*pw;
 
-	if (user[0] == '\0' || geteuid() != 0)
+	if (geteuid() != 0)
 		return 0;
+	if (user[0] == '\0') {
+		log_warnx("running as root: set user in [agent] to run as an "
+		    "unprivileged user");
+		return 0;
+	}
 	if ((pw = getpwnam(user)) == NULL) {
 		(void)snprintf(err, errlen, "no such user '%s'", user);
 		return -1;
 	}
-	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
+	if (pw->pw_uid == 0) {
+		(void)snprintf(err, errlen, "user '%s' is root; name an "
+		    "unprivileged user", user);
+		return -1;
+	}
+	if (initgroups(user, pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
 	    setuid(pw->pw_uid) == -1) {
 		(void)snprintf(err, errlen, "cannot become %s: %s", user,
 		    strerror(errno));
 		return -1;
 	}
+	if (setuid(0) != -1 || seteuid(0) != -1 || getuid() != pw->pw_uid ||
+	    geteuid() != pw->pw_uid || getegid() != pw->pw_gid) {
+		(void)snprintf(err, errlen, "could take root back after "
+		    "becoming %s", user);
+		return -1;
+	}
+	log_info("running as %s (uid %u, gid %u)", user,
+	    (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
 	return 0;
 }
 

@@ -61,11 +61,22 @@ struct outbox *
 outbox_open(const char *dir, char *err, size_t errlen)
 {
 	struct outbox	*ob;
+	struct stat	 sb;
 	MDB_txn		*txn = NULL;
 	int		 rc;
 
 	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
 		(void)snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	/* Queued records wait here in clear: the agency's eyes only. */
+	if (stat(dir, &sb) == -1) {
+		(void)snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	if (sb.st_mode & 077) {
+		(void)snprintf(err, errlen, "%s: accessible by group or others "
+		    "(chmod 700)", dir);
 		return NULL;
 	}
 	if ((ob = calloc(1, sizeof(*ob))) == NULL) {

@@ -1,13 +1,20 @@
 /*
  * broker.c - the broker's loop: sockets, batches, group commit, reload.
  */
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -45,6 +52,8 @@ static void	measure_usage(struct broker *, bool);
 static size_t	reserve_of(size_t);
 static void	monitor_read(struct broker *);
 static void	save_final(struct broker *);
+static void	raise_nofile(void);
+static void	drop_privileges(const struct broker_conf *);
 
 static void
 on_signal(int sig)
@@ -756,6 +765,90 @@ reload(struct broker *b)
 	log_info("reloaded: %zu valid agencies", b->auth.nagency);
 }
 
+/*
+ * Every connection costs a file descriptor, and a distribution's default
+ * soft limit (1024) is far below what a partnership with a thousand
+ * connections needs; the hard limit is what the administrator allows.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit	rl;
+	rlim_t		old;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit");
+		return;
+	}
+	old = rl.rlim_cur;
+	if (rl.rlim_cur == rl.rlim_max)
+		return;
+	/* Never "unlimited": the kernel refuses more than nr_open. */
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max;
+	if (rl.rlim_cur <= old)
+		return;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("cannot raise the file descriptor limit from %llu",
+		    (unsigned long long)old);
+	else
+		log_info("file descriptor limit raised from %llu to %llu",
+		    (unsigned long long)old, (unsigned long long)rl.rlim_cur);
+}
+
+/*
+ * Started as root with `user` set: become that user for good, after the
+ * socket is bound and the store and keys are open, before the first peer
+ * is served.  Nothing is chowned: the data directory and everything in it
+ * must already belong to the user, so that a broker restarted as that
+ * user (or `ccbroker backup` run as it) finds its own files.  setuid as
+ * root sets the real, effective and saved ids, so root cannot be taken
+ * back; that is checked, not assumed.
+ */
+static void
+drop_privileges(const struct broker_conf *c)
+{
+	struct passwd	*pw;
+	struct stat	 sb;
+	struct dirent	*de;
+	DIR		*d;
+	char		 path[PATH_MAX + 256];
+
+	if (geteuid() != 0)
+		return;
+	if (c->user[0] == '\0') {
+		log_warnx("running as root: set user in [broker] to run as an "
+		    "unprivileged user");
+		return;
+	}
+	if ((pw = getpwnam(c->user)) == NULL)
+		fatalx("%s: user '%s': no such user", c->path, c->user);
+	if (pw->pw_uid == 0)
+		fatalx("%s: user '%s' is root; name an unprivileged user",
+		    c->path, c->user);
+	if ((d = opendir(c->data)) == NULL)
+		fatal("%s", c->data);
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", c->data, de->d_name);
+		if (lstat(path, &sb) == -1)
+			fatal("%s", path);
+		if (sb.st_uid != pw->pw_uid)
+			fatalx("%s: owned by uid %u, not by %s; chown -R %s %s",
+			    path, (unsigned)sb.st_uid, c->user, c->user,
+			    c->data);
+	}
+	closedir(d);
+	if (initgroups(c->user, pw->pw_gid) == -1 ||
+	    setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1)
+		fatal("cannot become %s", c->user);
+	if (setuid(0) != -1 || seteuid(0) != -1 || getuid() != pw->pw_uid ||
+	    geteuid() != pw->pw_uid || getegid() != pw->pw_gid)
+		fatalx("could take root back after becoming %s", c->user);
+	log_info("running as %s (uid %u, gid %u)", c->user,
+	    (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+}
+
 int
 broker_run(const char *path)
 {
@@ -768,6 +861,7 @@ broker_run(const char *path)
 	zmq_pollitem_t	 items[3];
 
 	memset(&b, 0, sizeof(b));
+	raise_nofile();
 	if (broker_conf_load(path, &b.conf, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if (auth_load(&b.auth, &b.conf, err, sizeof(err)) == -1)
@@ -825,6 +919,7 @@ broker_run(const char *path)
 		fatalx("cannot monitor the socket: %s", zmq_strerror(errno));
 	log_info("listening on %s, %zu valid agencies, data %s", b.conf.bind,
 	    b.auth.nagency, b.conf.data);
+	drop_privileges(&b.conf);
 
 	b.next_sweep = 0;
 	while (!got_term) {
