@@ -141,15 +141,19 @@ $(BUILD)/tests/powercut-apply: $(BUILD)/tests/%: tests/powercut/%.c \
 
 tests: $(UNIT_BIN) $(INT_BIN)
 
-# Run every test binary; CCBROKER_BIN tells integration tests which build.
+# Run every test binary; CC_BUILD tells integration tests which build.
 test: all tests
 	@set -e; export CC_BUILD=$(abspath $(BUILD)) \
 	  CC_SRC=$(CURDIR); \
 	for t in $(UNIT_BIN) $(INT_BIN); do \
 	  echo "== $$t"; $$t --jobs 1 $(CRITERION_FLAGS); done
 
+# Builds run in parallel (one job per core); the tests run one at a time.
+JOBS	?= $(shell nproc 2>/dev/null || echo 2)
 check: $(DEPS_OK)
+	$(MAKE) -j$(JOBS) all tests
 	$(MAKE) test
+	$(MAKE) -j$(JOBS) BUILD=build/san SAN=1 all tests
 	$(MAKE) BUILD=build/san SAN=1 test
 	$(MAKE) fuzz-regress
 	@echo "make check: all tests passed, plain and under ASan/UBSan;" \
@@ -158,7 +162,8 @@ check: $(DEPS_OK)
 conformance: all
 	/usr/bin/python3 ../shared/conformance/conformance.py .
 
-demo: all
+demo: $(DEPS_OK)
+	$(MAKE) all
 	./scripts/demo.sh $(BUILD)
 
 BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
