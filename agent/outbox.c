@@ -19,6 +19,7 @@
 
 #include <lmdb.h>
 
+#include "log.h"
 #include "outbox.h"
 
 #define OUTBOX_MAP_BYTES	((size_t)1 << 30)	/* sparse; grows on disk */
@@ -74,10 +75,20 @@ outbox_open(const char *dir, char *err, size_t errlen)
 		(void)snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		return NULL;
 	}
+	/*
+	 * A directory others can enter is closed to them rather than
+	 * refused: it is the agent's own, and it may have been made with the
+	 * default umask before the agent first ran.
+	 */
 	if (sb.st_mode & 077) {
-		(void)snprintf(err, errlen, "%s: accessible by group or others "
-		    "(chmod 700)", dir);
-		return NULL;
+		if (chmod(dir, 0700) == -1) {
+			(void)snprintf(err, errlen, "%s: accessible by group or "
+			    "others, and chmod 700 failed: %s", dir,
+			    strerror(errno));
+			return NULL;
+		}
+		log_warnx("%s: was accessible by group or others; now 0700",
+		    dir);
 	}
 	if ((ob = calloc(1, sizeof(*ob))) == NULL) {
 		(void)snprintf(err, errlen, "out of memory");
