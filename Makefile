@@ -280,3 +280,42 @@ fuzz-regress: $(FUZZ_BIN)
 	  else echo FAILED; cat $(FUZZ_BUILD)/log/$$n.log; exit 1; fi; done
 
 -include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------- valgrind
+# `make check-valgrind`: memcheck over the plain build.  The unit tests run
+# under valgrind, every criterion worker too; then the integration tests
+# in VG_INT run with the broker they start under valgrind, through
+# CC_BROKER_WRAPPER (tests/lib/harness.c).  Reports go to $(BUILD)/valgrind/;
+# any memory error or definite or possible leak in them fails the target
+# (a broker with one also exits 99, which fails its test).  Not part of
+# `make check`: it takes many minutes.  VG_INT="test_x ..." picks others.
+VG_DIR		 = $(BUILD)/valgrind
+VG_INT		?= test_routing test_auth
+VALGRIND	 = valgrind --leak-check=full --error-exitcode=99 \
+		   --errors-for-leak-kinds=definite,possible --num-callers=30
+VG_DEPS_OK	 = $(BUILD)/.valgrind-ok
+
+.PHONY: check-valgrind
+$(VG_DEPS_OK): scripts/deps.sh | $(DEPS_OK)
+	./scripts/deps.sh valgrind
+	@mkdir -p $(@D)
+	@touch $@
+
+check-valgrind: all tests | $(VG_DEPS_OK)
+	@rm -rf $(VG_DIR); mkdir -p $(VG_DIR); fail=0; \
+	export CC_BUILD=$(abspath $(BUILD)) CC_SRC=$(CURDIR); \
+	for t in $(UNIT_BIN); do echo "== valgrind $$t"; \
+	  $(VALGRIND) --trace-children=yes --trace-children-skip='/bin/*,/usr/*' \
+	    --log-file=$(VG_DIR)/$${t##*/}.%p.log $$t --jobs 1 \
+	    $(CRITERION_FLAGS) || fail=1; done; \
+	export CC_BROKER_WRAPPER="$(VALGRIND) \
+	    --log-file=$(abspath $(VG_DIR))/broker.%p.log"; \
+	for t in $(VG_INT); do echo "== $$t, the broker under valgrind"; \
+	  $(BUILD)/tests/integration/$$t --jobs 1 $(CRITERION_FLAGS) || \
+	    fail=1; done; \
+	bad=$$(grep -l 'ERROR SUMMARY: [1-9]' $(VG_DIR)/*.log); \
+	for f in $$bad; do echo "== $$f"; cat $$f; done; \
+	echo "check-valgrind: $$(ls $(VG_DIR) | wc -l) processes checked," \
+	  "$$(grep -l 'ERROR SUMMARY: 0 ' $(VG_DIR)/broker.*.log 2>/dev/null | \
+	  wc -l) broker runs clean, $$(echo $$bad | wc -w) with errors"; \
+	test $$fail = 0 && test -z "$$bad"
