@@ -230,7 +230,8 @@ clean:
 #   make fuzz          runs each harness for FUZZ_SECONDS (default 60);
 #                      new inputs go to build/fuzz/corpus/NAME, crashes to
 #                      build/fuzz/artifacts/.  FUZZ=decode runs only one,
-#                      FUZZ_FLAGS adds libFuzzer options.
+#                      FUZZ_FLAGS adds libFuzzer options; fuzz/NAME.dict,
+#                      when there is one, holds the schema's words.
 #   make fuzz-regress  runs each harness once over fuzz/corpus/NAME (seeds
 #                      and past crashes); part of `make check`.
 FUZZ_CC		 = clang
@@ -269,6 +270,7 @@ fuzz: $(FUZZ_BIN)
 	  echo "== fuzz_$$n for $(FUZZ_SECONDS) s"; \
 	  $(FUZZ_BUILD)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) \
 	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$n- \
+	    $$(test ! -f fuzz/$$n.dict || echo -dict=fuzz/$$n.dict) \
 	    $(FUZZ_FLAGS) $(FUZZ_BUILD)/corpus/$$n fuzz/corpus/$$n; done
 
 fuzz-regress: $(FUZZ_BIN)
