@@ -235,11 +235,17 @@ static const struct field housing_status_rows[] = {
 SCHEMA(housing_status, housing_status_rows, housing_status_rule);
 
 /* Handover and referral are direct only (DESIGN §7): they need `to`. */
+/* DESIGN §4.4 gives each record type its purpose(s). */
+#define PURP(p)	(1u << (p))
 const struct rtype_def schema_rtype[RT__COUNT] = {
-	[RT_RELEASE_PLAN] = { &release_plan_schema, false },
-	[RT_HANDOVER] = { &handover_schema, true },
-	[RT_REFERRAL] = { &referral_schema, true },
-	[RT_HOUSING_STATUS] = { &housing_status_schema, false },
+	[RT_RELEASE_PLAN] = { &release_plan_schema, false,
+	    PURP(PURPOSE_CONTINUITY_OF_CARE) },
+	[RT_HANDOVER] = { &handover_schema, true,
+	    PURP(PURPOSE_CONTINUITY_OF_CARE) },
+	[RT_REFERRAL] = { &referral_schema, true,
+	    PURP(PURPOSE_HOUSING_SUPPORT) | PURP(PURPOSE_TREATMENT) },
+	[RT_HOUSING_STATUS] = { &housing_status_schema, false,
+	    PURP(PURPOSE_HOUSING_SUPPORT) },
 };
 
 /* Agent -> broker ops of DESIGN §7. */
@@ -525,11 +531,17 @@ housing_status_rule(struct vctx *v, const msgpack_object *map)
 static int
 publish_rule(struct vctx *v, const msgpack_object *map)
 {
-	const msgpack_object	*type, *created, *expires;
-	int			 rt;
+	const msgpack_object	*type, *purpose, *created, *expires;
+	int			 rt, pu;
 
 	type = map_get(map, "type");
 	rt = cc_rtype_parse(type->via.str.ptr, type->via.str.size);
+	purpose = map_get(map, "purpose");
+	pu = cc_purpose_parse(purpose->via.str.ptr, purpose->via.str.size);
+	if (rt >= 0 && pu >= 0 && !(schema_rtype[rt].purposes & (1u << pu)))
+		return vctx_fail(v, ERR_INVALID_FIELD, "purpose",
+		    "a %s is not sent for %s", cc_rtype_name((enum cc_rtype)rt),
+		    cc_purpose_name((enum cc_purpose)pu));
 	if (rt >= 0 && schema_rtype[rt].direct && map_get(map, "to") == NULL)
 		return vctx_fail(v, ERR_MISSING_FIELD, "to",
 		    "a %s goes direct to named agencies",

@@ -82,6 +82,7 @@ struct schema {
 struct rtype_def {
 	const struct schema	*body;
 	bool			 direct;	/* needs `to`, DESIGN §7 */
+	unsigned		 purposes;	/* allowed, 1 << cc_purpose */
 };
 
 /* The enum tables of the public enums, in names.c. */
