@@ -35,7 +35,7 @@
 #include "powercut.h"
 
 struct rec {
-	const struct pc_rec	*h;
+	struct pc_rec		 h;	/* copied: the journal is unaligned */
 	const uint8_t		*extra;
 	int			 path;	/* index into paths */
 };
@@ -197,10 +197,12 @@ is_done(uint32_t pid, uint64_t seq)
 	return bsearch(&key, done, ndone, sizeof(*done), cmp_u64) != NULL;
 }
 
+/* The file to write back into; -1 when the process removed it. */
 static int
 path_fd(struct path *p)
 {
-	if (p->fd == -1 && (p->fd = open(p->name, O_WRONLY)) == -1)
+	if (p->fd == -1 && (p->fd = open(p->name, O_WRONLY)) == -1 &&
+	    errno != ENOENT)
 		die("%s: %s", p->name, strerror(errno));
 	return p->fd;
 }
@@ -229,7 +231,7 @@ put(struct path *p, uint64_t off, const uint8_t *buf, uint64_t len, size_t k)
 			    end - r->hi, k + 1);
 		return;
 	}
-	if (dry_run)
+	if (dry_run || path_fd(p) == -1)
 		return;
 	while (len > 0) {
 		size_t	n = buf ? len : (len < sizeof(zeros) ? len :
@@ -268,14 +270,13 @@ main(int argc, char **argv)
 
 	/* Parse; a record cut short by the kill ends the journal. */
 	while (off < jlen) {
-		const struct pc_rec *h = (const struct pc_rec *)(j + off);
-		struct pc_rec	     hc;
+		struct pc_rec	hc;
 
-		if (jlen - off < sizeof(*h)) {
+		if (jlen - off < sizeof(hc)) {
 			tail = jlen - off;
 			break;
 		}
-		memcpy(&hc, h, sizeof(hc));
+		memcpy(&hc, j + off, sizeof(hc));
 		if (hc.magic != PC_MAGIC || hc.type < PC_FILE ||
 		    hc.type > PC_UNSUPPORTED)
 			die("%s: corrupt record at byte %zu", argv[optind], off);
@@ -284,7 +285,7 @@ main(int argc, char **argv)
 			break;
 		}
 		recs = grow(recs, &capr, nrecs, sizeof(*recs));
-		recs[nrecs].h = h;
+		recs[nrecs].h = hc;
 		recs[nrecs].extra = j + off + sizeof(hc);
 		if (hc.type == PC_FILE)
 			recs[nrecs].path = path_add(hc.pid, hc.file,
@@ -310,19 +311,19 @@ main(int argc, char **argv)
 	qsort(done, ndone, sizeof(*done), cmp_u64);
 
 	for (i = 0; i < nrecs; i++)
-		if (recs[i].h->type == PC_SYNC)
+		if (recs[i].h.type == PC_SYNC)
 			paths[recs[i].path].last_sync = (long)i;
 	for (i = 0; i < nrecs; i++) {
 		struct path *p = &paths[recs[i].path];
 
 		if ((long)i > p->last_sync && p->first_change == -1 &&
-		    (recs[i].h->type == PC_WRITE || recs[i].h->type == PC_TRUNC))
+		    (recs[i].h.type == PC_WRITE || recs[i].h.type == PC_TRUNC))
 			p->first_change = (long)i;
 	}
 
 	/* Backwards: the newest change first. */
 	for (k = (long)nrecs - 1; k >= 0; k--) {
-		const struct pc_rec	*h = recs[k].h;
+		const struct pc_rec	*h = &recs[k].h;
 		struct path		*p = &paths[recs[k].path];
 		uint64_t		 end = h->off + h->len;
 
@@ -365,11 +366,16 @@ main(int argc, char **argv)
 		uint64_t	 size;
 		bool		 gone;
 
-		if (stat(p->name, &sb) == -1)
-			die("%s: %s", p->name, strerror(errno));
+		if (stat(p->name, &sb) == -1) {
+			if (errno != ENOENT)
+				die("%s: %s", p->name, strerror(errno));
+			printf("powercut-apply: %s: gone (removed by the "
+			    "process; not modelled)\n", p->name);
+			continue;
+		}
 		gone = p->created && p->kept == 0;
 		size = p->first_change == -1 ? (uint64_t)sb.st_size :
-		    recs[p->first_change].h->old_size;
+		    recs[p->first_change].h.old_size;
 		if (p->durable_end > size)
 			size = p->durable_end;
 		if (!dry_run && gone && unlink(p->name) == -1)
@@ -383,7 +389,7 @@ main(int argc, char **argv)
 		    p->undone_bytes, p->kept, p->kept == 1 ? "" : "s",
 		    (long long)sb.st_size, gone ? 0LL : (long long)size,
 		    gone ? ", removed (created since its last sync)" : "",
-		    p->last_sync == -1 ? ", never synced" : "");
+		    p->last_sync == -1 ? ", no fsync" : "");
 		if (p->fd != -1 && close(p->fd) == -1)
 			die("%s: %s", p->name, strerror(errno));
 	}

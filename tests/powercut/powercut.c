@@ -29,7 +29,11 @@
  * rebuilt on open and written through a shared mapping),
  * POWERCUT_SYNC_DELAY_US (each fsync, fdatasync and O_DSYNC write takes
  * this much longer, as on a disk that really flushes: a cut then often
- * falls inside a commit, between its page writes and its meta page).
+ * falls inside a commit, between its page writes and its meta page),
+ * POWERCUT_KILL_AT (N: the process kills itself with SIGKILL as it starts
+ * its Nth change or sync of a journalled file; "sync:N": as it starts its
+ * Nth fsync/fdatasync, when a commit's pages are written and not yet
+ * durable - a cut that lands inside a commit whatever the timing).
  *
  * The journal itself is written with write(2) and never synced: the
  * machine does not really lose power, the kernel keeps it.  What matters
@@ -47,6 +51,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -117,11 +122,17 @@ static char		 pc_ignore[1024] = "lock.mdb";
 static int		 pc_jfd = -1;	/* the journal */
 static uint64_t		 pc_seq;
 static long		 pc_delay_us;	/* POWERCUT_SYNC_DELAY_US */
+static long		 pc_kill_at;	/* POWERCUT_KILL_AT, 0: never */
+static bool		 pc_kill_sync;	/* ... counts syncs only */
+static long		 pc_nops, pc_nsyncs;
 static int		 pc_fdstate[PC_MAXFD];	/* PC_FD_*, or file + 1 */
 static struct pc_file	 pc_files[PC_MAXFILES];
 static int		 pc_nfiles;
 
 static void	 pc_init(void);
+static void	 pc_fork_prepare(void);
+static void	 pc_fork_parent(void);
+static void	 pc_fork_child(void);
 static void	 pc_fatal(const char *, ...)
 		    __attribute__((format(printf, 1, 2), noreturn));
 static void	*pc_sym(const char *);
@@ -138,6 +149,7 @@ static off_t	 pc_size(int file);
 static void	 pc_before_write(int file, off_t off, size_t len, bool dsync,
 		    uint64_t *seq);
 static void	 pc_flush_delay(void);
+static void	 pc_cut_here(bool is_sync);
 static void	 pc_after_write(int file, bool dsync, uint64_t seq,
 		    ssize_t rc);
 static bool	 pc_fd_dsync(int fd);
@@ -238,6 +250,11 @@ pc_init(void)
 		snprintf(pc_ignore, sizeof(pc_ignore), "%s", ign);
 	if ((ign = getenv("POWERCUT_SYNC_DELAY_US")) != NULL)
 		pc_delay_us = strtol(ign, NULL, 10);
+	if ((ign = getenv("POWERCUT_KILL_AT")) != NULL) {
+		if ((pc_kill_sync = strncmp(ign, "sync:", 5) == 0))
+			ign += 5;
+		pc_kill_at = strtol(ign, NULL, 10);
+	}
 	if (realpath(dir, rdir) == NULL)
 		pc_fatal("powercut: POWERCUT_DIR %s: %s", dir, strerror(errno));
 	pc_prefixlen = (size_t)snprintf(pc_prefix, sizeof(pc_prefix), "%s/",
@@ -249,7 +266,37 @@ pc_init(void)
 	if (pc_classify(pc_jfd) != PC_FD_OTHER)
 		pc_fatal("powercut: the journal %s lies in POWERCUT_DIR",
 		    journal);
+	if (pthread_atfork(pc_fork_prepare, pc_fork_parent, pc_fork_child))
+		pc_fatal("powercut: pthread_atfork failed");
 	pc_active = true;
+}
+
+/*
+ * A fork copies the file table but not the journal's knowledge of it: the
+ * child, writing under its own pid, names its files again.  The lock is
+ * held across the fork so that the child never inherits it taken.
+ */
+static void
+pc_fork_prepare(void)
+{
+	pthread_mutex_lock(&pc_lock);
+}
+
+static void
+pc_fork_parent(void)
+{
+	pthread_mutex_unlock(&pc_lock);
+}
+
+static void
+pc_fork_child(void)
+{
+	int	i;
+
+	for (i = 0; i < pc_nfiles; i++)
+		(void)pc_log(PC_FILE, i, 0, 0, 0, 0, pc_files[i].path,
+		    strlen(pc_files[i].path));
+	pthread_mutex_unlock(&pc_lock);
 }
 
 static void
@@ -432,10 +479,12 @@ pc_size(int file)
 static void
 pc_before_write(int file, off_t off, size_t len, bool dsync, uint64_t *seq)
 {
-	off_t	 size = pc_size(file), end = off + (off_t)len;
+	off_t	 size, end = off + (off_t)len;
 	size_t	 nold = 0, got = 0;
 	char	*old = NULL;
 
+	pc_cut_here(false);
+	size = pc_size(file);
 	if (off < size && len > 0) {
 		nold = (size_t)((end < size ? end : size) - off);
 		if ((old = malloc(nold)) == NULL)
@@ -456,6 +505,17 @@ pc_before_write(int file, off_t off, size_t len, bool dsync, uint64_t *seq)
 	*seq = pc_log(PC_WRITE, file, dsync ? PC_F_DSYNC : 0, (uint64_t)off,
 	    len, (uint64_t)size, old, nold);
 	free(old);
+}
+
+/* POWERCUT_KILL_AT: the power goes as this change or sync begins. */
+static void
+pc_cut_here(bool is_sync)
+{
+	if (pc_kill_at <= 0)
+		return;
+	if (pc_kill_sync ? is_sync && ++pc_nsyncs == pc_kill_at :
+	    ++pc_nops == pc_kill_at)
+		(void)kill(getpid(), SIGKILL);
 }
 
 /* A slow disk's flush: a kill meanwhile finds it not done. */
@@ -485,10 +545,12 @@ pc_after_write(int file, bool dsync, uint64_t seq, ssize_t rc)
 static void
 pc_before_trunc(int file, off_t len)
 {
-	off_t	 size = pc_size(file);
+	off_t	 size;
 	size_t	 nold = 0, got = 0;
 	char	*old = NULL;
 
+	pc_cut_here(false);
+	size = pc_size(file);
 	if (len < size) {
 		nold = (size_t)(size - len);
 		if ((old = malloc(nold)) == NULL)
@@ -929,6 +991,7 @@ pc_sync_fd(int fd, bool data_only)
 	if ((file = pc_tracked(fd)) < 0)
 		return data_only ? real.fdatasync(fd) : real.fsync(fd);
 	pthread_mutex_lock(&pc_lock);
+	pc_cut_here(true);
 	rc = data_only ? real.fdatasync(fd) : real.fsync(fd);
 	saved = errno;
 	if (rc == 0) {
