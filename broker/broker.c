@@ -233,8 +233,13 @@ load_state(struct broker *b)
 	k.mv_size = sizeof(META_COUNTERS) - 1;
 	k.mv_data = META_COUNTERS;
 	if (mdb_get(txn, b->st.meta, &k, &v) == 0 &&
-	    v.mv_size == sizeof(b->count))
-		memcpy(&b->count, v.mv_data, sizeof(b->count));
+	    v.mv_size == sizeof(struct saved_counters)) {
+		struct saved_counters sc;
+
+		memcpy(&sc, v.mv_data, sizeof(sc));
+		b->count = sc.c;
+		b->auth.refused = sc.refused;
+	}
 	mdb_txn_abort(txn);
 	return 0;
 }
@@ -243,10 +248,7 @@ load_state(struct broker *b)
 static int
 save_state(struct broker *b, MDB_txn *txn)
 {
-	struct {
-		struct counters	c;
-		uint64_t	refused;
-	}		 cnt;
+	struct saved_counters cnt;
 	char		 online[4096];
 	size_t		 i, n = 0;
 	MDB_val		 k, v;
@@ -542,7 +544,8 @@ turn(struct broker *b)
 	}
 	for (i = 0; i < b->npeer; i++)
 		pump |= b->peer[i].online && b->peer[i].dirty;
-	pump |= b->nrefused > 0 || b->now >= b->next_sweep;
+	pump |= b->nrefused > 0 || b->now >= b->next_sweep ||
+	    b->purge_invalid;
 
 	while (nasked < BATCH_MAX) {
 		size_t	 optlen = sizeof(more);
@@ -620,6 +623,10 @@ turn(struct broker *b)
 		if (b->now >= b->next_sweep) {
 			b->next_sweep = b->now + SWEEP_RETRY_MS;
 			rc = route_sweep(b, child);
+		}
+		if (rc == 0 && b->purge_invalid) {
+			rc = route_purge_invalid(b, child);
+			b->purge_invalid = rc != 0;
 		}
 		if (rc == 0)
 			rc = deliver_pump(b, child);
@@ -762,6 +769,7 @@ reload(struct broker *b)
 	b->auth = na;
 	if (peers_build(b) == -1)
 		fatalx("reload: out of memory");
+	b->purge_invalid = true;
 	log_info("reloaded: %zu valid agencies", b->auth.nagency);
 }
 
@@ -922,6 +930,7 @@ broker_run(const char *path)
 	drop_privileges(&b.conf);
 
 	b.next_sweep = 0;
+	b.purge_invalid = true;
 	while (!got_term) {
 		bool busy = false;
 		int64_t wait;

@@ -59,6 +59,12 @@ struct counters {
 			rejected;
 };
 
+/* The counters as stored in meta for `stats` (igcmd.c reads the same). */
+struct saved_counters {
+	struct counters	c;
+	uint64_t	refused;	/* handshakes refused */
+};
+
 struct broker {
 	struct broker_conf	 conf;
 	struct auth		 auth;
@@ -78,12 +84,17 @@ struct broker {
 	size_t			 map;		/* map size then */
 	size_t			 batch_est;	/* bytes this batch may add */
 	bool			 nearly_full;
+	bool			 purge_invalid;	/* after start and reload */
 	/* Refused handshakes waiting for the next transaction's audit. */
 	struct {
 		char	agency[CC_ID_MAX + 1];
 		char	why[64];
 	}			 refused[64];
 	size_t			 nrefused;
+	/* Requests answered `busy` unhandled (fairness), since last logged. */
+	uint64_t		 shed;
+	int64_t			 shed_logged;	/* ms */
+	char			 shed_agency[CC_ID_MAX + 1];
 };
 
 /* One request being handled. */
@@ -139,6 +150,7 @@ int	route_drop(struct broker *, MDB_txn *, const char *agency,
 	    uint64_t dseq, const struct qent *, enum cc_state,
 	    enum cc_reason);
 int	route_sweep(struct broker *, MDB_txn *);
+int	route_purge_invalid(struct broker *, MDB_txn *);
 
 /* deliver.c: the pump. */
 int	deliver_pump(struct broker *, MDB_txn *);

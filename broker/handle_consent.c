@@ -374,6 +374,13 @@ handle_consent_grant(struct broker *b, struct req *r)
 		if (memcmp(old.h.req_hash, h.req_hash, 16) == 0 &&
 		    old.h.state == CS_ACTIVE)
 			return reply_recorded(b, r, cid, old.h.version);
+		/* A withdrawal or refusal is final: never undone by a replay
+		 * of the grant; the client's new consent gets a new cid. */
+		if (old.h.state != CS_ACTIVE)
+			return reply_error(b, r, ERR_INVALID_FIELD, "cid",
+			    "this consent was %s; record a new one",
+			    old.h.state == CS_REFUSED ? "refused" :
+			    "withdrawn");
 		if (memcmp(&old.h.subj, &h.subj, sizeof(h.subj)) != 0)
 			return reply_error(b, r, ERR_IDENTITY_CONFLICT, "subject",
 			    "this consent is about another subject");

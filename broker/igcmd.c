@@ -17,6 +17,7 @@
 #include <uuid/uuid.h>
 
 #include "audit.h"
+#include "broker.h"
 #include "igcmd.h"
 #include "log.h"
 #include "store.h"
@@ -161,6 +162,7 @@ ig_audit_subject(const struct broker_conf *c, const char *scheme,
 	MDB_val			 k, v;
 	json_t			*rep, *disc, *with, *cons, *js;
 	char			 hex[2 * PSEUDO_LEN + 1];
+	int64_t			 now = cc_time_now_ms();
 	int			 i, n, s;
 
 	memset(&subj, 0, sizeof(subj));
@@ -310,8 +312,11 @@ ig_audit_subject(const struct broker_conf *c, const char *scheme,
 		    "valid_from"));
 		json_object_set_new(o, "valid_until", mp_get(grant,
 		    "valid_until"));
+		/* A consent past its period is reported as expired. */
 		json_object_set_new(o, "state", json_string(
-		    cs[i].h.state < CS__COUNT ? state[cs[i].h.state] : "?"));
+		    cs[i].h.state == CS_ACTIVE && cs[i].h.until_ms <= now ?
+		    "expired" : cs[i].h.state < CS__COUNT ?
+		    state[cs[i].h.state] : "?"));
 		h = mp_to_json(hist);
 		json_object_set_new(o, "history", h);
 		/* The evidence the consent rests on: of the latest grant, or
@@ -344,10 +349,7 @@ ig_stats(const struct broker_conf *c)
 	MDB_cursor	*cur;
 	MDB_val		 k, v;
 	json_t		*rep, *conns, *queues, *out, *store;
-	struct {
-		uint64_t accepted, delivered, withheld, purged, expired,
-		    rejected, refused;
-	}		 cnt;
+	struct saved_counters cnt;
 	size_t		 used = 0, map = 0;
 	int64_t		 now = cc_time_now_ms();
 	const char	*p, *end;
@@ -411,14 +413,14 @@ ig_stats(const struct broker_conf *c)
 		memcpy(&cnt, v.mv_data, sizeof(cnt));
 	mdb_txn_abort(txn);
 	out = json_object();
-	json_object_set_new(out, "accepted", json_integer(cnt.accepted));
-	json_object_set_new(out, "delivered", json_integer(cnt.delivered));
-	json_object_set_new(out, "withheld", json_integer(cnt.withheld));
-	json_object_set_new(out, "purged", json_integer(cnt.purged));
-	json_object_set_new(out, "expired", json_integer(cnt.expired));
+	json_object_set_new(out, "accepted", json_integer(cnt.c.accepted));
+	json_object_set_new(out, "delivered", json_integer(cnt.c.delivered));
+	json_object_set_new(out, "withheld", json_integer(cnt.c.withheld));
+	json_object_set_new(out, "purged", json_integer(cnt.c.purged));
+	json_object_set_new(out, "expired", json_integer(cnt.c.expired));
 	json_object_set_new(out, "refused_connections",
 	    json_integer(cnt.refused));
-	json_object_set_new(out, "rejected_inputs", json_integer(cnt.rejected));
+	json_object_set_new(out, "rejected_inputs", json_integer(cnt.c.rejected));
 	json_object_set_new(rep, "outcomes", out);
 	if (store_usage(&st, &used, &map) != 0)
 		fatalx("cannot measure the store");

@@ -385,3 +385,37 @@ route_sweep(struct broker *b, MDB_txn *txn)
 			return rc;
 	}
 }
+
+/*
+ * An agency that is no longer valid (revoked, expired, removed) gets no
+ * further service: what waits in its queue is purged, each sender told
+ * `not-permitted`, and receipts meant for it are dropped.
+ */
+int
+route_purge_invalid(struct broker *b, MDB_txn *txn)
+{
+	struct qent	q;
+	uint64_t	dseq;
+	size_t		i;
+	int		rc;
+
+	for (i = 0; i < b->npeer; i++) {
+		const char *id = b->peer[i].id;
+
+		if (broker_policy_of(b, id) != NULL)
+			continue;
+		while ((rc = store_queue_next(&b->st, txn, id, 0, &dseq,
+		    &q)) == 0) {
+			if (q.kind == Q_RECEIPT)
+				rc = store_queue_del(&b->st, txn, id, dseq, NULL);
+			else
+				rc = route_drop(b, txn, id, dseq, &q, ST_PURGED,
+				    RS_NOT_PERMITTED);
+			if (rc != 0)
+				return rc;
+		}
+		if (rc != MDB_NOTFOUND)
+			return rc;
+	}
+	return 0;
+}
