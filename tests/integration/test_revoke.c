@@ -35,3 +35,23 @@ Test(revoke, queued_records_of_revoked_agency_are_purged)
 	cr_assert_eq(h_queue_depth(h_stats(e), H_CJIT), 0);
 	h_env_destroy(&e);
 }
+
+/* A withdrawal is final: replaying the grant under its cid is refused. */
+Test(revoke, withdrawn_consent_is_not_granted_again_under_its_cid)
+{
+	struct h_env	*e = h_env_new(NULL);
+	struct h_client	*carat;
+	json_t		*g, *r;
+	const char	*cid;
+
+	carat = h_agent(e, H_CARAT, false);
+	g = h_grant_new(H_CJIT, H_BASIC, H_PNC_A);
+	cid = json_string_value(json_object_get(g, "cid"));
+	h_assert_op(h_call(carat, g, "consent-recorded"), "consent-recorded");
+	r = h_call(carat, h_withdraw_new(cid, NULL), "consent-recorded");
+	h_assert_op(r, "consent-recorded");
+	cr_assert_eq(h_int(r, "version"), 2);
+	h_assert_error(h_call(carat, g, "consent-recorded"), "invalid-field",
+	    "cid");
+	h_env_destroy(&e);
+}

@@ -38,3 +38,20 @@ Test(stats, connections_follow_receiving_sessions)
 	(void)carat;
 	h_env_destroy(&e);
 }
+
+Test(stats, outcome_counters_survive_a_restart)
+{
+	struct h_env	*e = h_env_new(NULL);
+	struct h_client	*carat;
+	json_t		*s;
+
+	carat = h_agent(e, H_CARAT, false);
+	h_assert_op(h_publish(carat, h_release_plan_new(H_PNC_A, "Count")),
+	    "accepted");
+	h_close(&carat);
+	cr_assert_eq(h_broker_stop(e), 0);
+	h_broker_start(e);
+	s = h_stats(e);
+	cr_assert_eq(h_int(s, "outcomes.accepted"), 1, "%s", h_dump(s));
+	h_env_destroy(&e);
+}
