@@ -25,6 +25,9 @@
 #define USAGE_EVERY_MS	1000
 #define META_COUNTERS	"counters"
 #define META_ONLINE	"online"
+#define CONN_TURN_MAX	64	/* requests handled per connection per turn */
+#define CONN_SLOTS	1024	/* connections of one turn (> 2 x BATCH_MAX) */
+#define SHED_LOG_MS	10000	/* at most one line about shedding per 10 s */
 
 /* What was asked in this batch, to answer `busy` if the commit fails. */
 struct asked {
@@ -42,7 +45,9 @@ static int	load_state(struct broker *);
 static int	save_state(struct broker *, MDB_txn *);
 static void	on_refused(void *, const char *, const char *, const char *);
 static int	handle_one(struct broker *, MDB_txn *, zmq_msg_t *rid,
-		    zmq_msg_t *body, struct asked *);
+		    zmq_msg_t *body, struct asked *, unsigned *taken);
+static size_t	conn_of(uint16_t *slot, const struct asked *, size_t n);
+static int	shed(struct broker *, struct req *, struct asked *);
 static int	dispatch(struct broker *, struct req *);
 static int	turn(struct broker *);
 static void	flush_out(struct broker *);
@@ -320,13 +325,69 @@ dispatch(struct broker *b, struct req *r)
 }
 
 /*
+ * Fairness.  The ROUTER already takes frames from its peers in turn, so a
+ * connection sending as fast as it can does not keep anyone else's frames
+ * out of a batch; what it can do is fill the batch with work (each publish
+ * written, each bad frame audited) and so lengthen every turn, which is
+ * everyone's latency.  So at most CONN_TURN_MAX requests of one connection
+ * are handled per turn; the rest of its requests in that turn are only
+ * decoded, to name them, and answered `busy`: nothing stored, audited or
+ * logged one by one.  Acks are exempt: they are bounded by the delivery
+ * window, and one dropped would leave a delivery unacked until the next
+ * session.  Agents keep far fewer requests in flight (ccagent: 32), so
+ * only a client sending faster than it reads its answers meets this.
+ *
+ * The connections of a turn are found by routing id in a small open
+ * addressing table of indices into `asked` (the first request of each).
+ */
+static size_t
+conn_of(uint16_t *slot, const struct asked *asked, size_t n)
+{
+	const struct asked	*a = &asked[n];
+	uint32_t		 h = 2166136261u;
+	size_t			 i;
+
+	for (i = 0; i < a->ridlen; i++)
+		h = (h ^ a->rid[i]) * 16777619u;
+	for (i = h & (CONN_SLOTS - 1); slot[i] != 0;
+	    i = (i + 1) & (CONN_SLOTS - 1)) {
+		const struct asked *f = &asked[slot[i] - 1];
+
+		if (f->ridlen == a->ridlen &&
+		    memcmp(f->rid, a->rid, a->ridlen) == 0)
+			return slot[i] - 1;
+	}
+	slot[i] = (uint16_t)(n + 1);
+	return n;
+}
+
+/* A request beyond its connection's share of this turn: `busy`. */
+static int
+shed(struct broker *b, struct req *r, struct asked *asked)
+{
+	struct cc_error	err;
+
+	memset(&err, 0, sizeof(err));
+	err.code = ERR_BUSY;
+	snprintf(err.re, sizeof(err.re), "%s", asked->re);
+	snprintf(err.detail, sizeof(err.detail), "too many requests at once; "
+	    "send again after the answers");
+	asked->answered = false;	/* answered now, whatever the commit */
+	b->shed++;
+	snprintf(b->shed_agency, sizeof(b->shed_agency), "%s",
+	    r->from->cert.cn);
+	return send_error(b, r->rid, r->ridlen, &err);
+}
+
+/*
  * One request: attribute it to the authenticated agency (never to anything
  * the client wrote), decode and validate it, and run its handler in a
- * nested transaction so that a failure undoes only this request.
+ * nested transaction so that a failure undoes only this request.  *taken
+ * counts the requests of its connection handled in this turn.
  */
 static int
 handle_one(struct broker *b, MDB_txn *txn, zmq_msg_t *rid, zmq_msg_t *body,
-    struct asked *asked)
+    struct asked *asked, unsigned *taken)
 {
 	struct cc_error	 err;
 	struct req	 r;
@@ -375,6 +436,8 @@ handle_one(struct broker *b, MDB_txn *txn, zmq_msg_t *rid, zmq_msg_t *body,
 	if (proto_decode(zmq_msg_data(body), zmq_msg_size(body),
 	    b->conf.max_size, &r.msg, &err) == -1) {
 		snprintf(asked->re, sizeof(asked->re), "%s", err.re);
+		if (++*taken > CONN_TURN_MAX)
+			return shed(b, &r, asked);
 		log_info("rejected input agency=%s code=%s field=%s",
 		    uid, cc_err_name(err.code), err.field[0] ? err.field : "-");
 		memset(&ev, 0, sizeof(ev));
@@ -392,6 +455,10 @@ handle_one(struct broker *b, MDB_txn *txn, zmq_msg_t *rid, zmq_msg_t *body,
 	    proto_get_str(r.msg, "cid", asked->re, sizeof(asked->re)) == -1)
 		snprintf(asked->re, sizeof(asked->re), "%s",
 		    cc_op_name(proto_op(r.msg)));
+	if (asked->answered && ++*taken > CONN_TURN_MAX) {
+		rc = shed(b, &r, asked);
+		goto out;
+	}
 
 	mark = b->nout;
 	if ((rc = mdb_txn_begin(b->st.env, txn, 0, &child)) != 0)
@@ -529,6 +596,8 @@ static int
 turn(struct broker *b)
 {
 	static struct asked	 asked[BATCH_MAX];
+	static unsigned		 taken[BATCH_MAX];
+	static uint16_t		 slot[CONN_SLOTS];
 	MDB_txn			*txn = NULL, *child;
 	zmq_msg_t		 rid, body;
 	size_t			 nasked = 0, i, mark;
@@ -547,8 +616,9 @@ turn(struct broker *b)
 	pump |= b->nrefused > 0 || b->now >= b->next_sweep ||
 	    b->purge_invalid;
 
+	memset(slot, 0, sizeof(slot));
 	while (nasked < BATCH_MAX) {
-		size_t	 optlen = sizeof(more);
+		size_t	 optlen = sizeof(more), conn;
 
 		zmq_msg_init(&rid);
 		if (zmq_msg_recv(&rid, b->router, ZMQ_DONTWAIT) == -1) {
@@ -585,7 +655,15 @@ turn(struct broker *b)
 			log_warnx("store: %s", mdb_strerror(rc));
 			return -1;
 		}
-		rc = handle_one(b, txn, &rid, &body, &asked[nasked++]);
+		asked[nasked].ridlen = zmq_msg_size(&rid) <= RID_MAX ?
+		    zmq_msg_size(&rid) : RID_MAX;
+		memcpy(asked[nasked].rid, zmq_msg_data(&rid),
+		    asked[nasked].ridlen);
+		if ((conn = conn_of(slot, asked, nasked)) == nasked)
+			taken[conn] = 0;
+		rc = handle_one(b, txn, &rid, &body, &asked[nasked],
+		    &taken[conn]);
+		nasked++;
 		zmq_msg_close(&rid);
 		zmq_msg_close(&body);
 		if (rc != 0)
@@ -681,6 +759,13 @@ turn(struct broker *b)
 			b->nearly_full = true;
 	}
 	flush_out(b);
+	if (b->shed > 0 && b->now - b->shed_logged >= SHED_LOG_MS) {
+		log_warnx("busy: %llu requests beyond a connection's share of "
+		    "a turn answered busy, the last from agency=%s",
+		    (unsigned long long)b->shed, b->shed_agency);
+		b->shed = 0;
+		b->shed_logged = b->now;
+	}
 	return 0;
 }
 
@@ -864,6 +949,7 @@ broker_run(const char *path)
 	struct sigaction sa;
 	char		 err[512], z85[41];
 	uint8_t		 sec[32], pub[32];
+	struct pki_cert	 self;
 	int		 one = 1, zero = 0, rc, hwm = 100000;
 	int64_t		 maxmsg;
 	zmq_pollitem_t	 items[3];
@@ -876,6 +962,12 @@ broker_run(const char *path)
 		fatalx("%s", err);
 	if (pki_key_read(b.conf.key, sec, pub, err, sizeof(err)) == -1)
 		fatalx("%s", err);
+	/* Agents pin the certificate's key: the two must be one pair. */
+	if (pki_cert_read(b.conf.certificate, &self, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (memcmp(self.key, pub, sizeof(pub)) != 0)
+		fatalx("%s: does not hold the public key of %s",
+		    b.conf.certificate, b.conf.key);
 	if (store_open(&b.st, b.conf.data, b.conf.map_size_mb, false, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
