@@ -25,7 +25,7 @@
 #define USAGE_EVERY_MS	1000
 #define META_COUNTERS	"counters"
 #define META_ONLINE	"online"
-#define CONN_TURN_MAX	64	/* requests handled per connection per turn */
+#define CONN_TURN_MAX	256	/* requests handled per connection per turn */
 #define CONN_SLOTS	1024	/* connections of one turn (> 2 x BATCH_MAX) */
 #define SHED_LOG_MS	10000	/* at most one line about shedding per 10 s */
 
@@ -129,21 +129,42 @@ reply(struct broker *b, const uint8_t *rid, size_t ridlen, msgpack_sbuffer *sb)
 	return 0;
 }
 
+void
+reply_start(msgpack_sbuffer *sb, msgpack_packer *pk, const char *op,
+    size_t nfields)
+{
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_map(pk, nfields + 2);
+	proto_pack_cstr(pk, "v");
+	msgpack_pack_uint8(pk, CC_PROTO_VERSION);
+	proto_pack_cstr(pk, "op");
+	proto_pack_cstr(pk, op);
+}
+
+int
+reply_finish(struct broker *b, const uint8_t *rid, size_t ridlen,
+    msgpack_sbuffer *sb)
+{
+	int	rc;
+
+	rc = reply(b, rid, ridlen, sb);
+	msgpack_sbuffer_destroy(sb);
+	return rc;
+}
+
 static int
 send_error(struct broker *b, const uint8_t *rid, size_t ridlen,
     const struct cc_error *err)
 {
 	msgpack_sbuffer	sb;
-	int		rc;
 
 	msgpack_sbuffer_init(&sb);
 	if (proto_pack_error(&sb, err) == -1) {
 		msgpack_sbuffer_destroy(&sb);
 		return ENOMEM;
 	}
-	rc = reply(b, rid, ridlen, &sb);
-	msgpack_sbuffer_destroy(&sb);
-	return rc;
+	return reply_finish(b, rid, ridlen, &sb);
 }
 
 int

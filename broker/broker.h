@@ -129,6 +129,12 @@ struct peer *broker_peer(struct broker *, const char *id);
 /* Is there room for about `cost` more bytes below the full mark? */
 bool	broker_room(struct broker *, size_t cost);
 const struct policy *broker_policy_of(struct broker *, const char *id);
+/* Start an answer: a map of v, op and nfields more fields. */
+void	reply_start(msgpack_sbuffer *, msgpack_packer *, const char *op,
+	    size_t nfields);
+/* Queue the answer for rid and free the buffer. */
+int	reply_finish(struct broker *, const uint8_t *rid, size_t ridlen,
+	    msgpack_sbuffer *);
 /* Queue a frame for rid (copies it); answer helpers. */
 int	reply(struct broker *, const uint8_t *rid, size_t ridlen,
 	    msgpack_sbuffer *);

@@ -79,12 +79,7 @@ send_delivery(struct broker *b, MDB_txn *txn, struct peer *p, uint64_t dseq,
 	}
 	free(frame);
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 13);
-	proto_pack_cstr(&pk, "v");
-	msgpack_pack_uint8(&pk, CC_PROTO_VERSION);
-	pack_kstr(&pk, "op", "deliver");
+	reply_start(&sb, &pk, "deliver", 11);
 	proto_pack_cstr(&pk, "dseq");
 	msgpack_pack_uint64(&pk, dseq);
 	rc = pack_copy(&pk, m, "mid");
@@ -138,16 +133,10 @@ send_receipt(struct broker *b, struct peer *p, uint64_t dseq,
 	msgpack_sbuffer	sb;
 	msgpack_packer	pk;
 	char		text[37], at[32];
-	int		rc;
 
 	uuid_unparse_lower(q->mid, text);
 	cc_time_format(q->at_ms, at);
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, q->reason != RS_NONE ? 8 : 7);
-	proto_pack_cstr(&pk, "v");
-	msgpack_pack_uint8(&pk, CC_PROTO_VERSION);
-	pack_kstr(&pk, "op", "receipt");
+	reply_start(&sb, &pk, "receipt", q->reason != RS_NONE ? 6 : 5);
 	proto_pack_cstr(&pk, "dseq");
 	msgpack_pack_uint64(&pk, dseq);
 	pack_kstr(&pk, "mid", text);
@@ -156,9 +145,7 @@ send_receipt(struct broker *b, struct peer *p, uint64_t dseq,
 	if (q->reason != RS_NONE)
 		pack_kstr(&pk, "reason", cc_reason_name(q->reason));
 	pack_kstr(&pk, "at", at);
-	rc = reply(b, p->rid, p->ridlen, &sb);
-	msgpack_sbuffer_destroy(&sb);
-	return rc;
+	return reply_finish(b, p->rid, p->ridlen, &sb);
 }
 
 int

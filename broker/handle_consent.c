@@ -49,23 +49,14 @@ reply_recorded(struct broker *b, struct req *r, const uint8_t *cid,
 	msgpack_sbuffer	sb;
 	msgpack_packer	pk;
 	char		text[37];
-	int		rc;
 
 	uuid_unparse_lower(cid, text);
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4);
-	proto_pack_cstr(&pk, "v");
-	msgpack_pack_uint8(&pk, CC_PROTO_VERSION);
-	proto_pack_cstr(&pk, "op");
-	proto_pack_cstr(&pk, "consent-recorded");
+	reply_start(&sb, &pk, "consent-recorded", 2);
 	proto_pack_cstr(&pk, "cid");
 	proto_pack_cstr(&pk, text);
 	proto_pack_cstr(&pk, "version");
 	msgpack_pack_uint32(&pk, version);
-	rc = reply(b, r->rid, r->ridlen, &sb);
-	msgpack_sbuffer_destroy(&sb);
-	return rc;
+	return reply_finish(b, r->rid, r->ridlen, &sb);
 }
 
 /*

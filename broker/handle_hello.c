@@ -15,7 +15,6 @@ handle_hello(struct broker *b, struct req *r)
 	bool		 receive = true;
 	char		 now[32];
 	size_t		 i, nareas = ac != NULL ? ac->nareas : 0;
-	int		 rc;
 
 	/* `receive` left out means a receiving session (proto's default). */
 	if (proto_get_bool(r->msg, "receive", &receive) == -1)
@@ -38,13 +37,7 @@ handle_hello(struct broker *b, struct req *r)
 		r->peer->online = false;
 
 	cc_time_format(b->now, now);
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 7);
-	proto_pack_cstr(&pk, "v");
-	msgpack_pack_uint8(&pk, CC_PROTO_VERSION);
-	proto_pack_cstr(&pk, "op");
-	proto_pack_cstr(&pk, "welcome");
+	reply_start(&sb, &pk, "welcome", 5);
 	proto_pack_cstr(&pk, "agency");
 	proto_pack_cstr(&pk, r->from->cert.cn);
 	proto_pack_cstr(&pk, "type");
@@ -57,7 +50,5 @@ handle_hello(struct broker *b, struct req *r)
 	msgpack_pack_uint64(&pk, b->conf.max_size);
 	proto_pack_cstr(&pk, "time");
 	proto_pack_cstr(&pk, now);
-	rc = reply(b, r->rid, r->ridlen, &sb);
-	msgpack_sbuffer_destroy(&sb);
-	return rc;
+	return reply_finish(b, r->rid, r->ridlen, &sb);
 }

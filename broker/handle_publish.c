@@ -21,20 +21,11 @@ reply_accepted(struct broker *b, struct req *r, const char *mid)
 {
 	msgpack_sbuffer	sb;
 	msgpack_packer	pk;
-	int		rc;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 3);
-	proto_pack_cstr(&pk, "v");
-	msgpack_pack_uint8(&pk, CC_PROTO_VERSION);
-	proto_pack_cstr(&pk, "op");
-	proto_pack_cstr(&pk, "accepted");
+	reply_start(&sb, &pk, "accepted", 1);
 	proto_pack_cstr(&pk, "mid");
 	proto_pack_cstr(&pk, mid);
-	rc = reply(b, r->rid, r->ridlen, &sb);
-	msgpack_sbuffer_destroy(&sb);
-	return rc;
+	return reply_finish(b, r->rid, r->ridlen, &sb);
 }
 
 /* publish {mid, type, purpose, subject, area, to?, created, expires?, body}

@@ -61,13 +61,7 @@ handle_subscribe(struct broker *b, struct req *r)
 	r->peer->sub = s;
 	r->peer->has_sub = true;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4);
-	proto_pack_cstr(&pk, "v");
-	msgpack_pack_uint8(&pk, CC_PROTO_VERSION);
-	proto_pack_cstr(&pk, "op");
-	proto_pack_cstr(&pk, "subscribed");
+	reply_start(&sb, &pk, "subscribed", 2);
 	proto_pack_cstr(&pk, "types");
 	msgpack_pack_array(&pk, __builtin_popcount(s.types));
 	for (t = 0; t < RT__COUNT; t++)
@@ -77,7 +71,5 @@ handle_subscribe(struct broker *b, struct req *r)
 	msgpack_pack_array(&pk, s.nareas);
 	for (i = 0; i < s.nareas; i++)
 		proto_pack_cstr(&pk, s.areas[i]);
-	rc = reply(b, r->rid, r->ridlen, &sb);
-	msgpack_sbuffer_destroy(&sb);
-	return rc;
+	return reply_finish(b, r->rid, r->ridlen, &sb);
 }

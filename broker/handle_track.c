@@ -38,13 +38,7 @@ handle_track(struct broker *b, struct req *r)
 		return MDB_CORRUPTED;
 	uuid_unparse_lower(mid, text);
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4);
-	proto_pack_cstr(&pk, "v");
-	msgpack_pack_uint8(&pk, CC_PROTO_VERSION);
-	proto_pack_cstr(&pk, "op");
-	proto_pack_cstr(&pk, "status");
+	reply_start(&sb, &pk, "status", 2);
 	proto_pack_cstr(&pk, "mid");
 	proto_pack_cstr(&pk, text);
 	proto_pack_cstr(&pk, "recipients");
@@ -63,7 +57,5 @@ handle_track(struct broker *b, struct req *r)
 		cc_time_format(rs[i].at_ms, at);
 		proto_pack_cstr(&pk, at);
 	}
-	rc = reply(b, r->rid, r->ridlen, &sb);
-	msgpack_sbuffer_destroy(&sb);
-	return rc;
+	return reply_finish(b, r->rid, r->ridlen, &sb);
 }
