@@ -152,6 +152,7 @@ pki_cert_check(struct pki_ca *pc, const char *path, time_t now,
 {
 	X509_STORE_CTX	*ctx = NULL;
 	X509		*x;
+	EVP_PKEY	*pk;
 	char		 why[256];
 	int		 rc = -1, code;
 
@@ -174,7 +175,9 @@ pki_cert_check(struct pki_ca *pc, const char *path, time_t now,
 		goto fail;
 	}
 
-	if (EVP_PKEY_get_id(X509_get0_pubkey(x)) != EVP_PKEY_X25519) {
+	/* No key at all when OpenSSL cannot parse it. */
+	if ((pk = X509_get0_pubkey(x)) == NULL ||
+	    EVP_PKEY_get_id(pk) != EVP_PKEY_X25519) {
 		pki_err(err, errlen, "not X25519");
 		goto fail;
 	}
@@ -198,15 +201,17 @@ int
 pki_cert_read(const char *path, struct pki_cert *out, char *err,
     size_t errlen)
 {
-	X509	*x;
-	char	 why[256];
-	int	 rc = -1;
+	X509		*x;
+	EVP_PKEY	*pk;
+	char		 why[256];
+	int		 rc = -1;
 
 	if ((x = pki_load(path, out, why, sizeof(why))) == NULL) {
 		pki_err(err, errlen, "%s: %s", path, why);
 		return -1;
 	}
-	if (EVP_PKEY_get_id(X509_get0_pubkey(x)) != EVP_PKEY_X25519) {
+	if ((pk = X509_get0_pubkey(x)) == NULL ||
+	    EVP_PKEY_get_id(pk) != EVP_PKEY_X25519) {
 		pki_err(err, errlen, "%s: key is not X25519", path);
 		goto fail;
 	}
