@@ -87,12 +87,6 @@ static struct {
 	int	(*open64)(const char *, int, ...);
 	int	(*openat)(int, const char *, int, ...);
 	int	(*openat64)(int, const char *, int, ...);
-	int	(*creat)(const char *, mode_t);
-	int	(*creat64)(const char *, mode_t);
-	int	(*open_2)(const char *, int);
-	int	(*open64_2)(const char *, int);
-	int	(*openat_2)(int, const char *, int);
-	int	(*openat64_2)(int, const char *, int);
 	int	(*close)(int);
 	ssize_t	(*write)(int, const void *, size_t);
 	ssize_t	(*pwrite)(int, const void *, size_t, off_t);
@@ -212,12 +206,6 @@ pc_init(void)
 	real.open64 = pc_sym("open64");
 	real.openat = pc_sym("openat");
 	real.openat64 = pc_sym("openat64");
-	real.creat = pc_sym("creat");
-	real.creat64 = pc_sym("creat64");
-	real.open_2 = pc_sym("__open_2");
-	real.open64_2 = pc_sym("__open64_2");
-	real.openat_2 = pc_sym("__openat_2");
-	real.openat64_2 = pc_sym("__openat64_2");
 	real.close = pc_sym("close");
 	real.write = pc_sym("write");
 	real.pwrite = pc_sym("pwrite");
