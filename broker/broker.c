@@ -37,6 +37,13 @@ struct asked {
 	bool	answered;	/* expects an answer (acks do not) */
 };
 
+/* The user to become (config `user`), looked up before anything opens. */
+struct run_as {
+	bool	drop;
+	uid_t	uid;
+	gid_t	gid;
+};
+
 static volatile sig_atomic_t	got_term, got_hup;
 
 static void	on_signal(int);
@@ -58,7 +65,9 @@ static size_t	reserve_of(size_t);
 static void	monitor_read(struct broker *);
 static void	save_final(struct broker *);
 static void	raise_nofile(void);
-static void	drop_privileges(const struct broker_conf *);
+static void	check_user(const struct broker_conf *, struct run_as *);
+static void	drop_privileges(const struct broker_conf *,
+		    const struct run_as *);
 
 static void
 on_signal(int sig)
@@ -910,16 +919,15 @@ raise_nofile(void)
 }
 
 /*
- * Started as root with `user` set: become that user for good, after the
- * socket is bound and the store and keys are open, before the first peer
- * is served.  Nothing is chowned: the data directory and everything in it
- * must already belong to the user, so that a broker restarted as that
- * user (or `ccbroker backup` run as it) finds its own files.  setuid as
- * root sets the real, effective and saved ids, so root cannot be taken
- * back; that is checked, not assumed.
+ * Started as root with `user` set, the broker becomes that user for good
+ * after the socket is bound and the store and keys are open, before the
+ * first peer is served.  Nothing is chowned: the data directory and
+ * everything in it must already belong to the user, so that a broker
+ * restarted as that user (or `ccbroker backup` run as it) finds its own
+ * files; that is checked first, before anything is opened.
  */
 static void
-drop_privileges(const struct broker_conf *c)
+check_user(const struct broker_conf *c, struct run_as *ra)
 {
 	struct passwd	*pw;
 	struct stat	 sb;
@@ -927,18 +935,17 @@ drop_privileges(const struct broker_conf *c)
 	DIR		*d;
 	char		 path[PATH_MAX + 256];
 
-	if (geteuid() != 0)
+	memset(ra, 0, sizeof(*ra));
+	if (geteuid() != 0 || c->user[0] == '\0')
 		return;
-	if (c->user[0] == '\0') {
-		log_warnx("running as root: set user in [broker] to run as an "
-		    "unprivileged user");
-		return;
-	}
 	if ((pw = getpwnam(c->user)) == NULL)
 		fatalx("%s: user '%s': no such user", c->path, c->user);
 	if (pw->pw_uid == 0)
 		fatalx("%s: user '%s' is root; name an unprivileged user",
 		    c->path, c->user);
+	ra->drop = true;
+	ra->uid = pw->pw_uid;
+	ra->gid = pw->pw_gid;
 	if ((d = opendir(c->data)) == NULL)
 		fatal("%s", c->data);
 	while ((de = readdir(d)) != NULL) {
@@ -947,20 +954,36 @@ drop_privileges(const struct broker_conf *c)
 		snprintf(path, sizeof(path), "%s/%s", c->data, de->d_name);
 		if (lstat(path, &sb) == -1)
 			fatal("%s", path);
-		if (sb.st_uid != pw->pw_uid)
+		if (sb.st_uid != ra->uid)
 			fatalx("%s: owned by uid %u, not by %s; chown -R %s %s",
 			    path, (unsigned)sb.st_uid, c->user, c->user,
 			    c->data);
 	}
 	closedir(d);
-	if (initgroups(c->user, pw->pw_gid) == -1 ||
-	    setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1)
+}
+
+/*
+ * setuid as root sets the real, effective and saved ids, so root cannot
+ * be taken back; that is checked, not assumed.  glibc applies each call
+ * to every thread, libzmq's included.
+ */
+static void
+drop_privileges(const struct broker_conf *c, const struct run_as *ra)
+{
+	if (!ra->drop) {
+		if (geteuid() == 0)
+			log_warnx("running as root: set user in [broker] to "
+			    "run as an unprivileged user");
+		return;
+	}
+	if (initgroups(c->user, ra->gid) == -1 || setgid(ra->gid) == -1 ||
+	    setuid(ra->uid) == -1)
 		fatal("cannot become %s", c->user);
-	if (setuid(0) != -1 || seteuid(0) != -1 || getuid() != pw->pw_uid ||
-	    geteuid() != pw->pw_uid || getegid() != pw->pw_gid)
+	if (setuid(0) != -1 || seteuid(0) != -1 || getuid() != ra->uid ||
+	    geteuid() != ra->uid || getegid() != ra->gid)
 		fatalx("could take root back after becoming %s", c->user);
 	log_info("running as %s (uid %u, gid %u)", c->user,
-	    (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+	    (unsigned)ra->uid, (unsigned)ra->gid);
 }
 
 int
@@ -971,16 +994,19 @@ broker_run(const char *path)
 	char		 err[512], z85[41];
 	uint8_t		 sec[32], pub[32];
 	struct pki_cert	 self;
+	struct run_as	 ra;
 	int		 one = 1, zero = 0, rc, hwm = 100000;
 	int64_t		 maxmsg;
 	zmq_pollitem_t	 items[3];
 
 	memset(&b, 0, sizeof(b));
-	raise_nofile();
 	if (broker_conf_load(path, &b.conf, err, sizeof(err)) == -1)
 		fatalx("%s", err);
-	if (auth_load(&b.auth, &b.conf, err, sizeof(err)) == -1)
-		fatalx("%s", err);
+	/*
+	 * What refuses a start comes before the agency directory, which
+	 * logs what it finds: a refusal is then the one line said.
+	 */
+	check_user(&b.conf, &ra);
 	if (pki_key_read(b.conf.key, sec, pub, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	/* Agents pin the certificate's key: the two must be one pair. */
@@ -992,6 +1018,9 @@ broker_run(const char *path)
 	if (store_open(&b.st, b.conf.data, b.conf.map_size_mb, false, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
+	if (auth_load(&b.auth, &b.conf, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	raise_nofile();
 	if (peers_build(&b) == -1 || load_state(&b) != 0)
 		fatalx("cannot read state from %s", b.conf.data);
 
@@ -1040,7 +1069,7 @@ broker_run(const char *path)
 		fatalx("cannot monitor the socket: %s", zmq_strerror(errno));
 	log_info("listening on %s, %zu valid agencies, data %s", b.conf.bind,
 	    b.auth.nagency, b.conf.data);
-	drop_privileges(&b.conf);
+	drop_privileges(&b.conf, &ra);
 
 	b.next_sweep = 0;
 	b.purge_invalid = true;
