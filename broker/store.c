@@ -5,9 +5,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "store.h"
@@ -39,6 +41,7 @@ store_init(const char *dir, char *err, size_t errlen)
 	struct store	 st;
 	DIR		*d;
 	struct dirent	*de;
+	int		 fd;
 
 	if (mkdir(dir, 0700) == -1) {
 		if (errno != EEXIST) {
@@ -68,6 +71,15 @@ store_init(const char *dir, char *err, size_t errlen)
 	if (store_open(&st, dir, 16, false, err, errlen) == -1)
 		return -1;
 	store_close(&st);
+	/* The new directory entries (key, data.mdb) survive a power cut. */
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY)) == -1 ||
+	    fsync(fd) == -1) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
 	return 0;
 }
 
