@@ -4,12 +4,15 @@
  * access to the partnership's share may have written.
  *
  * An input that starts as PEM is written as it is; anything else is taken
- * as DER and wrapped into a CERTIFICATE, an X509 CRL and a PRIVATE KEY
- * block, so that the fuzzer mutates the structure rather than base64.  The
- * file is then read as an agency's certificate (against the example
- * partnership's CA and CRL), as our own certificate, as a CA, as a CRL of
- * the example CA, and as a private key.
+ * as DER and wrapped into PEM, so that the fuzzer mutates the structure
+ * rather than base64: as a PRIVATE KEY when it looks like PKCS#8 (a
+ * SEQUENCE opening with an INTEGER), else as a CERTIFICATE and an X509 CRL.
+ * A certificate is then read as an agency's (against the example
+ * partnership's CA and CRL), as our own, and as a CA; a CRL as the example
+ * CA's; a key as a private key.  Only what the file holds is tried: OpenSSL
+ * 3 decodes keys slowly, and every attempt costs executions.
  */
+#define _GNU_SOURCE	/* memmem */
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -29,6 +32,9 @@ static void	fuzz_fail(const char *, const char *) __attribute__((noreturn));
 static void	put(int, const void *, size_t);
 static void	put_pem(int, const char *, const uint8_t *, size_t);
 static void	check_reason(const char *, const char *);
+static int	der_is_key(const uint8_t *, size_t);
+static void	try_cert(void);
+static void	try_crl(void);
 
 /* The example partnership; FUZZ_PKI_DIR overrides (make runs from the top). */
 #define FUZZ_PKI_DEFAULT	"certs-example/partnership"
@@ -140,25 +146,64 @@ check_reason(const char *what, const char *err)
 		fuzz_fail(what, "refused without a reason");
 }
 
+/* A DER SEQUENCE whose first item is an INTEGER: PKCS#8's version. */
+static int
+der_is_key(const uint8_t *p, size_t len)
+{
+	size_t	off = 2;
+
+	if (len < 3 || p[0] != 0x30)
+		return 0;
+	if (p[1] & 0x80)
+		off += p[1] & 0x7f;
+	return off < len && p[off] == 0x02;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pki_cert	 cert;
-	struct pki_ca	*ca;
 	uint8_t		 sec[32], pub[32];
 	char		 err[512];
-	int		 fd;
+	int		 fd, is_cert, is_crl, is_key;
 
 	if ((fd = open(fuzz_path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1)
 		fuzz_fail("cannot write the input file", NULL);
-	if (size >= 5 && memcmp(data, "-----", 5) == 0)
+	if (size >= 5 && memcmp(data, "-----", 5) == 0) {
 		put(fd, data, size);
-	else {
+		is_cert = memmem(data, size, "CERTIFICATE", 11) != NULL;
+		is_crl = memmem(data, size, "X509 CRL", 8) != NULL;
+		is_key = memmem(data, size, "PRIVATE KEY", 11) != NULL;
+		if (!is_crl && !is_key)
+			is_cert = 1;
+	} else if ((is_key = der_is_key(data, size))) {
+		is_cert = is_crl = 0;
+		put_pem(fd, "PRIVATE KEY", data, size);
+	} else {
+		is_cert = is_crl = 1;
 		put_pem(fd, "CERTIFICATE", data, size);
 		put_pem(fd, "X509 CRL", data, size);
-		put_pem(fd, "PRIVATE KEY", data, size);
 	}
 	close(fd);
+
+	if (is_cert)
+		try_cert();
+	if (is_crl)
+		try_crl();
+	if (is_key) {
+		err[0] = '\0';
+		if (pki_key_read(fuzz_path, sec, pub, err, sizeof(err)) == -1)
+			check_reason("pki_key_read", err);
+	}
+	return 0;
+}
+
+/* The file as an agency's certificate, our own, and a CA. */
+static void
+try_cert(void)
+{
+	struct pki_cert	 cert;
+	struct pki_ca	*ca;
+	char		 err[512];
 
 	err[0] = '\0';
 	if (pki_cert_read(fuzz_path, &cert, err, sizeof(err)) == -1)
@@ -188,7 +233,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pki_ca_destroy(&ca);
 	}
 
-	/* The input as the example CA's CRL. */
+}
+
+/* The file as the example CA's CRL. */
+static void
+try_crl(void)
+{
+	struct pki_cert	 cert;
+	struct pki_ca	*ca;
+	char		 err[512];
+
 	err[0] = '\0';
 	if ((ca = pki_ca_load(fuzz_ca, fuzz_path, err, sizeof(err))) == NULL)
 		check_reason("pki_ca_load as CRL", err);
@@ -197,9 +251,4 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    sizeof(err));
 		pki_ca_destroy(&ca);
 	}
-
-	err[0] = '\0';
-	if (pki_key_read(fuzz_path, sec, pub, err, sizeof(err)) == -1)
-		check_reason("pki_key_read", err);
-	return 0;
 }
