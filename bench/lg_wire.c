@@ -33,8 +33,8 @@ const char *const lg_agency_ids[NCONN] = {
 
 /* The fields of a broker frame the harness looks at. */
 struct wmsg {
-	const char	*op, *mid, *code, *detail, *field;
-	uint32_t	 oplen, midlen, codelen, detaillen, fieldlen;
+	const char	*op, *mid, *code, *detail, *field, *re;
+	uint32_t	 oplen, midlen, codelen, detaillen, fieldlen, relen;
 	uint64_t	 dseq;
 	bool		 has_dseq;
 };
@@ -47,6 +47,7 @@ struct rss_sample {
 
 static int	 wparse(const uint8_t *, size_t, struct wmsg *);
 static bool	 op_is(const struct wmsg *, const char *);
+static int64_t	 busy_mid(const struct wmsg *);
 static void	 wsend(void *, const void *, size_t);
 static void	 send_hello(void *);
 static void	 send_subscribe(void *);
@@ -117,6 +118,9 @@ wparse(const uint8_t *p, size_t len, struct wmsg *m)
 		} else if (kl == 6 && memcmp(k, "detail", 6) == 0) {
 			if (mp_str(&p, end, &m->detail, &m->detaillen) == -1)
 				return -1;
+		} else if (kl == 2 && memcmp(k, "re", 2) == 0) {
+			if (mp_str(&p, end, &m->re, &m->relen) == -1)
+				return -1;
 		} else if (kl == 5 && memcmp(k, "field", 5) == 0) {
 			if (mp_str(&p, end, &m->field, &m->fieldlen) == -1)
 				return -1;
@@ -130,6 +134,19 @@ static bool
 op_is(const struct wmsg *m, const char *op)
 {
 	return m->oplen == strlen(op) && memcmp(m->op, op, m->oplen) == 0;
+}
+
+/*
+ * A publish answered `busy` (the broker handles only so many requests of
+ * one connection per turn): the message number to send again, or -1.
+ */
+static int64_t
+busy_mid(const struct wmsg *m)
+{
+	if (!op_is(m, "error") || m->codelen != 4 ||
+	    memcmp(m->code, "busy", 4) != 0 || m->re == NULL)
+		return -1;
+	return lg_mid_index(m->re, m->relen);
 }
 
 static void
@@ -236,15 +253,17 @@ run_load(const struct lg_opts *o, struct lg_payload *pl, void *c[NCONN])
 	struct lg_track	 tr;
 	struct lg_result r;
 	zmq_pollitem_t	 it[NCONN];
-	uint64_t	 next = 0, outstanding = 0, want;
+	uint64_t	 next = 0, outstanding = 0, want, *retry;
 	int64_t		 t0 = 0, now, t_last = 0, t_rcpt = 0, wait_ns;
 	double		 cpu0 = 0, self0 = 0;
+	size_t		 nretry = 0;
 	zmq_msg_t	 f;
 	struct wmsg	 m;
 	int		 i, k;
 
 	memset(&r, 0, sizeof(r));
-	if (lg_track_init(&tr, o->msgs) == -1)
+	if (lg_track_init(&tr, o->msgs) == -1 ||
+	    (retry = calloc(o->window, sizeof(*retry))) == NULL)
 		lg_fail("out of memory");
 	if (o->rate > 0)
 		lg_result_latency(&r, o->msgs);
@@ -261,6 +280,10 @@ run_load(const struct lg_opts *o, struct lg_payload *pl, void *c[NCONN])
 			cpu0 = lg_proc_cpu(o->pid);
 			self0 = lg_self_cpu();
 			t0 = now;
+		}
+		while (nretry > 0) {
+			lg_payload_mid(pl, retry[--nretry]);
+			wsend(c[0], pl->frame, pl->len);
 		}
 		while (next < o->msgs && outstanding < o->window &&
 		    next - tr.full < o->ahead && next < lg_due(o, t0, now)) {
@@ -327,6 +350,11 @@ run_load(const struct lg_opts *o, struct lg_payload *pl, void *c[NCONN])
 						r.acc_us[r.nacc++] = (uint32_t)
 						    ((now - tr.sent_ns[idx]) /
 						    1000);
+				} else if (i == 0 && (idx = busy_mid(&m)) >= 0 &&
+				    (uint64_t)idx < o->msgs &&
+				    nretry < o->window) {
+					retry[nretry++] = (uint64_t)idx;
+					r.busy++;
 				} else
 					wfail(lg_agency_ids[i], &m);
 			}
@@ -341,6 +369,7 @@ run_load(const struct lg_opts *o, struct lg_payload *pl, void *c[NCONN])
 	r.receipt_secs = (t_rcpt - t0) / 1e9;
 	lg_write_result(o, &r);
 	lg_track_free(&tr);
+	free(retry);
 	free(r.acc_us);
 	free(r.del_us);
 	return 0;
@@ -358,7 +387,8 @@ run_backlog(const struct lg_opts *o, struct lg_payload *pl, void *ctx)
 	void		*pr, *sub;
 	zmq_pollitem_t	 it[2];
 	uint64_t	 next = 0, outstanding = 0, accepted = 0, got = 0,
-			 receipts = 0, n = o->backlog;
+			 receipts = 0, n = o->backlog, *retry, busy = 0;
+	size_t		 nretry = 0;
 	uint8_t		*seen;
 	int64_t		 t0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, now, next_rss;
 	long		 anon0, file0, fill_max = 0, drain_max = 0, file_max = 0;
@@ -368,7 +398,8 @@ run_backlog(const struct lg_opts *o, struct lg_payload *pl, void *ctx)
 	FILE		*out = stdout;
 	int		 i, k;
 
-	if ((seen = calloc(n / 8 + 1, 1)) == NULL)
+	if ((seen = calloc(n / 8 + 1, 1)) == NULL ||
+	    (retry = calloc(o->window, sizeof(*retry))) == NULL)
 		lg_fail("out of memory");
 	pr = lg_curve_open(ctx, o, lg_agency_ids[0]);
 	sub = lg_curve_open(ctx, o, BACKLOG_AGENCY);
@@ -403,6 +434,10 @@ run_backlog(const struct lg_opts *o, struct lg_payload *pl, void *ctx)
 			if (s->file > file_max)
 				file_max = s->file;
 			next_rss = now + RSS_EVERY_NS;
+		}
+		while (nretry > 0) {
+			lg_payload_mid(pl, retry[--nretry]);
+			wsend(pr, pl->frame, pl->len);
 		}
 		while (next < n && outstanding < o->window) {
 			lg_payload_mid(pl, next);
@@ -476,6 +511,10 @@ run_backlog(const struct lg_opts *o, struct lg_payload *pl, void *ctx)
 				} else if (i == 0 && op_is(&m, "accepted")) {
 					outstanding--;
 					accepted++;
+				} else if (i == 0 && (idx = busy_mid(&m)) >= 0 &&
+				    (uint64_t)idx < n && nretry < o->window) {
+					retry[nretry++] = (uint64_t)idx;
+					busy++;
 				} else
 					wfail(i == 0 ? lg_agency_ids[0] :
 					    BACKLOG_AGENCY, &m);
@@ -498,11 +537,12 @@ run_backlog(const struct lg_opts *o, struct lg_payload *pl, void *ctx)
 	    "\"messages\": %" PRIu64 ", \"fill_seconds\": %.3f, "
 	    "\"fill_rate\": %.0f, \"drain_seconds\": %.3f, "
 	    "\"drain_rate\": %.0f, \"receipt_seconds\": %.3f, "
+	    "\"busy\": %" PRIu64 ", "
 	    "\"rss_anon_start_kib\": %ld, \"rss_anon_fill_max_kib\": %ld, "
 	    "\"rss_anon_drain_max_kib\": %ld, \"rss_file_max_kib\": %ld, "
 	    "\"samples\": [", o->scenario, n, (t1 - t0) / 1e9,
 	    n / ((t1 - t0) / 1e9), (t3 - t2) / 1e9, n / ((t3 - t2) / 1e9),
-	    (t4 - t2) / 1e9, anon0, fill_max, drain_max, file_max);
+	    (t4 - t2) / 1e9, busy, anon0, fill_max, drain_max, file_max);
 	for (j = 0; j < nsmp; j++)
 		fprintf(out, "%s[%.1f, \"%c\", %ld, %ld]", j ? ", " : "",
 		    smp[j].t, smp[j].phase, smp[j].anon, smp[j].file);
@@ -512,6 +552,7 @@ run_backlog(const struct lg_opts *o, struct lg_payload *pl, void *ctx)
 	zmq_close(pr);
 	zmq_close(sub);
 	free(seen);
+	free(retry);
 	return 0;
 }
 

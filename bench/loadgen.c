@@ -385,11 +385,11 @@ lg_write_result(const struct lg_opts *o, const struct lg_result *r)
 		fprintf(f, "{\"scenario\": \"%s\", \"kind\": \"latency\", "
 		    "\"run\": %d, \"rate\": %.0f, \"seconds\": %.1f, "
 		    "\"messages\": %" PRIu64 ", \"deliveries\": %" PRIu64 ", "
-		    "\"acc_p50_ms\": %.3f, \"acc_p99_ms\": %.3f, "
+		    "\"busy\": %" PRIu64 ", \"acc_p50_ms\": %.3f, \"acc_p99_ms\": %.3f, "
 		    "\"acc_max_ms\": %.3f, \"del_p50_ms\": %.3f, "
 		    "\"del_p99_ms\": %.3f, \"del_max_ms\": %.3f}\n",
 		    o->scenario, o->run, o->rate, o->secs, r->published,
-		    r->deliveries,
+		    r->deliveries, r->busy,
 		    pct_ms(r->acc_us, r->nacc, 50), pct_ms(r->acc_us, r->nacc, 99),
 		    pct_ms(r->acc_us, r->nacc, 100),
 		    pct_ms(r->del_us, r->ndel, 50), pct_ms(r->del_us, r->ndel, 99),
@@ -400,18 +400,20 @@ lg_write_result(const struct lg_opts *o, const struct lg_result *r)
 		    "\"deliveries\": %" PRIu64 ", \"receipts\": %" PRIu64 ", "
 		    "\"seconds\": %.3f, \"rate\": %.0f, "
 		    "\"receipt_seconds\": %.3f, \"broker_cpu_s\": %.3f, "
-		    "\"cpu_us_per_delivery\": %.2f, \"harness_cpu_s\": %.3f}\n",
+		    "\"cpu_us_per_delivery\": %.2f, \"harness_cpu_s\": %.3f, "
+		    "\"busy\": %" PRIu64 "}\n",
 		    o->scenario, o->run, r->published, r->deliveries,
 		    r->receipts, r->secs, rate, r->receipt_secs, r->broker_cpu,
 		    r->deliveries ? r->broker_cpu * 1e6 / r->deliveries : 0,
-		    r->harness_cpu);
+		    r->harness_cpu, r->busy);
 	}
 	if (f != stdout)
 		fclose(f);
 	fprintf(stderr, "%s run %d: %" PRIu64 " deliveries in %.2f s = "
-	    "%.0f/s, broker cpu %.2f s (%.1f us/delivery)\n", o->scenario,
+	    "%.0f/s, broker cpu %.2f s (%.1f us/delivery)%s\n", o->scenario,
 	    o->run, r->deliveries, r->secs, rate, r->broker_cpu,
-	    r->deliveries ? r->broker_cpu * 1e6 / r->deliveries : 0);
+	    r->deliveries ? r->broker_cpu * 1e6 / r->deliveries : 0,
+	    r->busy ? ", some publishes answered busy and sent again" : "");
 }
 
 /* ---- msgpack, read in place ---- */

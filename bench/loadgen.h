@@ -60,6 +60,7 @@ struct lg_payload {
 /* What one run measured. */
 struct lg_result {
 	uint64_t	 published, accepted, deliveries, receipts;
+	uint64_t	 busy;		/* publishes answered busy, sent again */
 	double		 secs;		/* first publish to last delivery acked */
 	double		 receipt_secs;	/* first publish to last receipt */
 	double		 broker_cpu;	/* seconds of the broker (all threads) */
