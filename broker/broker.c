@@ -569,11 +569,19 @@ static void
 measure_usage(struct broker *b, bool now)
 {
 	bool	was = b->nearly_full;
+	size_t	disk;
 
 	if (!now && b->now - b->usage_at < USAGE_EVERY_MS)
 		return;
 	if (store_usage(&b->st, &b->used, &b->map) != 0)
 		return;
+	/*
+	 * A map larger than its filesystem can hold is limited by the
+	 * filesystem: the reserve for acks is kept on disk too, and a
+	 * publish is refused before a write could fail for want of space.
+	 */
+	if (store_disk_bytes(&b->st, &disk) == 0 && disk < b->map)
+		b->map = disk;
 	b->usage_at = b->now;
 	b->nearly_full = b->used + reserve_of(b->map) > b->map;
 	if (b->nearly_full != was)
@@ -632,7 +640,7 @@ turn(struct broker *b)
 	zmq_msg_t		 rid, body;
 	size_t			 nasked = 0, i, mark;
 	int			 rc = 0, more;
-	bool			 pump = false;
+	bool			 pump = false, full;
 
 	b->now = cc_time_now_ms();
 	measure_usage(b, false);
@@ -758,9 +766,17 @@ turn(struct broker *b)
 		rc = mdb_txn_commit(txn);
 	else
 		mdb_txn_abort(txn);
+	/*
+	 * Until the store is measured again (once a second), count what the
+	 * batch may have added: a fast publisher must not outrun the
+	 * measurement and fill the disk between two looks.
+	 */
+	if (rc == 0)
+		b->used += b->batch_est;
 	if (rc != 0) {
 		/* Nothing of this batch is on disk: say so, promise nothing. */
 		log_warnx("commit failed: %s", mdb_strerror(rc));
+		full = rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT;
 		drop_out(b, 0);
 		/*
 		 * Nothing of the batch was sent: every session is where it
@@ -778,15 +794,16 @@ turn(struct broker *b)
 			if (!asked[i].answered)
 				continue;
 			memset(&err, 0, sizeof(err));
-			err.code = rc == MDB_MAP_FULL ? ERR_STORAGE_FULL :
-			    ERR_BUSY;
+			err.code = full ? ERR_STORAGE_FULL : ERR_BUSY;
 			snprintf(err.re, sizeof(err.re), "%s", asked[i].re);
 			snprintf(err.detail, sizeof(err.detail),
 			    "not stored; send again");
 			(void)send_error(b, asked[i].rid, asked[i].ridlen, &err);
 		}
-		if (rc == MDB_MAP_FULL)
+		if (full)
 			b->nearly_full = true;
+		/* The disk may have filled: look again at the next turn. */
+		b->usage_at = 0;
 	}
 	flush_out(b);
 	if (b->shed > 0 && b->now - b->shed_logged >= SHED_LOG_MS) {
@@ -995,6 +1012,7 @@ broker_run(const char *path)
 	uint8_t		 sec[32], pub[32];
 	struct pki_cert	 self;
 	struct run_as	 ra;
+	int		 status = 0;
 	int		 one = 1, zero = 0, rc, hwm = 100000;
 	int64_t		 maxmsg;
 	zmq_pollitem_t	 items[3];
@@ -1108,8 +1126,16 @@ broker_run(const char *path)
 		}
 		if (items[2].revents & ZMQ_POLLIN)
 			monitor_read(&b);
-		if (turn(&b) == -1)
+		/*
+		 * The store cannot begin a transaction (LMDB says so after a
+		 * failed write of its meta page): stop, non-zero, promising
+		 * nothing more; a restart reopens it at its last commit.
+		 */
+		if (turn(&b) == -1) {
+			log_warnx("store unusable; stopping for a restart");
+			status = 1;
 			break;
+		}
 	}
 	log_info("stopping");
 	save_final(&b);
@@ -1123,5 +1149,5 @@ broker_run(const char *path)
 	drop_out(&b, 0);
 	free(b.out);
 	free(b.peer);
-	return 0;
+	return status;
 }

@@ -2,6 +2,7 @@
  * store.c - the LMDB environment: opening, counters, usage, key helpers.
  */
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -167,6 +168,26 @@ store_begin(struct store *st, bool write, MDB_txn **txn)
  * Pages in use are the map's high-water mark less the pages on LMDB's free
  * list (database 0, whose values are page-number lists led by a count).
  */
+int
+store_disk_bytes(struct store *st, size_t *bytes)
+{
+	MDB_envinfo		 info;
+	MDB_stat		 stat;
+	struct statvfs		 vfs;
+	mdb_filehandle_t	 fd;
+	int			 rc;
+
+	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
+	    (rc = mdb_env_stat(st->env, &stat)) != 0 ||
+	    (rc = mdb_env_get_fd(st->env, &fd)) != 0)
+		return rc;
+	if (fstatvfs(fd, &vfs) == -1)
+		return errno;
+	*bytes = (info.me_last_pgno + 1) * stat.ms_psize +
+	    (size_t)vfs.f_bavail * vfs.f_frsize;
+	return 0;
+}
+
 int
 store_usage(struct store *st, size_t *used, size_t *map)
 {
