@@ -17,6 +17,24 @@
 #include "broker.h"
 #include "log.h"
 
+#define OPENED_MAX	256	/* decoded messages kept for one pump */
+
+/*
+ * The messages opened during one pump.  A message goes to several
+ * recipients, each decided and stripped on its own, but its stored frame
+ * is the same for all: it is decrypted and decoded once per pump, not once
+ * per recipient.  Emptied when the pump ends, so nothing outlives the
+ * transaction it was read in.
+ */
+static struct opened {
+	uint8_t		 mid[16];
+	struct cc_msg	*m;
+	cc_catset	 present;	/* categories it carries */
+} opened[OPENED_MAX];
+
+static const struct opened *msg_open(struct broker *, MDB_txn *,
+		    const uint8_t mid[16]);
+static void	opened_clear(void);
 static int	send_delivery(struct broker *, MDB_txn *, struct peer *,
 		    uint64_t, struct qent *, bool *sent);
 static int	send_receipt(struct broker *, struct peer *, uint64_t,
@@ -46,19 +64,54 @@ pack_copy(msgpack_packer *pk, const struct cc_msg *m, const char *k)
 	return 0;
 }
 
+/* A stored message, decoded (owned by the cache), or NULL. */
+static const struct opened *
+msg_open(struct broker *b, MDB_txn *txn, const uint8_t mid[16])
+{
+	struct opened	*o;
+	struct cc_error	 err;
+	uint8_t		*frame;
+	uint32_t	 h = 2166136261u;
+	size_t		 len, i;
+
+	for (i = 0; i < 16; i++)
+		h = (h ^ mid[i]) * 16777619u;
+	o = &opened[h % OPENED_MAX];
+	if (o->m != NULL && memcmp(o->mid, mid, 16) == 0)
+		return o;
+	proto_msg_destroy(&o->m);
+	if ((frame = store_msg_frame(&b->st, txn, mid, &len)) == NULL)
+		return NULL;
+	if (proto_decode(frame, len, SIZE_MAX, &o->m, &err) == -1)
+		o->m = NULL;
+	free(frame);
+	if (o->m == NULL)
+		return NULL;
+	memcpy(o->mid, mid, 16);
+	o->present = proto_categories_present(o->m);
+	return o;
+}
+
+static void
+opened_clear(void)
+{
+	size_t	i;
+
+	for (i = 0; i < OPENED_MAX; i++)
+		proto_msg_destroy(&opened[i].m);
+}
+
 static int
 send_delivery(struct broker *b, MDB_txn *txn, struct peer *p, uint64_t dseq,
     struct qent *q, bool *sent)
 {
 	struct msg_hdr	 h;
 	struct decision	 d;
-	struct cc_msg	*m = NULL;
-	struct cc_error	 err;
+	const struct opened *o;
+	const struct cc_msg *m;
 	msgpack_sbuffer	 sb;
 	msgpack_packer	 pk;
 	cc_catset	 wb = 0, ws = 0, released;
-	uint8_t		*frame;
-	size_t		 len;
 	char		 text[37];
 	int		 rc;
 
@@ -68,16 +121,14 @@ send_delivery(struct broker *b, MDB_txn *txn, struct peer *p, uint64_t dseq,
 	    broker_policy_of(b, p->id), b->now, &d);
 	if (!d.permit)
 		return route_drop(b, txn, p->id, dseq, q, ST_PURGED, d.reason);
-	if ((frame = store_msg_frame(&b->st, txn, q->mid, &len)) == NULL ||
-	    proto_decode(frame, len, SIZE_MAX, &m, &err) == -1) {
+	if ((o = msg_open(b, txn, q->mid)) == NULL) {
 		/* A payload that cannot be opened is never guessed at. */
-		free(frame);
 		log_warnx("deliver: stored message unreadable; purging it "
 		    "for %s", p->id);
 		return route_drop(b, txn, p->id, dseq, q, ST_PURGED,
 		    RS_STORE_UNAVAILABLE);
 	}
-	free(frame);
+	m = o->m;
 
 	reply_start(&sb, &pk, "deliver", 11);
 	proto_pack_cstr(&pk, "dseq");
@@ -100,8 +151,7 @@ send_delivery(struct broker *b, MDB_txn *txn, struct peer *p, uint64_t dseq,
 	msgpack_pack_uint32(&pk, d.version);
 	proto_pack_cstr(&pk, "withheld_categories");
 	proto_pack_catset(&pk, wb | ws);
-	released = d.cats & proto_categories_present(m);
-	proto_msg_destroy(&m);
+	released = d.cats & o->present;
 	if (rc != 0) {
 		msgpack_sbuffer_destroy(&sb);
 		return ENOMEM;
@@ -175,7 +225,7 @@ deliver_pump(struct broker *b, MDB_txn *txn)
 				break;
 			}
 			if (rc != 0)
-				return rc;
+				goto out;
 			/* send_delivery may purge instead of sending. */
 			sent = false;
 			if (q.kind == Q_RECEIPT) {
@@ -184,11 +234,14 @@ deliver_pump(struct broker *b, MDB_txn *txn)
 			} else
 				rc = send_delivery(b, txn, p, dseq, &q, &sent);
 			if (rc != 0)
-				return rc;
+				goto out;
 			p->cursor = dseq;
 			if (sent)
 				p->inflight++;
 		}
 	}
-	return 0;
+	rc = 0;
+out:
+	opened_clear();
+	return rc;
 }
