@@ -329,6 +329,8 @@ auth_decide(const struct auth *a, zmq_msg_t *f, int nf, time_t now,
 			ans->reason = "not yet valid";
 		else if (now > ag->cert.not_after)
 			ans->reason = "expired";
+		else if (a->full)
+			ans->reason = "connection limit reached";
 		else
 			ans->ok = ag;
 		return;

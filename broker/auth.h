@@ -8,6 +8,7 @@
 #ifndef CC_AUTH_H
 #define CC_AUTH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -35,6 +36,8 @@ struct auth {
 	void		*zap;		/* REP socket bound to ZAP_ENDPOINT */
 	struct auth_bad	*bad;		/* certificates refused at load */
 	size_t		 nbad;
+	bool		 full;		/* refuse valid agencies too: the
+					 * broker is at its connection limit */
 };
 
 /*

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -28,6 +29,9 @@
 #define CONN_TURN_MAX	256	/* requests handled per connection per turn */
 #define CONN_SLOTS	1024	/* connections of one turn (> 2 x BATCH_MAX) */
 #define SHED_LOG_MS	10000	/* at most one line about shedding per 10 s */
+#define CONN_FD_SPARE	16	/* descriptors kept for handshakes under way */
+#define ZAP_BATCH	256	/* handshakes decided per loop, at most */
+#define MONITOR_BATCH	4096	/* monitor events read per loop, at most */
 
 /* What was asked in this batch, to answer `busy` if the commit fails. */
 struct asked {
@@ -63,6 +67,10 @@ static void	reload(struct broker *);
 static void	measure_usage(struct broker *, bool);
 static size_t	reserve_of(size_t);
 static void	monitor_read(struct broker *);
+static void	conn_track(struct broker *, uint32_t fd, bool open);
+static size_t	conn_limit(const struct broker *);
+static void	conn_check(struct broker *);
+static size_t	fds_open(void);
 static void	save_final(struct broker *);
 static void	raise_nofile(void);
 static void	check_user(const struct broker_conf *, struct run_as *);
@@ -817,9 +825,13 @@ turn(struct broker *b)
 }
 
 /*
- * A ROUTER says nothing when a peer goes; its monitor does, naming the
- * socket, which hello recorded.  Only `stats` relies on this: delivery
- * itself notices a vanished peer when sending to it fails.
+ * A ROUTER says nothing when a peer comes or goes; its monitor does,
+ * naming the socket.  Disconnects tell `stats` who is connected (hello
+ * recorded the socket; delivery itself notices a vanished peer when
+ * sending to it fails); both kinds count the connections against the
+ * descriptor limit.  All waiting events are read: libzmq's I/O thread
+ * blocks on a full monitor pipe, and a flood of handshakes makes two
+ * events each.
  */
 static void
 monitor_read(struct broker *b)
@@ -827,30 +839,127 @@ monitor_read(struct broker *b)
 	zmq_msg_t	ev, addr;
 	uint16_t	event;
 	uint32_t	value;
-	size_t		i;
+	size_t		i, n;
 
-	zmq_msg_init(&ev);
-	zmq_msg_init(&addr);
-	if (zmq_msg_recv(&ev, b->monitor, ZMQ_DONTWAIT) == -1)
-		goto out;
-	if (zmq_msg_more(&ev) && zmq_msg_recv(&addr, b->monitor, 0) == -1)
-		goto out;
-	if (zmq_msg_size(&ev) < 6)
-		goto out;
-	memcpy(&event, zmq_msg_data(&ev), 2);
-	memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
-	if (event != ZMQ_EVENT_DISCONNECTED)
-		goto out;
-	for (i = 0; i < b->npeer; i++) {
-		if (b->peer[i].connected && b->peer[i].fd == (int)value) {
-			b->peer[i].connected = false;
-			log_info("agency=%s disconnected", b->peer[i].id);
-			b->peer[i].dirty = true;	/* save_state runs */
+	for (n = 0; n < MONITOR_BATCH; n++) {
+		zmq_msg_init(&ev);
+		zmq_msg_init(&addr);
+		if (zmq_msg_recv(&ev, b->monitor, ZMQ_DONTWAIT) == -1) {
+			zmq_msg_close(&ev);
+			zmq_msg_close(&addr);
+			break;
 		}
+		if (zmq_msg_more(&ev) &&
+		    zmq_msg_recv(&addr, b->monitor, 0) == -1)
+			goto next;
+		if (zmq_msg_size(&ev) < 6)
+			goto next;
+		memcpy(&event, zmq_msg_data(&ev), 2);
+		memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
+		if (event == ZMQ_EVENT_ACCEPTED)
+			conn_track(b, value, true);
+		if (event != ZMQ_EVENT_DISCONNECTED)
+			goto next;
+		conn_track(b, value, false);
+		for (i = 0; i < b->npeer; i++) {
+			if (b->peer[i].connected &&
+			    b->peer[i].fd == (int)value) {
+				b->peer[i].connected = false;
+				log_info("agency=%s disconnected",
+				    b->peer[i].id);
+				b->peer[i].dirty = true; /* save_state runs */
+			}
+		}
+next:
+		zmq_msg_close(&ev);
+		zmq_msg_close(&addr);
 	}
-out:
-	zmq_msg_close(&ev);
-	zmq_msg_close(&addr);
+}
+
+/*
+ * Out of descriptors, libzmq cannot accept a connection and retries at
+ * once, for ever: the connection hangs unanswered and an I/O thread
+ * spins.  So the broker refuses handshakes (ZAP: "connection limit
+ * reached") once its connections use what the descriptor limit leaves:
+ * a refused client hears so at once, its descriptor is freed, and the
+ * connections the broker has keep theirs.  Connections are counted by
+ * descriptor, so a lost event corrects itself when the number is reused.
+ */
+static void
+conn_track(struct broker *b, uint32_t fd, bool open)
+{
+	if (fd >= b->conncap) {
+		size_t	 cap = b->conncap ? b->conncap : 1024;
+		bool	*p;
+
+		if (!open)
+			return;
+		while (cap <= fd)
+			cap *= 2;
+		if ((p = realloc(b->conn, cap * sizeof(*p))) == NULL)
+			return;
+		memset(p + b->conncap, 0, (cap - b->conncap) * sizeof(*p));
+		b->conn = p;
+		b->conncap = cap;
+	}
+	if (b->conn[fd] == open)
+		return;
+	b->conn[fd] = open;
+	if (open)
+		b->nconn++;
+	else
+		b->nconn--;
+}
+
+/* Connections the soft descriptor limit leaves room for: less what the
+ * broker held before its first peer, less a spare for handshakes under
+ * way (each holds a descriptor before ZAP is asked). */
+static size_t
+conn_limit(const struct broker *b)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY)
+		return SIZE_MAX;
+	if (rl.rlim_cur <= b->fds_base + CONN_FD_SPARE)
+		return 0;
+	return rl.rlim_cur - b->fds_base - CONN_FD_SPARE;
+}
+
+/* Before handshakes are decided: at the limit?  Said once each way. */
+static void
+conn_check(struct broker *b)
+{
+	size_t	limit = conn_limit(b);
+	bool	full = b->nconn > limit;	/* the asker is counted */
+
+	if (full != b->auth.full) {
+		if (full)
+			log_warnx("connection limit reached: %zu connections, "
+			    "%zu allowed by the descriptor limit; refusing "
+			    "new ones", b->nconn - 1, limit);
+		else
+			log_info("below the connection limit again: %zu "
+			    "connections", b->nconn);
+	}
+	b->auth.full = full;
+}
+
+/* Descriptors open now (the broker's own, before any peer). */
+static size_t
+fds_open(void)
+{
+	struct rlimit	rl;
+	size_t		n = 0;
+	int		fd, max = 65536;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)max)
+		max = (int)rl.rlim_cur;
+	for (fd = 0; fd < max; fd++)
+		if (fcntl(fd, F_GETFD) != -1)
+			n++;
+	return n;
 }
 
 /* Nobody is connected to a stopped broker: say so to `stats`. */
@@ -894,6 +1003,7 @@ reload(struct broker *b)
 	/* Keep the ZAP socket and counters; swap the rest. */
 	na.zap = b->auth.zap;
 	na.refused = b->auth.refused;
+	na.full = b->auth.full;
 	b->auth.zap = NULL;
 	auth_clear(&b->auth);
 	broker_conf_free(&b->conf);
@@ -1081,13 +1191,14 @@ broker_run(const char *path)
 		fatalx("%s: bind %s: %s", path, b.conf.bind,
 		    zmq_strerror(errno));
 	if (zmq_socket_monitor(b.router, "inproc://ccbroker-monitor",
-	    ZMQ_EVENT_DISCONNECTED) == -1 ||
+	    ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == -1 ||
 	    (b.monitor = zmq_socket(b.ctx, ZMQ_PAIR)) == NULL ||
 	    zmq_connect(b.monitor, "inproc://ccbroker-monitor") == -1)
 		fatalx("cannot monitor the socket: %s", zmq_strerror(errno));
 	log_info("listening on %s, %zu valid agencies, data %s", b.conf.bind,
 	    b.auth.nagency, b.conf.data);
 	drop_privileges(&b.conf, &ra);
+	b.fds_base = fds_open();
 
 	b.next_sweep = 0;
 	b.purge_invalid = true;
@@ -1119,13 +1230,25 @@ broker_run(const char *path)
 				continue;
 			fatalx("zmq_poll: %s", zmq_strerror(errno));
 		}
+		/*
+		 * Connections first, then handshakes: a connection's accept
+		 * is on the monitor long before its ZAP request.  At most a
+		 * batch of handshakes per loop, as many refusals as the audit
+		 * of the next turn holds, so that a flood of them cannot keep
+		 * the loop from serving requests.
+		 */
+		if (items[2].revents & ZMQ_POLLIN)
+			monitor_read(&b);
 		if (items[1].revents & ZMQ_POLLIN) {
-			while (auth_zap_handle(&b.auth, time(NULL), on_refused,
+			size_t n = 0;
+
+			conn_check(&b);
+			while (n++ < ZAP_BATCH && b.nrefused <
+			    sizeof(b.refused) / sizeof(b.refused[0]) &&
+			    auth_zap_handle(&b.auth, time(NULL), on_refused,
 			    &b) == 1)
 				;
 		}
-		if (items[2].revents & ZMQ_POLLIN)
-			monitor_read(&b);
 		/*
 		 * The store cannot begin a transaction (LMDB says so after a
 		 * failed write of its meta page): stop, non-zero, promising
@@ -1149,5 +1272,6 @@ broker_run(const char *path)
 	drop_out(&b, 0);
 	free(b.out);
 	free(b.peer);
+	free(b.conn);
 	return status;
 }

@@ -91,6 +91,10 @@ struct broker {
 		char	why[64];
 	}			 refused[64];
 	size_t			 nrefused;
+	/* Open connections by descriptor, from the monitor's events. */
+	bool			*conn;
+	size_t			 conncap, nconn;
+	size_t			 fds_base;	/* held before the first peer */
 	/* Requests answered `busy` unhandled (fairness), since last logged. */
 	uint64_t		 shed;
 	int64_t			 shed_logged;	/* ms */
