@@ -1123,7 +1123,7 @@ broker_run(const char *path)
 	struct pki_cert	 self;
 	struct run_as	 ra;
 	int		 status = 0;
-	int		 one = 1, zero = 0, rc, hwm = 100000;
+	int		 one = 1, zero = 0, rc, hwm = 100000, rcvhwm = 1000;
 	int64_t		 maxmsg;
 	zmq_pollitem_t	 items[3];
 
@@ -1181,7 +1181,13 @@ broker_run(const char *path)
 	rc |= zmq_setsockopt(b.router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
 	rc |= zmq_setsockopt(b.router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
 	rc |= zmq_setsockopt(b.router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-	rc |= zmq_setsockopt(b.router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	/*
+	 * Frames read from one connection and not yet taken by a turn: a
+	 * client sending faster than it is served meets back-pressure here
+	 * (TCP stops) instead of growing the broker's memory.  Agents keep
+	 * far fewer in flight.
+	 */
+	rc |= zmq_setsockopt(b.router, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
 	rc |= zmq_setsockopt(b.router, ZMQ_LINGER, &zero, sizeof(zero));
 	explicit_bzero(sec, sizeof(sec));
 	explicit_bzero(z85, sizeof(z85));

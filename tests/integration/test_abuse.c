@@ -359,6 +359,23 @@ frame_flood_run(void *arg)
 	return NULL;
 }
 
+static long
+rss_kb(pid_t pid)
+{
+	char	 path[64], line[256];
+	FILE	*f;
+	long	 kb = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
 H_TEST(abuse, a_client_flooding_frames_does_not_starve_another)
 {
 	struct r_target		 t;
@@ -372,6 +389,8 @@ H_TEST(abuse, a_client_flooding_frames_does_not_starve_another)
 	double			 base[BASELINE], *during;
 	size_t			 nbase = 0, ndur = 0, cap = 100000;
 	int64_t			 t0;
+	long			 rss0, rss1;
+	pid_t			 pid;
 
 	/* Room for what the flooder gets accepted: it is not the point. */
 	env = h_env_new(&(struct h_env_opts){ .map_size_mb = 1024 });
@@ -399,10 +418,13 @@ H_TEST(abuse, a_client_flooding_frames_does_not_starve_another)
 	f.midoff = (size_t)(at - sb.data);
 	f.ms = FRAME_FLOOD_MS;
 
+	pid = r_broker_pid(env);
+	rss0 = rss_kb(pid);
 	t0 = r_now_us();
 	cr_assert_eq(pthread_create(&th, NULL, frame_flood_run, &f), 0);
 	while (ms_since(t0) < FRAME_FLOOD_MS && ndur < cap)
 		during[ndur++] = timed_publish(housing, housing_status());
+	rss1 = rss_kb(pid);
 	pthread_join(th, NULL);
 	msgpack_sbuffer_destroy(&sb);
 
@@ -413,6 +435,10 @@ H_TEST(abuse, a_client_flooding_frames_does_not_starve_another)
 	    "%ld accepted, %ld busy, %ld malformed, %ld other\n", f.sent,
 	    FRAME_FLOOD_MS, f.answers, f.accepted, f.busy, f.malformed,
 	    f.other);
+	fprintf(stderr, "abuse: broker RSS %ld kB before the flood, %ld kB "
+	    "at its end\n", rss0, rss1);
+	cr_expect_lt(rss1 - rss0, 256 * 1024, "the flood cost the broker "
+	    "%ld kB", rss1 - rss0);
 	report("another client, without the flood", base, nbase);
 	report("another client, during the frame flood", during, ndur);
 	cr_assert_gt(ndur, 0);
@@ -426,23 +452,6 @@ H_TEST(abuse, a_client_flooding_frames_does_not_starve_another)
 }
 
 /* ---------------------------------------------------------------- sizes */
-
-static long
-rss_kb(pid_t pid)
-{
-	char	 path[64], line[256];
-	FILE	*f;
-	long	 kb = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
 
 H_TEST(abuse, oversized_frames_are_refused_and_others_carry_on)
 {
