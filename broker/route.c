@@ -23,7 +23,7 @@
 
 static bool	sub_matches(const struct sub *, int rtype, const char *area);
 static int	route_one(struct broker *, MDB_txn *, const uint8_t mid[16],
-		    const char *midtext, const struct cc_msg *,
+		    const char *midtext, cc_catset present,
 		    const char *sender, const struct msg_hdr *,
 		    const char *recipient, bool *queued);
 
@@ -65,10 +65,11 @@ route_receipt(struct broker *b, MDB_txn *txn, const char *sender,
 	return 0;
 }
 
-/* Decide for one recipient: queue it, or record why it was withheld. */
+/* Decide for one recipient: queue it, or record why it was withheld.
+ * `present` is the categories the message carries. */
 static int
 route_one(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
-    const char *midtext, const struct cc_msg *m, const char *sender,
+    const char *midtext, cc_catset present, const char *sender,
     const struct msg_hdr *h, const char *recipient, bool *queued)
 {
 	struct decision	 d;
@@ -105,8 +106,8 @@ route_one(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
 	 * decision changes before it is sent. */
 	memset(&q, 0, sizeof(q));
 	q.kind = Q_DELIVER;
-	q.cats = d.cats & proto_categories_present(m);
-	q.withheld = proto_categories_present(m) & ~d.cats;
+	q.cats = d.cats & present;
+	q.withheld = present & ~d.cats;
 	q.version = d.version;
 	memcpy(q.cid, d.cid, 16);
 	memcpy(q.mid, mid, 16);
@@ -129,6 +130,7 @@ route_publish(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
     const struct msg_hdr *h, bool *queued)
 {
 	const msgpack_object	*to = proto_get(m, "to");
+	cc_catset		 present = proto_categories_present(m);
 	char			 area[CONF_AREA_LEN], id[CC_ID_MAX + 1];
 	uint32_t		 i, j;
 	size_t			 k;
@@ -154,7 +156,7 @@ route_publish(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
 			}
 			if (j < i)
 				continue;
-			if ((rc = route_one(b, txn, mid, midtext, m, sender, h,
+			if ((rc = route_one(b, txn, mid, midtext, present, sender, h,
 			    id, queued)) != 0)
 				return rc;
 		}
@@ -168,7 +170,7 @@ route_publish(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
 			if (!p->has_sub || strcmp(p->id, sender) == 0 ||
 			    !sub_matches(&p->sub, h->rtype, area))
 				continue;
-			if ((rc = route_one(b, txn, mid, midtext, m, sender, h,
+			if ((rc = route_one(b, txn, mid, midtext, present, sender, h,
 			    p->id, queued)) != 0)
 				return rc;
 		}
