@@ -585,11 +585,14 @@ measure_usage(struct broker *b, bool now)
 		return;
 	/*
 	 * A map larger than its filesystem can hold is limited by the
-	 * filesystem: the reserve for acks is kept on disk too, and a
-	 * publish is refused before a write could fail for want of space.
+	 * filesystem: a publish is refused before a write could fail for
+	 * want of space.  And the reserve is held on disk, allocated past
+	 * the last page, so that acks and consent changes still find
+	 * blocks when something else fills the filesystem.
 	 */
 	if (store_disk_bytes(&b->st, &disk) == 0 && disk < b->map)
 		b->map = disk;
+	(void)store_hold_disk(&b->st, reserve_of(b->map));
 	b->usage_at = b->now;
 	b->nearly_full = b->used + reserve_of(b->map) > b->map;
 	if (b->nearly_full != was)

@@ -1,6 +1,7 @@
 /*
  * store.c - the LMDB environment: opening, counters, usage, key helpers.
  */
+#define _GNU_SOURCE	/* fallocate */
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -174,6 +175,29 @@ store_disk_bytes(struct store *st, size_t *bytes)
 	MDB_envinfo		 info;
 	MDB_stat		 stat;
 	struct statvfs		 vfs;
+	struct stat		 sb;
+	mdb_filehandle_t	 fd;
+	size_t			 pages, held;
+	int			 rc;
+
+	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
+	    (rc = mdb_env_stat(st->env, &stat)) != 0 ||
+	    (rc = mdb_env_get_fd(st->env, &fd)) != 0)
+		return rc;
+	if (fstatvfs(fd, &vfs) == -1 || fstat(fd, &sb) == -1)
+		return errno;
+	pages = (info.me_last_pgno + 1) * stat.ms_psize;
+	held = (size_t)sb.st_blocks * 512;
+	*bytes = (held > pages ? held : pages) +
+	    (size_t)vfs.f_bavail * vfs.f_frsize;
+	return 0;
+}
+
+int
+store_hold_disk(struct store *st, size_t bytes)
+{
+	MDB_envinfo		 info;
+	MDB_stat		 stat;
 	mdb_filehandle_t	 fd;
 	int			 rc;
 
@@ -181,10 +205,10 @@ store_disk_bytes(struct store *st, size_t *bytes)
 	    (rc = mdb_env_stat(st->env, &stat)) != 0 ||
 	    (rc = mdb_env_get_fd(st->env, &fd)) != 0)
 		return rc;
-	if (fstatvfs(fd, &vfs) == -1)
+	/* KEEP_SIZE: the file's length, which LMDB reads, is untouched. */
+	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)((info.me_last_pgno +
+	    1) * stat.ms_psize), (off_t)bytes) == -1)
 		return errno;
-	*bytes = (info.me_last_pgno + 1) * stat.ms_psize +
-	    (size_t)vfs.f_bavail * vfs.f_frsize;
 	return 0;
 }
 

@@ -177,10 +177,16 @@ int	store_begin(struct store *, bool write, MDB_txn **) CC_WUR;
 /* Bytes in use (pages not on the free list) and the map size. */
 int	store_usage(struct store *, size_t *used, size_t *map) CC_WUR;
 
-/* Bytes the store could grow to on its filesystem: the pages it has plus
- * what the filesystem still has free.  Returns 0, an LMDB error or an
- * errno. */
+/* Bytes the store could grow to on its filesystem: the blocks its file
+ * holds plus what the filesystem still has free.  Returns 0, an LMDB
+ * error or an errno. */
 int	store_disk_bytes(struct store *, size_t *bytes) CC_WUR;
+
+/* Allocate (without writing) `bytes` of disk past the store's last page,
+ * for the writes that must not fail when something else fills the
+ * filesystem.  Returns 0, an LMDB error or an errno (EOPNOTSUPP: the
+ * filesystem cannot; ENOSPC: it is full). */
+int	store_hold_disk(struct store *, size_t bytes);
 
 /* Next delivery sequence number (persistent, monotonic). */
 int	store_next_dseq(struct store *, MDB_txn *, uint64_t *) CC_WUR;
