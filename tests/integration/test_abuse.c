@@ -35,7 +35,7 @@
 #define FLOOD_THREADS	4
 #define FLOOD_BATCH	25	/* handshakes in flight per thread */
 #define BOUND_MS	2000	/* what a legitimate request may take */
-#define FRAME_FLOOD_MS	3000
+#define FRAME_FLOOD_MS	2000
 #define BASELINE	100	/* publishes timed without abuse */
 
 static struct h_env	*env;
@@ -354,7 +354,7 @@ frame_flood_run(void *arg)
 		if ((++f->sent & 63) == 0)
 			frame_flood_drain(f, 0);
 	}
-	frame_flood_drain(f, 1500);
+	frame_flood_drain(f, 1000);
 	free(pub);
 	return NULL;
 }
