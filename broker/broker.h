@@ -162,7 +162,11 @@ int	route_drop(struct broker *, MDB_txn *, const char *agency,
 int	route_sweep(struct broker *, MDB_txn *);
 int	route_purge_invalid(struct broker *, MDB_txn *);
 
-/* deliver.c: the pump. */
+/* deliver.c: the pump.  deliver_keep() hands it a publish just stored
+ * (takes ownership of *m and sets it NULL; `present` is the categories it
+ * carries), so that its recipients are sent the tree already decoded. */
 int	deliver_pump(struct broker *, MDB_txn *);
+void	deliver_keep(const uint8_t mid[16], struct cc_msg **m,
+	    cc_catset present);
 
 #endif /* CC_BROKER_H */

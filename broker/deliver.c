@@ -23,8 +23,9 @@
  * The messages opened during one pump.  A message goes to several
  * recipients, each decided and stripped on its own, but its stored frame
  * is the same for all: it is decrypted and decoded once per pump, not once
- * per recipient.  Emptied when the pump ends, so nothing outlives the
- * transaction it was read in.
+ * per recipient, and not at all when handle_publish() kept the tree it
+ * decoded and validated in this turn (deliver_keep).  Emptied when the
+ * pump ends, so nothing outlives the turn it was read in.
  */
 static struct opened {
 	uint8_t		 mid[16];
@@ -32,6 +33,7 @@ static struct opened {
 	cc_catset	 present;	/* categories it carries */
 } opened[OPENED_MAX];
 
+static struct opened *opened_slot(const uint8_t mid[16]);
 static const struct opened *msg_open(struct broker *, MDB_txn *,
 		    const uint8_t mid[16]);
 static void	opened_clear(void);
@@ -64,19 +66,38 @@ pack_copy(msgpack_packer *pk, const struct cc_msg *m, const char *k)
 	return 0;
 }
 
+static struct opened *
+opened_slot(const uint8_t mid[16])
+{
+	uint32_t	h = 2166136261u;
+	size_t		i;
+
+	for (i = 0; i < 16; i++)
+		h = (h ^ mid[i]) * 16777619u;
+	return &opened[h % OPENED_MAX];
+}
+
+void
+deliver_keep(const uint8_t mid[16], struct cc_msg **m, cc_catset present)
+{
+	struct opened	*o = opened_slot(mid);
+
+	proto_msg_destroy(&o->m);
+	o->m = *m;
+	*m = NULL;
+	memcpy(o->mid, mid, 16);
+	o->present = present;
+}
+
 /* A stored message, decoded (owned by the cache), or NULL. */
 static const struct opened *
 msg_open(struct broker *b, MDB_txn *txn, const uint8_t mid[16])
 {
-	struct opened	*o;
+	struct opened	*o = opened_slot(mid);
 	struct cc_error	 err;
 	uint8_t		*frame;
-	uint32_t	 h = 2166136261u;
-	size_t		 len, i;
+	size_t		 len;
 
-	for (i = 0; i < 16; i++)
-		h = (h ^ mid[i]) * 16777619u;
-	o = &opened[h % OPENED_MAX];
 	if (o->m != NULL && memcmp(o->mid, mid, 16) == 0)
 		return o;
 	proto_msg_destroy(&o->m);

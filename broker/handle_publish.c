@@ -144,5 +144,10 @@ handle_publish(struct broker *b, struct req *r)
 	if ((rc = audit_append(&b->st, r->txn, &ev)) != 0)
 		return rc;
 	b->count.accepted++;
-	return reply_accepted(b, r, midtext);
+	if ((rc = reply_accepted(b, r, midtext)) != 0)
+		return rc;
+	/* Its recipients are sent this tree, not a decoding of the copy. */
+	if (queued)
+		deliver_keep(mid, &r->msg, ev.cats);
+	return 0;
 }
