@@ -195,6 +195,20 @@ H_TEST(abuse, a_thousand_connections_are_each_welcomed_at_once)
 
 /* ---------------------------------------------------------------- handshakes */
 
+/* Entries in the audit trail, as `audit verify` counts them. */
+static long long
+audit_entries(void)
+{
+	char		*out = NULL, *err = NULL;
+	long long	 n = -1;
+
+	cr_assert_eq(h_ccbroker(env, &out, &err, "audit", "verify", "-c",
+	    h_conf(env), NULL), 0, "audit verify: %s", err);
+	cr_assert_eq(sscanf(out, "audit intact: %lld entries", &n), 1, "%s",
+	    out);
+	return n;
+}
+
 struct hs_flood {
 	const struct r_target	*t;
 	int			 target;	/* attempts in all */
@@ -246,6 +260,7 @@ H_TEST(abuse, failed_handshake_flood_keeps_publish_latency_bounded)
 	size_t		 nbase = 0, ndur = 0, cap = 100000;
 	int		 i, nbase_want = scaled(BASELINE);
 	int64_t		 t0;
+	long long	 entries;
 	json_t		*st;
 
 	env = h_env_new(NULL);
@@ -256,6 +271,7 @@ H_TEST(abuse, failed_handshake_flood_keeps_publish_latency_bounded)
 		    h_release_plan_new(H_PNC_A, "Baseline"));
 	cr_assert_not_null(during = calloc(cap, sizeof(*during)));
 	h_keep_str((char *)during);
+	entries = audit_entries();
 
 	memset(&f, 0, sizeof(f));
 	f.t = &t;
@@ -287,6 +303,10 @@ H_TEST(abuse, failed_handshake_flood_keeps_publish_latency_bounded)
 	st = h_stats(env);
 	cr_expect_geq(h_int(st, "outcomes.refused_connections"), f.target,
 	    "%s", h_dump(st));
+	/* ... and audited, each, with the publishes made meanwhile. */
+	cr_expect_geq(audit_entries() - entries,
+	    (long long)atomic_load(&f.refused) + (long long)ndur,
+	    "refused handshakes missing from the audit");
 	h_agent(env, H_CJIT, false);
 	timed_publish(carat, h_release_plan_new(H_PNC_A, "After"));
 }
