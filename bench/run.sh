@@ -37,6 +37,9 @@ DECIDE=${BENCH_DECIDE:-1000000}
 OUT=${BENCH_OUT:-$here/bench/results.json}
 AREA=E08000035
 SCENARIOS="ccbroker null raw-curve mosquitto nats"
+# Debian installs both daemons in /usr/sbin.
+PATH=$PATH:/usr/sbin:/sbin
+export PATH
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/ccbench-XXXXXX")
 results=$dir/results.jsonl
@@ -283,8 +286,9 @@ done
 # ------------------------------------------------------------ 8
 if [ "$BACKLOG" -gt 0 ]; then
 	say "bench: offline backlog of $BACKLOG messages"
-	# About 6 KiB of store per queued message, and the reserve.
-	start_ccbroker backlog $((BACKLOG * 6 / 1024 + 2048))
+	# About 5 KiB of store per queued message (its sealed payload takes
+	# a page of its own), room to spare, and the reserve.
+	start_ccbroker backlog $((BACKLOG * 8 / 1024 + 2048))
 	timeout 1800 "$LG" wire -e "$ep" -k "$dir/pki" -p "$pid" \
 	    -s ccbroker -B "$BACKLOG" -o "$results" ||
 	    { stop; die "backlog: load generator failed"; }
