@@ -185,6 +185,9 @@ $(BENCH_DEPS_OK): scripts/deps.sh
 	./scripts/deps.sh bench
 	@mkdir -p $(@D) && touch $@
 $(BENCH_LG_OBJ): | $(BENCH_DEPS_OK)
+# Objects the pattern rule makes are kept, so that make deletes nothing
+# after run.sh has printed its last lines.
+.SECONDARY: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/*.c))
 $(BUILD)/bench/loadgen: $(BENCH_LG_OBJ) $(LIBPROTO)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) \
