@@ -12,7 +12,6 @@ _Static_assert(sizeof(((struct agent_conf *)0)->areas[0]) == ICF_AREA_LEN,
     "area code buffers differ");
 
 static int	agent_conf_subscribe(void *, const char *, char *, size_t);
-static int	agent_conf_rtype(void *, const char *, size_t, char *, size_t);
 static int	agent_conf_areas(void *, const char *, char *, size_t);
 static int	agent_conf_area(void *, const char *, size_t, char *, size_t);
 
@@ -65,24 +64,7 @@ agent_conf_subscribe(void *obj, const char *value, char *why, size_t whylen)
 {
 	struct agent_conf	*ac = obj;
 
-	ac->subscribe = 0;
-	return iniconf_list(value, agent_conf_rtype, ac, why, whylen);
-}
-
-static int
-agent_conf_rtype(void *arg, const char *s, size_t len, char *why,
-    size_t whylen)
-{
-	struct agent_conf	*ac = arg;
-	int			 t;
-
-	if ((t = cc_rtype_parse(s, len)) == -1) {
-		snprintf(why, whylen, "'%.*s' is not a record type",
-		    (int)(len > 64 ? 64 : len), s);
-		return -1;
-	}
-	ac->subscribe |= 1u << t;
-	return 0;
+	return iniconf_rtypes(value, &ac->subscribe, why, whylen);
 }
 
 static int

@@ -18,7 +18,6 @@ static void	*conf_policy_open(void *, const char *, char *, size_t);
 static int	 conf_areas(void *, const char *, char *, size_t);
 static int	 conf_area_item(void *, const char *, size_t, char *, size_t);
 static int	 conf_publish(void *, const char *, char *, size_t);
-static int	 conf_publish_item(void *, const char *, size_t, char *, size_t);
 static int	 conf_receive(void *, const char *, char *, size_t);
 static int	 conf_receive_item(void *, const char *, size_t, char *, size_t);
 
@@ -228,24 +227,7 @@ conf_publish(void *obj, const char *value, char *why, size_t whylen)
 {
 	struct policy	*p = obj;
 
-	p->publish = 0;
-	return iniconf_list(value, conf_publish_item, p, why, whylen);
-}
-
-static int
-conf_publish_item(void *arg, const char *s, size_t len, char *why,
-    size_t whylen)
-{
-	struct policy	*p = arg;
-	int		 t;
-
-	if ((t = cc_rtype_parse(s, len)) == -1) {
-		snprintf(why, whylen, "'%.*s' is not a record type",
-		    (int)(len > 64 ? 64 : len), s);
-		return -1;
-	}
-	p->publish |= 1u << t;
-	return 0;
+	return iniconf_rtypes(value, &p->publish, why, whylen);
 }
 
 static int

@@ -49,6 +49,7 @@ struct icf {
 static char	*icf_read(char *, int, void *);
 static int	 icf_handler(void *, const char *, const char *, const char *);
 static int	 icf_section(struct icf *, const char *);
+static int	 rtype_item(void *, const char *, size_t, char *, size_t);
 static int	 icf_has_separator(const char *);
 static void	 icf_required(struct icf *);
 static const struct iniconf_section *icf_find_section(const struct icf *,
@@ -505,6 +506,28 @@ iniconf_list(const char *value, iniconf_item_fn item, void *arg, char *why,
 			return 0;
 		p++;
 	}
+}
+
+static int
+rtype_item(void *arg, const char *s, size_t len, char *why, size_t whylen)
+{
+	unsigned	*mask = arg;
+	int		 t;
+
+	if ((t = cc_rtype_parse(s, len)) == -1) {
+		snprintf(why, whylen, "'%.*s' is not a record type",
+		    (int)(len > 64 ? 64 : len), s);
+		return -1;
+	}
+	*mask |= 1u << t;
+	return 0;
+}
+
+int
+iniconf_rtypes(const char *value, unsigned *mask, char *why, size_t whylen)
+{
+	*mask = 0;
+	return iniconf_list(value, rtype_item, mask, why, whylen);
 }
 
 int

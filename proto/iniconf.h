@@ -107,6 +107,13 @@ int	iniconf_list(const char *value, iniconf_item_fn, void *arg, char *why,
 	    size_t whylen) CC_WUR;
 
 /*
+ * A comma-separated list of record types as a bit mask (1 << enum
+ * cc_rtype) into *mask, which is cleared first.  Returns 0 or -1 with why.
+ */
+int	iniconf_rtypes(const char *value, unsigned *mask, char *why,
+	    size_t whylen) CC_WUR;
+
+/*
  * Add an ONS area code (^[EWSN][0-9]{8}$, e.g. E08000035) to a list of
  * at most max codes.  Returns 0, or -1 with why when the code is bad,
  * listed twice or one too many.
