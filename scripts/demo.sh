@@ -25,13 +25,26 @@ pids=""
 AREA=E08000035
 PNC=2004/0012345D
 
+# stop PID: SIGTERM, then SIGKILL if it has not gone within 5 s.
+stop()
+{
+	kill "$1" 2>/dev/null || return 0
+	n=0
+	while kill -0 "$1" 2>/dev/null && [ "$n" -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		echo "demo: process $1 did not stop; killing it" >&2
+		kill -9 "$1" 2>/dev/null || true
+	fi
+	wait "$1" 2>/dev/null || true
+}
+
 cleanup()
 {
 	for p in $pids; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in $pids; do
-		wait "$p" 2>/dev/null || true
+		stop "$p"
 	done
 	if [ "${DEMO_KEEP:-}" = 1 ]; then
 		echo "(kept $dir)"
@@ -106,7 +119,7 @@ areas = $AREA
 EOF
 chmod 600 "$dir"/pki/*.key "$dir"/pki/keys/*.key
 "$ccbroker" init -c "$dir/broker.conf" >/dev/null
-"$ccbroker" run -c "$dir/broker.conf" 2>"$dir/broker.log" &
+"$ccbroker" run -c "$dir/broker.conf" >"$dir/broker.log" 2>&1 &
 pids="$pids $!"
 say "broker listening on 127.0.0.1:$port"
 
@@ -127,7 +140,7 @@ spool = $dir/$1/spool
 subscribe = $2
 areas = $AREA
 EOF
-	"$ccagent" run -c "$dir/$1/agent.conf" 2>>"$dir/$1/agent.log" &
+	"$ccagent" run -c "$dir/$1/agent.conf" >>"$dir/$1/agent.log" 2>&1 &
 	eval "pid_$(echo "$1" | tr '.-' '__')=$!"
 	pids="$pids $!"
 }
@@ -272,8 +285,7 @@ sleep 0.5
 
 # ---------------------------------------------------------------- withdrawal
 step "6. Probation's system is down; the hostel sends another update"
-kill "$pid_probation_leeds"
-wait "$pid_probation_leeds" 2>/dev/null || true
+stop "$pid_probation_leeds"
 sed -e 's/"moved-in"/"other"/' -e 's/"hostel"/"supported"/' \
     -e 's/"unsettled"/"settled"/' "$dir/housing-status.json" \
     >"$dir/housing-status-2.json"
