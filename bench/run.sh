@@ -16,6 +16,7 @@
 #   BENCH_BACKLOG   messages queued for the offline agency; 0 skips [1000000]
 #   BENCH_DECIDE    subjects in the decision benchmark; 0 skips [1000000]
 #   BENCH_OUT       where results.json goes [bench/results.json]
+#   BENCH_SCENARIOS which scenarios, in order [ccbroker null raw-curve mosquitto nats]
 #   BENCH_KEEP=1    keep the temporary directory
 #
 # Every broker runs on 127.0.0.1 on a free port, is started fresh (empty
@@ -36,7 +37,7 @@ BACKLOG=${BENCH_BACKLOG:-1000000}
 DECIDE=${BENCH_DECIDE:-1000000}
 OUT=${BENCH_OUT:-$here/bench/results.json}
 AREA=E08000035
-SCENARIOS="ccbroker null raw-curve mosquitto nats"
+SCENARIOS=${BENCH_SCENARIOS:-"ccbroker null raw-curve mosquitto nats"}
 # Debian installs both daemons in /usr/sbin.
 PATH=$PATH:/usr/sbin:/sbin
 export PATH

@@ -55,8 +55,13 @@ static int	peers_build(struct broker *);
 static int	load_state(struct broker *);
 static int	save_state(struct broker *, MDB_txn *);
 static void	on_refused(void *, const char *, const char *, const char *);
-static int	handle_one(struct broker *, MDB_txn *, zmq_msg_t *rid,
-		    zmq_msg_t *body, struct asked *, unsigned *taken);
+static int	handle_one(struct broker *, MDB_txn *, bool isolate,
+		    zmq_msg_t *rid, zmq_msg_t *body, struct asked *,
+		    unsigned *taken);
+static int	run_batch(struct broker *, MDB_txn *, bool isolate,
+		    size_t n);
+static void	undo_batch(struct broker *, const struct counters *,
+		    uint64_t refused);
 static size_t	conn_of(uint16_t *slot, const struct asked *, size_t n);
 static int	shed(struct broker *, struct req *, struct asked *);
 static int	dispatch(struct broker *, struct req *);
@@ -419,13 +424,19 @@ shed(struct broker *b, struct req *r, struct asked *asked)
 
 /*
  * One request: attribute it to the authenticated agency (never to anything
- * the client wrote), decode and validate it, and run its handler in a
- * nested transaction so that a failure undoes only this request.  *taken
+ * the client wrote), decode and validate it, and run its handler.  *taken
  * counts the requests of its connection handled in this turn.
+ *
+ * A handler writes straight into the turn's transaction: a nested
+ * transaction per request would copy every page the request touches and
+ * cost a fifth of the broker's CPU.  Handlers fail only on a store error
+ * (a full map, an I/O error), and then, unless `isolate`, the whole batch
+ * is undone and run again with each request in a nested transaction of its
+ * own, so that the failure costs only the request that met it (turn()).
  */
 static int
-handle_one(struct broker *b, MDB_txn *txn, zmq_msg_t *rid, zmq_msg_t *body,
-    struct asked *asked, unsigned *taken)
+handle_one(struct broker *b, MDB_txn *txn, bool isolate, zmq_msg_t *rid,
+    zmq_msg_t *body, struct asked *asked, unsigned *taken)
 {
 	struct cc_error	 err;
 	struct req	 r;
@@ -498,6 +509,11 @@ handle_one(struct broker *b, MDB_txn *txn, zmq_msg_t *rid, zmq_msg_t *body,
 		goto out;
 	}
 
+	if (!isolate) {
+		r.txn = txn;
+		rc = dispatch(b, &r);
+		goto out;
+	}
 	mark = b->nout;
 	if ((rc = mdb_txn_begin(b->st.env, txn, 0, &child)) != 0)
 		goto out;
@@ -637,6 +653,102 @@ room:
 	return true;
 }
 
+/* The requests of this turn: routing id and body of each. */
+static zmq_msg_t	batch_rid[BATCH_MAX], batch_body[BATCH_MAX];
+static struct asked	asked[BATCH_MAX];
+
+/* Handle the n requests of the batch in txn, in order of arrival. */
+static int
+run_batch(struct broker *b, MDB_txn *txn, bool isolate, size_t n)
+{
+	static unsigned	 taken[BATCH_MAX];
+	static uint16_t	 slot[CONN_SLOTS];
+	size_t		 i, conn;
+	int		 rc;
+
+	memset(slot, 0, sizeof(slot));
+	b->batch_est = 0;
+	for (i = 0; i < n; i++) {
+		asked[i].ridlen = zmq_msg_size(&batch_rid[i]) <= RID_MAX ?
+		    zmq_msg_size(&batch_rid[i]) : RID_MAX;
+		memcpy(asked[i].rid, zmq_msg_data(&batch_rid[i]),
+		    asked[i].ridlen);
+		if ((conn = conn_of(slot, asked, i)) == i)
+			taken[conn] = 0;
+		if ((rc = handle_one(b, txn, isolate, &batch_rid[i],
+		    &batch_body[i], &asked[i], &taken[conn])) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Nothing of the turn's transaction happened: no answer is sent, every
+ * session is where it was when the turn began (acks of this batch are
+ * lost; what they acked is sent again after the next hello), and the
+ * subscriptions are read back from the store.  The counters are those of
+ * the turn's start.
+ */
+static void
+undo_batch(struct broker *b, const struct counters *count, uint64_t refused)
+{
+	size_t	i;
+
+	drop_out(b, 0);
+	for (i = 0; i < b->npeer; i++) {
+		b->peer[i].cursor = b->peer[i].turn_cursor;
+		b->peer[i].inflight = b->peer[i].turn_inflight;
+	}
+	(void)load_state(b);
+	b->count = *count;
+	b->auth.refused = refused;
+}
+
+/*
+ * Read one request, or return false when none is waiting.  A request is
+ * one routing id and one body frame: a body of several frames is made a
+ * malformed one (0xc1, never valid msgpack).
+ */
+static bool
+recv_request(struct broker *b, zmq_msg_t *rid, zmq_msg_t *body)
+{
+	size_t	optlen;
+	int	more;
+
+	for (;;) {
+		zmq_msg_init(rid);
+		if (zmq_msg_recv(rid, b->router, ZMQ_DONTWAIT) == -1) {
+			zmq_msg_close(rid);
+			return false;
+		}
+		zmq_msg_init(body);
+		optlen = sizeof(more);
+		if (zmq_getsockopt(b->router, ZMQ_RCVMORE, &more,
+		    &optlen) == -1 || !more ||
+		    zmq_msg_recv(body, b->router, 0) == -1) {
+			zmq_msg_close(rid);
+			zmq_msg_close(body);
+			continue;
+		}
+		while (zmq_msg_more(body)) {
+			zmq_msg_t extra;
+
+			zmq_msg_init(&extra);
+			if (zmq_msg_recv(&extra, b->router, 0) == -1)
+				break;
+			more = zmq_msg_more(&extra);
+			zmq_msg_close(&extra);
+			if (!more) {
+				zmq_msg_close(body);
+				zmq_msg_init_size(body, 1);
+				*(uint8_t *)zmq_msg_data(body) = 0xc1;
+				break;
+			}
+		}
+		return true;
+	}
+}
+
 /*
  * One turn: every waiting request in one transaction, then the pump and
  * the sweeps, one commit, then the answers.
@@ -644,18 +756,18 @@ room:
 static int
 turn(struct broker *b)
 {
-	static struct asked	 asked[BATCH_MAX];
-	static unsigned		 taken[BATCH_MAX];
-	static uint16_t		 slot[CONN_SLOTS];
 	MDB_txn			*txn = NULL, *child;
-	zmq_msg_t		 rid, body;
+	struct counters		 count0;
+	uint64_t		 refused0;
 	size_t			 nasked = 0, i, mark;
-	int			 rc = 0, more;
+	int			 rc = 0;
 	bool			 pump = false, full;
 
 	b->now = cc_time_now_ms();
 	measure_usage(b, false);
 	b->batch_est = 0;
+	count0 = b->count;
+	refused0 = b->auth.refused;
 	for (i = 0; i < b->npeer; i++) {
 		b->peer[i].turn_cursor = b->peer[i].cursor;
 		b->peer[i].turn_inflight = b->peer[i].inflight;
@@ -665,58 +777,32 @@ turn(struct broker *b)
 	pump |= b->nrefused > 0 || b->now >= b->next_sweep ||
 	    b->purge_invalid;
 
-	memset(slot, 0, sizeof(slot));
-	while (nasked < BATCH_MAX) {
-		size_t	 optlen = sizeof(more), conn;
-
-		zmq_msg_init(&rid);
-		if (zmq_msg_recv(&rid, b->router, ZMQ_DONTWAIT) == -1) {
-			zmq_msg_close(&rid);
-			break;
+	while (nasked < BATCH_MAX &&
+	    recv_request(b, &batch_rid[nasked], &batch_body[nasked]))
+		nasked++;
+	if (nasked > 0) {
+		/*
+		 * A store error in one request undoes the batch; it is run
+		 * again with each request isolated (handle_one).
+		 */
+		if ((rc = store_begin(&b->st, true, &txn)) == 0 &&
+		    (rc = run_batch(b, txn, false, nasked)) != 0) {
+			log_warnx("store: %s in a batch of %zu; handling each "
+			    "on its own", mdb_strerror(rc), nasked);
+			mdb_txn_abort(txn);
+			txn = NULL;
+			undo_batch(b, &count0, refused0);
+			if ((rc = store_begin(&b->st, true, &txn)) == 0)
+				rc = run_batch(b, txn, true, nasked);
 		}
-		zmq_msg_init(&body);
-		if (zmq_getsockopt(b->router, ZMQ_RCVMORE, &more,
-		    &optlen) == -1 || !more ||
-		    zmq_msg_recv(&body, b->router, 0) == -1) {
-			zmq_msg_close(&rid);
-			zmq_msg_close(&body);
-			continue;
+		for (i = 0; i < nasked; i++) {
+			zmq_msg_close(&batch_rid[i]);
+			zmq_msg_close(&batch_body[i]);
 		}
-		/* One frame per message: anything more is malformed. */
-		while (zmq_msg_more(&body)) {
-			zmq_msg_t extra;
-
-			zmq_msg_init(&extra);
-			if (zmq_msg_recv(&extra, b->router, 0) == -1)
-				break;
-			more = zmq_msg_more(&extra);
-			zmq_msg_close(&extra);
-			if (!more) {
-				zmq_msg_close(&body);
-				zmq_msg_init_size(&body, 1);
-				*(uint8_t *)zmq_msg_data(&body) = 0xc1;
-				break;
-			}
-		}
-		if (txn == NULL && (rc = store_begin(&b->st, true, &txn)) != 0) {
-			zmq_msg_close(&rid);
-			zmq_msg_close(&body);
+		if (txn == NULL) {
 			log_warnx("store: %s", mdb_strerror(rc));
 			return -1;
 		}
-		asked[nasked].ridlen = zmq_msg_size(&rid) <= RID_MAX ?
-		    zmq_msg_size(&rid) : RID_MAX;
-		memcpy(asked[nasked].rid, zmq_msg_data(&rid),
-		    asked[nasked].ridlen);
-		if ((conn = conn_of(slot, asked, nasked)) == nasked)
-			taken[conn] = 0;
-		rc = handle_one(b, txn, &rid, &body, &asked[nasked],
-		    &taken[conn]);
-		nasked++;
-		zmq_msg_close(&rid);
-		zmq_msg_close(&body);
-		if (rc != 0)
-			break;
 	}
 	for (i = 0; i < b->npeer && !pump; i++)
 		pump |= b->peer[i].online && b->peer[i].dirty;
@@ -788,17 +874,7 @@ turn(struct broker *b)
 		/* Nothing of this batch is on disk: say so, promise nothing. */
 		log_warnx("commit failed: %s", mdb_strerror(rc));
 		full = rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT;
-		drop_out(b, 0);
-		/*
-		 * Nothing of the batch was sent: every session is where it
-		 * was when the turn began (acks of this batch are lost; what
-		 * they acked is sent again after the next hello).
-		 */
-		for (i = 0; i < b->npeer; i++) {
-			b->peer[i].cursor = b->peer[i].turn_cursor;
-			b->peer[i].inflight = b->peer[i].turn_inflight;
-		}
-		(void)load_state(b);
+		undo_batch(b, &count0, refused0);
 		for (i = 0; i < nasked; i++) {
 			struct cc_error err;
 
