@@ -17,6 +17,7 @@
 #   BENCH_DECIDE    subjects in the decision benchmark; 0 skips [1000000]
 #   BENCH_OUT       where results.json goes [bench/results.json]
 #   BENCH_SCENARIOS which scenarios, in order [ccbroker null raw-curve mosquitto nats]
+#   BENCH_CCBROKER  the ccbroker binary to measure [BUILD_DIR/bin/ccbroker]
 #   BENCH_KEEP=1    keep the temporary directory
 #
 # Every broker runs on 127.0.0.1 on a free port, is started fresh (empty
@@ -28,7 +29,7 @@ build=${1:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
 bdir=$(cd "$build" && pwd)
 LG=$bdir/bench/loadgen
-CCBROKER=$bdir/bin/ccbroker
+CCBROKER=${BENCH_CCBROKER:-$bdir/bin/ccbroker}
 RUNS=${BENCH_RUNS:-3}
 MSGS=${BENCH_MSGS:-30000}
 LAT_RATE=${BENCH_LAT_RATE:-1000}

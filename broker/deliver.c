@@ -184,9 +184,8 @@ send_delivery(struct broker *b, MDB_txn *txn, struct peer *p, uint64_t dseq,
 		q->withheld = wb | ws;
 		q->version = d.version;
 		memcpy(q->cid, d.cid, 16);
-		if ((rc = store_queue_del(&b->st, txn, p->id, dseq, NULL)) != 0 ||
-		    (rc = store_queue_put(&b->st, txn, p->id, dseq, q,
-		    NULL)) != 0) {
+		if ((rc = store_queue_del(&b->st, txn, p->id, dseq)) != 0 ||
+		    (rc = store_queue_put(&b->st, txn, p->id, dseq, q)) != 0) {
 			msgpack_sbuffer_destroy(&sb);
 			return rc;
 		}

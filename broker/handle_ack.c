@@ -32,10 +32,10 @@ handle_ack(struct broker *b, struct req *r)
 		p->inflight--;
 	p->dirty = true;
 	if (q.kind == Q_RECEIPT)
-		return store_queue_del(&b->st, r->txn, p->id, dseq, NULL);
+		return store_queue_del(&b->st, r->txn, p->id, dseq);
 
 	if ((rc = store_msg_get(&b->st, r->txn, q.mid, &h, NULL)) != 0 ||
-	    (rc = store_queue_del(&b->st, r->txn, p->id, dseq, &h.subj)) != 0)
+	    (rc = store_queue_del(&b->st, r->txn, p->id, dseq)) != 0)
 		return rc;
 	memset(&rs, 0, sizeof(rs));
 	rs.state = ST_DELIVERED;

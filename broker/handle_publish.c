@@ -121,7 +121,8 @@ handle_publish(struct broker *b, struct req *r)
 	rc = store_msg_put(&b->st, r->txn, mid, &h, queued ? frame.data : NULL,
 	    frame.size);
 	msgpack_sbuffer_destroy(&frame);
-	if (rc != 0)
+	if (rc != 0 || (queued && (rc = store_msg_index(&b->st, r->txn, mid,
+	    &h.subj, true)) != 0))
 		return rc;
 	be64_put(key, (uint64_t)h.expires_ms);
 	memcpy(key + 8, mid, 16);

@@ -19,7 +19,7 @@
 #include "broker.h"
 #include "log.h"
 
-#define RECHECK_MAX	4096	/* queue entries re-decided per pseudonym */
+#define RECHECK_MAX	4096	/* messages re-decided per consent change */
 
 static bool	sub_matches(const struct sub *, int rtype, const char *area);
 static int	route_one(struct broker *, MDB_txn *, const uint8_t mid[16],
@@ -58,7 +58,7 @@ route_receipt(struct broker *b, MDB_txn *txn, const char *sender,
 	q.at_ms = b->now;
 	snprintf(q.agency, sizeof(q.agency), "%s", recipient);
 	if ((rc = store_next_dseq(&b->st, txn, &dseq)) != 0 ||
-	    (rc = store_queue_put(&b->st, txn, sender, dseq, &q, NULL)) != 0)
+	    (rc = store_queue_put(&b->st, txn, sender, dseq, &q)) != 0)
 		return rc;
 	if ((p = broker_peer(b, sender)) != NULL)
 		p->dirty = true;
@@ -114,8 +114,7 @@ route_one(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
 	q.at_ms = b->now;
 	rs.state = ST_QUEUED;
 	if ((rc = store_next_dseq(&b->st, txn, &rs.dseq)) != 0 ||
-	    (rc = store_queue_put(&b->st, txn, recipient, rs.dseq, &q,
-	    &h->subj)) != 0 ||
+	    (rc = store_queue_put(&b->st, txn, recipient, rs.dseq, &q)) != 0 ||
 	    (rc = store_rstate_put(&b->st, txn, mid, recipient, &rs)) != 0)
 		return rc;
 	if ((p = broker_peer(b, recipient)) != NULL)
@@ -195,7 +194,7 @@ route_drop(struct broker *b, MDB_txn *txn, const char *agency, uint64_t dseq,
 
 	if ((rc = store_msg_get(&b->st, txn, q->mid, &h, NULL)) != 0)
 		return rc;
-	if ((rc = store_queue_del(&b->st, txn, agency, dseq, &h.subj)) != 0)
+	if ((rc = store_queue_del(&b->st, txn, agency, dseq)) != 0)
 		return rc;
 	memset(&rs, 0, sizeof(rs));
 	rs.state = state;
@@ -230,72 +229,67 @@ route_drop(struct broker *b, MDB_txn *txn, const char *agency, uint64_t dseq,
 /*
  * Rule 5: after any change to a subject's consents, every queued delivery
  * about the subject is decided again, and dropped if no longer permitted.
+ * The subject index names the messages whose payload is still held; their
+ * delivery states name the recipients still waiting.
  */
 int
 route_recheck_subject(struct broker *b, MDB_txn *txn,
     const struct subject_ps *ps)
 {
-	MDB_cursor	*cur;
-	MDB_val		 k, v;
-	struct {
-		char		agency[CC_ID_MAX + 1];
-		uint64_t	dseq;
-	}		*keys = NULL;
-	size_t		 n = 0, i;
-	int		 s, rc = 0;
+	uint8_t		(*mids)[16];
+	char		 ag[64][CC_ID_MAX + 1];
+	struct rstate	 rs[64];
+	int		 n, m, i, j, rc = 0;
 
-	if ((keys = calloc(RECHECK_MAX, sizeof(*keys))) == NULL)
+	if ((mids = calloc(RECHECK_MAX, sizeof(*mids))) == NULL)
 		return ENOMEM;
-	if ((rc = mdb_cursor_open(txn, b->st.qsubj, &cur)) != 0)
+	if ((n = store_msg_of_subject(&b->st, txn, ps, mids,
+	    RECHECK_MAX)) < 0) {
+		rc = MDB_CORRUPTED;
 		goto out;
-	for (s = 0; s < SCHEME__COUNT; s++) {
-		if (!(ps->has & (1u << s)))
-			continue;
-		k.mv_size = PSEUDO_LEN;
-		k.mv_data = (void *)ps->id[s];
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-		while (rc == 0 && n < RECHECK_MAX) {
-			if (qkey_split(&v, keys[n].agency,
-			    sizeof(keys[n].agency), &keys[n].dseq) == 0)
-				n++;
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
-		}
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			break;
-		rc = 0;
 	}
-	mdb_cursor_close(cur);
-	if (rc != 0)
-		goto out;
 	if (n == RECHECK_MAX)
-		log_warnx("route: more than %d queued deliveries for one "
+		log_warnx("route: more than %d queued messages about one "
 		    "subject; the rest are re-decided at delivery",
 		    RECHECK_MAX);
 	for (i = 0; i < n; i++) {
-		struct qent	q;
 		struct msg_hdr	h;
-		struct decision	d;
 
-		rc = store_queue_get(&b->st, txn, keys[i].agency,
-		    keys[i].dseq, &q);
-		if (rc == MDB_NOTFOUND) {	/* seen under another scheme */
+		rc = store_msg_get(&b->st, txn, mids[i], &h, NULL);
+		if (rc == MDB_NOTFOUND) {	/* forgotten after retention */
 			rc = 0;
 			continue;
 		}
-		if (rc != 0 || q.kind != Q_DELIVER)
+		if (rc != 0)
 			goto out;
-		if ((rc = store_msg_get(&b->st, txn, q.mid, &h, NULL)) != 0)
+		if ((m = store_rstates(&b->st, txn, mids[i], ag, rs, 64)) < 0) {
+			rc = MDB_CORRUPTED;
 			goto out;
-		decide(&b->st, txn, &h.subj, h.purpose, keys[i].agency,
-		    broker_policy_of(b, keys[i].agency), b->now, &d);
-		if (d.permit)
-			continue;
-		if ((rc = route_drop(b, txn, keys[i].agency, keys[i].dseq, &q,
-		    ST_PURGED, d.reason)) != 0)
-			goto out;
+		}
+		for (j = 0; j < m; j++) {
+			struct qent	q;
+			struct decision	d;
+
+			if (rs[j].state != ST_QUEUED)
+				continue;
+			rc = store_queue_get(&b->st, txn, ag[j], rs[j].dseq, &q);
+			if (rc == MDB_NOTFOUND) {
+				rc = 0;
+				continue;
+			}
+			if (rc != 0 || q.kind != Q_DELIVER)
+				goto out;
+			decide(&b->st, txn, &h.subj, h.purpose, ag[j],
+			    broker_policy_of(b, ag[j]), b->now, &d);
+			if (d.permit)
+				continue;
+			if ((rc = route_drop(b, txn, ag[j], rs[j].dseq, &q,
+			    ST_PURGED, d.reason)) != 0)
+				goto out;
+		}
 	}
 out:
-	free(keys);
+	free(mids);
 	return rc;
 }
 
@@ -409,7 +403,7 @@ route_purge_invalid(struct broker *b, MDB_txn *txn)
 		while ((rc = store_queue_next(&b->st, txn, id, 0, &dseq,
 		    &q)) == 0) {
 			if (q.kind == Q_RECEIPT)
-				rc = store_queue_del(&b->st, txn, id, dseq, NULL);
+				rc = store_queue_del(&b->st, txn, id, dseq);
 			else
 				rc = route_drop(b, txn, id, dseq, &q, ST_PURGED,
 				    RS_NOT_PERMITTED);

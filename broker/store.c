@@ -17,6 +17,16 @@
 #include "store.h"
 
 #define META_DSEQ	"dseq"
+#define META_FORMAT	"format"
+
+/*
+ * The layout of the databases below.  A store of another format is
+ * refused rather than misread (format 1, before the subject index named
+ * messages, had no format record).
+ */
+#define STORE_FORMAT	2
+
+static int	format_check(struct store *, MDB_txn *, char *, size_t);
 
 struct dbdef {
 	const char	*name;
@@ -134,6 +144,11 @@ store_open(struct store *st, const char *dir, size_t map_mb, bool readonly,
 		    (readonly ? 0 : MDB_CREATE), dbi)) != 0)
 			goto fail;
 	}
+	if (format_check(st, txn, err, errlen) == -1) {
+		mdb_txn_abort(txn);
+		store_close(st);
+		return -1;
+	}
 	if ((rc = mdb_txn_commit(txn)) != 0) {
 		txn = NULL;
 		goto fail;
@@ -148,6 +163,49 @@ fail:
 	st->env = NULL;
 	seal_clear(&st->seal);
 	return -1;
+}
+
+/* Check the store's format; a new (empty) store is given this one. */
+static int
+format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
+{
+	MDB_val		 k = { sizeof(META_FORMAT) - 1, META_FORMAT }, v;
+	MDB_stat	 ms;
+	uint32_t	 format = STORE_FORMAT, have;
+	int		 rc;
+
+	rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == 0 && v.mv_size == sizeof(have)) {
+		memcpy(&have, v.mv_data, sizeof(have));
+		if (have == STORE_FORMAT)
+			return 0;
+		snprintf(err, errlen, "store format %u, but this ccbroker "
+		    "reads format %u", have, STORE_FORMAT);
+		return -1;
+	}
+	if (rc != MDB_NOTFOUND) {
+		snprintf(err, errlen, "store format: %s",
+		    rc != 0 ? mdb_strerror(rc) : "unreadable");
+		return -1;
+	}
+	if ((rc = mdb_stat(txn, st->meta, &ms)) != 0) {
+		snprintf(err, errlen, "store: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if (ms.ms_entries > 0) {
+		snprintf(err, errlen, "store format 1 (an earlier ccbroker), "
+		    "but this ccbroker reads format %u", STORE_FORMAT);
+		return -1;
+	}
+	if (st->readonly)
+		return 0;
+	v.mv_size = sizeof(format);
+	v.mv_data = &format;
+	if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0) {
+		snprintf(err, errlen, "store: %s", mdb_strerror(rc));
+		return -1;
+	}
+	return 0;
 }
 
 void

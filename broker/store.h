@@ -10,7 +10,8 @@
  *            identifier over small rows
  *   msg      mid -> struct msg_hdr + sealed canonical publish frame
  *   queue    agency "\0" dseq(BE) -> struct qent (deliveries and receipts)
- *   qsubj    subject pseudonym -> queue key (dupsort), for purging
+ *   qsubj    subject pseudonym -> mid (dupsort) of each message with a
+ *            payload still held, for purging
  *   rstate   mid agency -> struct rstate (per-recipient outcome, for track)
  *   expiry   time(BE) mid -> "" (retention sweep in time order)
  *   subs     agency -> struct sub
@@ -240,13 +241,20 @@ int	store_rstates(struct store *, MDB_txn *, const uint8_t mid[16],
 void	*store_msg_frame(struct store *, MDB_txn *, const uint8_t mid[16],
 	    size_t *len);
 
+/* Index (add) or unindex a message under each pseudonym of its subject. */
+int	store_msg_index(struct store *, MDB_txn *, const uint8_t mid[16],
+	    const struct subject_ps *, bool add) CC_WUR;
+/* The mids indexed under any pseudonym of ps, each once, at most max;
+ * returns the count or -1. */
+int	store_msg_of_subject(struct store *, MDB_txn *,
+	    const struct subject_ps *, uint8_t (*mids)[16], int max) CC_WUR;
+
 int	store_queue_put(struct store *, MDB_txn *, const char *agency,
-	    uint64_t dseq, const struct qent *,
-	    const struct subject_ps *) CC_WUR;
+	    uint64_t dseq, const struct qent *) CC_WUR;
 int	store_queue_get(struct store *, MDB_txn *, const char *agency,
 	    uint64_t dseq, struct qent *) CC_WUR;
 int	store_queue_del(struct store *, MDB_txn *, const char *agency,
-	    uint64_t dseq, const struct subject_ps *) CC_WUR;
+	    uint64_t dseq) CC_WUR;
 /* First entry of agency's queue with dseq > after; MDB_NOTFOUND at end. */
 int	store_queue_next(struct store *, MDB_txn *, const char *agency,
 	    uint64_t after, uint64_t *dseq, struct qent *) CC_WUR;

@@ -14,8 +14,7 @@
 #define RKEY_MAX	(16 + CC_ID_MAX)
 
 static size_t	rkey_make(uint8_t *, const uint8_t mid[16], const char *);
-static int	qsubj_update(struct store *, MDB_txn *, const uint8_t *,
-		    size_t, const struct subject_ps *, bool add);
+static int	mid_cmp(const void *, const void *);
 
 int
 store_msg_get(struct store *st, MDB_txn *txn, const uint8_t mid[16],
@@ -91,6 +90,8 @@ store_msg_release(struct store *st, MDB_txn *txn, const uint8_t mid[16])
 		return rc;
 	if (queued)
 		return 0;
+	if ((rc = store_msg_index(st, txn, mid, &h.subj, false)) != 0)
+		return rc;
 	return store_msg_put(st, txn, mid, &h, NULL, 0);
 }
 
@@ -115,16 +116,20 @@ store_msg_frame(struct store *st, MDB_txn *txn, const uint8_t mid[16],
 	return out;
 }
 
-/* The subject index of queue entries: pseudonym -> queue key. */
-static int
-qsubj_update(struct store *st, MDB_txn *txn, const uint8_t *qkey,
-    size_t qlen, const struct subject_ps *ps, bool add)
+/*
+ * The subject index: pseudonym -> mid, one entry per identifier of a
+ * message's subject for as long as its payload is held (not one per
+ * recipient: fan-out and acks do not touch it).
+ */
+int
+store_msg_index(struct store *st, MDB_txn *txn, const uint8_t mid[16],
+    const struct subject_ps *ps, bool add)
 {
 	int	i, rc;
 
 	for (i = 0; i < SCHEME__COUNT; i++) {
 		MDB_val k = { PSEUDO_LEN, (void *)ps->id[i] };
-		MDB_val v = { qlen, (void *)qkey };
+		MDB_val v = { 16, (void *)mid };
 
 		if (!(ps->has & (1u << i)))
 			continue;
@@ -138,19 +143,58 @@ qsubj_update(struct store *st, MDB_txn *txn, const uint8_t *qkey,
 	return 0;
 }
 
+static int
+mid_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+int
+store_msg_of_subject(struct store *st, MDB_txn *txn,
+    const struct subject_ps *ps, uint8_t (*mids)[16], int max)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	int		 i, n = 0, j, rc = 0;
+
+	if (mdb_cursor_open(txn, st->qsubj, &cur) != 0)
+		return -1;
+	for (i = 0; i < SCHEME__COUNT && n < max; i++) {
+		if (!(ps->has & (1u << i)))
+			continue;
+		k.mv_size = PSEUDO_LEN;
+		k.mv_data = (void *)ps->id[i];
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+		while (rc == 0 && n < max) {
+			if (v.mv_size == 16)
+				memcpy(mids[n++], v.mv_data, 16);
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
+		}
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			break;
+		rc = 0;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0)
+		return -1;
+	/* A message indexed under two identifiers is named once. */
+	qsort(mids, (size_t)n, 16, mid_cmp);
+	for (i = 0, j = 0; i < n; i++)
+		if (j == 0 || memcmp(mids[j - 1], mids[i], 16) != 0)
+			memmove(mids[j++], mids[i], 16);
+	return j;
+}
+
 int
 store_queue_put(struct store *st, MDB_txn *txn, const char *agency,
-    uint64_t dseq, const struct qent *q, const struct subject_ps *ps)
+    uint64_t dseq, const struct qent *q)
 {
 	uint8_t	key[QKEY_MAX];
 	MDB_val	k, v = { sizeof(*q), (void *)q };
-	int	rc;
 
 	k.mv_size = qkey_make(key, agency, dseq);
 	k.mv_data = key;
-	if ((rc = mdb_put(txn, st->queue, &k, &v, MDB_NOOVERWRITE)) != 0)
-		return rc;
-	return ps != NULL ? qsubj_update(st, txn, key, k.mv_size, ps, true) : 0;
+	return mdb_put(txn, st->queue, &k, &v, MDB_NOOVERWRITE);
 }
 
 int
@@ -173,17 +217,14 @@ store_queue_get(struct store *st, MDB_txn *txn, const char *agency,
 
 int
 store_queue_del(struct store *st, MDB_txn *txn, const char *agency,
-    uint64_t dseq, const struct subject_ps *ps)
+    uint64_t dseq)
 {
 	uint8_t	key[QKEY_MAX];
 	MDB_val	k;
-	int	rc;
 
 	k.mv_size = qkey_make(key, agency, dseq);
 	k.mv_data = key;
-	if ((rc = mdb_del(txn, st->queue, &k, NULL)) != 0)
-		return rc;
-	return ps != NULL ? qsubj_update(st, txn, key, k.mv_size, ps, false) : 0;
+	return mdb_del(txn, st->queue, &k, NULL);
 }
 
 int
