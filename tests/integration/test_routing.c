@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lmdb.h>
+
 #include "../lib/harness.h"
 
 #define H_BRADFORD	"cjit.bradford"
@@ -966,4 +968,61 @@ H_TEST(routing, store_error_in_a_batch_costs_only_its_requests)
 	cr_expect_str_eq(h_str(r, "state"), "withheld", "%s", h_dump(r));
 	cr_expect_eq(h_ccbroker(env, NULL, NULL, "audit", "verify", "-c",
 	    h_conf(env), NULL), 0, "audit chain broken");
+}
+
+/* Set the store's format record (NULL: remove it). */
+static void
+set_format(const char *dir, const uint32_t *format)
+{
+	MDB_env	*e;
+	MDB_txn	*t;
+	MDB_dbi	 meta;
+	MDB_val	 k = { 6, "format" }, v = { sizeof(*format), (void *)format };
+
+	cr_assert_eq(mdb_env_create(&e), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(e, 16), 0);
+	cr_assert_eq(mdb_env_open(e, dir, 0, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(e, NULL, 0, &t), 0);
+	cr_assert_eq(mdb_dbi_open(t, "meta", 0, &meta), 0);
+	if (format != NULL)
+		cr_assert_eq(mdb_put(t, meta, &k, &v, 0), 0);
+	else
+		cr_assert_eq(mdb_del(t, meta, &k, NULL), 0);
+	cr_assert_eq(mdb_txn_commit(t), 0);
+	mdb_env_close(e);
+}
+
+/* A store of another format, or an older one without the record, is
+ * refused with a message, never misread; its own format opens. */
+H_TEST(routing, store_of_another_format_is_refused)
+{
+	struct h_client	*carat;
+	uint32_t	 other = 1, own = 2;
+	char		*err;
+
+	env = h_env_new(NULL);
+	carat = h_agent(env, H_CARAT, false);
+	h_assert_op(h_grant(carat, H_CJIT, H_BASIC, H_PNC_A),
+	    "consent-recorded");
+	h_close(&carat);
+	cr_assert_eq(h_broker_stop(env), 0);
+
+	set_format(h_data(env), &other);
+	cr_expect_neq(h_broker_start_status(env), 0, "a store of format 1 "
+	    "was opened");
+	cr_expect_neq(h_ccbroker(env, NULL, &err, "stats", "-c", h_conf(env),
+	    NULL), 0);
+	cr_expect(strstr(err, "store format 1") != NULL, "%s", err);
+
+	set_format(h_data(env), NULL);
+	cr_expect_neq(h_ccbroker(env, NULL, &err, "stats", "-c", h_conf(env),
+	    NULL), 0);
+	cr_expect(strstr(err, "format 1 (an earlier ccbroker)") != NULL, "%s",
+	    err);
+
+	set_format(h_data(env), &own);
+	h_broker_start(env);
+	carat = h_agent(env, H_CARAT, false);
+	h_assert_op(h_grant(carat, H_PROBATION, H_BASIC, H_PNC_B),
+	    "consent-recorded");
 }
