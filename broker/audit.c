@@ -183,26 +183,60 @@ audit_append(struct store *st, MDB_txn *txn, const struct audit_ev *e)
 	v.mv_data = sb.data;
 	rc = mdb_put(txn, st->audit, &k, &v, MDB_APPEND);
 	if (rc == 0) {
-		/*
-		 * The head (last seq and its hash) lives beside the chain, so
-		 * changing the newest entry is caught too.
-		 */
-		uint8_t head[8 + SHA256_DIGEST_LENGTH];
+		uint8_t hash[SHA256_DIGEST_LENGTH];
 
-		memcpy(head, key, 8);
-		if (sha256(sb.data, sb.size, head + 8) == -1) {
-			msgpack_sbuffer_destroy(&sb);
-			return ENOMEM;
-		}
-		remember(seq, sb.data, sb.size, head + 8);
-		k.mv_size = sizeof(AUDIT_HEAD) - 1;
-		k.mv_data = (void *)AUDIT_HEAD;
-		v.mv_size = sizeof(head);
-		v.mv_data = head;
-		rc = mdb_put(txn, st->meta, &k, &v, 0);
+		if (sha256(sb.data, sb.size, hash) == -1)
+			rc = ENOMEM;
+		else
+			remember(seq, sb.data, sb.size, hash);
 	}
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
+}
+
+/*
+ * The head (last seq and its hash) lives beside the chain, so that
+ * changing or removing the newest entry is caught too.  It is recorded
+ * once per transaction, from the newest entry the transaction holds, so
+ * an append undone with a nested transaction is never part of it.
+ */
+int
+audit_seal(struct store *st, MDB_txn *txn)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v, hk = { sizeof(AUDIT_HEAD) - 1,
+			    (void *)AUDIT_HEAD }, hv;
+	uint8_t		 head[8 + SHA256_DIGEST_LENGTH];
+	int		 rc;
+
+	if ((rc = mdb_cursor_open(txn, st->audit, &cur)) != 0)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size != 8)
+		rc = MDB_CORRUPTED;
+	if (rc == 0) {
+		memcpy(head, k.mv_data, 8);
+		if (newest.len != 0 && newest.seq == be64_get(k.mv_data) &&
+		    newest.len == v.mv_size &&
+		    memcmp(newest.data, v.mv_data, v.mv_size) == 0)
+			memcpy(head + 8, newest.hash, SHA256_DIGEST_LENGTH);
+		else if (sha256(v.mv_data, v.mv_size, head + 8) == -1)
+			rc = ENOMEM;
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)		/* no entry yet */
+		return 0;
+	if (rc != 0)
+		return rc;
+	rc = mdb_get(txn, st->meta, &hk, &hv);
+	if (rc == 0 && hv.mv_size == sizeof(head) &&
+	    memcmp(hv.mv_data, head, sizeof(head)) == 0)
+		return 0;
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	hv.mv_size = sizeof(head);
+	hv.mv_data = head;
+	return mdb_put(txn, st->meta, &hk, &hv, 0);
 }
 
 /* The `prev` and `seq` fields of an entry; -1 when it is not well formed. */

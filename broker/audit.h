@@ -43,8 +43,15 @@ struct audit_ev {
 
 const char	*audit_event_name(enum audit_event);
 
-/* Append one entry in txn.  Returns 0 or an LMDB error. */
+/*
+ * Append one entry in txn.  Returns 0 or an LMDB error.  The head of the
+ * chain is recorded by audit_seal, which every transaction that appends
+ * must call before it commits.
+ */
 int	audit_append(struct store *, MDB_txn *, const struct audit_ev *) CC_WUR;
+/* Record the head of the chain (seq and hash of the newest entry) in txn,
+ * if it moved.  Returns 0 or an LMDB error. */
+int	audit_seal(struct store *, MDB_txn *) CC_WUR;
 
 /*
  * Walk the chain in a read transaction.  Returns 0 when intact (count set),

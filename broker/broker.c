@@ -292,7 +292,11 @@ load_state(struct broker *b)
 	return 0;
 }
 
-/* Counters and who is online, for `ccbroker stats` in another process. */
+/*
+ * What a turn records besides its requests: the next dseq and the head of
+ * the audit chain, then counters and who is online, for `ccbroker stats`
+ * in another process.
+ */
 static int
 save_state(struct broker *b, MDB_txn *txn)
 {
@@ -302,6 +306,9 @@ save_state(struct broker *b, MDB_txn *txn)
 	MDB_val		 k, v;
 	int		 rc;
 
+	if ((rc = store_save_dseq(&b->st, txn)) != 0 ||
+	    (rc = audit_seal(&b->st, txn)) != 0)
+		return rc;
 	memset(&cnt, 0, sizeof(cnt));
 	cnt.c = b->count;
 	cnt.refused = b->auth.refused;

@@ -309,17 +309,36 @@ int
 store_next_dseq(struct store *st, MDB_txn *txn, uint64_t *out)
 {
 	MDB_val		k = { sizeof(META_DSEQ) - 1, (void *)META_DSEQ }, v;
-	uint64_t	n = 1;
+	int		rc;
+
+	if (st->dseq == 0) {
+		rc = mdb_get(txn, st->meta, &k, &v);
+		if (rc == 0 && v.mv_size == 8)
+			st->dseq = be64_get(v.mv_data);
+		else if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+		if (st->dseq == 0)
+			st->dseq = 1;
+	}
+	*out = st->dseq++;
+	return 0;
+}
+
+int
+store_save_dseq(struct store *st, MDB_txn *txn)
+{
+	MDB_val		k = { sizeof(META_DSEQ) - 1, (void *)META_DSEQ }, v;
 	uint8_t		buf[8];
 	int		rc;
 
+	if (st->dseq == 0)		/* none taken since the store opened */
+		return 0;
 	rc = mdb_get(txn, st->meta, &k, &v);
-	if (rc == 0 && v.mv_size == 8)
-		n = be64_get(v.mv_data);
-	else if (rc != 0 && rc != MDB_NOTFOUND)
+	if (rc == 0 && v.mv_size == 8 && be64_get(v.mv_data) == st->dseq)
+		return 0;
+	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
-	*out = n;
-	be64_put(buf, n + 1);
+	be64_put(buf, st->dseq);
 	v.mv_size = 8;
 	v.mv_data = buf;
 	return mdb_put(txn, st->meta, &k, &v, 0);

@@ -160,6 +160,7 @@ struct store {
 	struct seal	 seal;
 	size_t		 map_bytes;
 	bool		 readonly;
+	uint64_t	 dseq;		/* next dseq; 0: not read yet */
 };
 
 /* Create the data directory (0700) and key (0600); refuses an existing
@@ -189,8 +190,14 @@ int	store_disk_bytes(struct store *, size_t *bytes) CC_WUR;
  * filesystem cannot; ENOSPC: it is full). */
 int	store_hold_disk(struct store *, size_t bytes);
 
-/* Next delivery sequence number (persistent, monotonic). */
+/*
+ * Next delivery sequence number (persistent, monotonic).  Numbers are
+ * handed out from memory; store_save_dseq records the next one in txn and
+ * must be called before any transaction that took numbers commits.  A
+ * transaction undone leaves a gap, never a number used twice.
+ */
 int	store_next_dseq(struct store *, MDB_txn *, uint64_t *) CC_WUR;
+int	store_save_dseq(struct store *, MDB_txn *) CC_WUR;
 
 /* Pseudonyms of a canonical subject.  Returns 0 or -1. */
 int	store_subject_ps(const struct store *, const struct cc_subject *,
