@@ -2,6 +2,10 @@
 # `make install`, `make clean`.  A sanitizer build goes to build/san.
 
 BUILD	?= build
+# One name per object: a BUILD given as an absolute path inside the tree
+# (test_install does) is made relative, or the dependency files written
+# under one name would not apply to the other and headers would be missed.
+override BUILD := $(patsubst $(CURDIR)/%,%,$(BUILD))
 PREFIX	?= /usr/local
 DESTDIR	?=
 

@@ -16,6 +16,8 @@
 
 #include "seal.h"
 
+static int	seal_prepare(struct seal *);
+
 int
 seal_keygen(const char *dir, char *err, size_t errlen)
 {
@@ -76,6 +78,12 @@ seal_load(struct seal *s, const char *dir, char *err, size_t errlen)
 	}
 	memcpy(s->aes, key, 32);
 	memcpy(s->mac, key + 32, 32);
+	if (seal_prepare(s) == -1) {
+		snprintf(err, errlen, "OpenSSL has no AES-256-GCM or "
+		    "HMAC-SHA-256");
+		seal_clear(s);
+		goto fail;
+	}
 	rc = 0;
 fail:
 	OPENSSL_cleanse(key, sizeof(key));
@@ -83,9 +91,36 @@ fail:
 	return rc;
 }
 
+/*
+ * Fetch the cipher once and key the MAC once: OpenSSL 3 looks both up
+ * again on every call of EVP_aes_256_gcm()'s init and of HMAC().
+ */
+static int
+seal_prepare(struct seal *s)
+{
+	EVP_MAC		*mac;
+	OSSL_PARAM	 params[2];
+
+	s->gcm = NULL;
+	s->hmac = NULL;
+	if ((s->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL)) == NULL ||
+	    (mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
+		return -1;
+	s->hmac = EVP_MAC_CTX_new(mac);
+	EVP_MAC_free(mac);
+	params[0] = OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (s->hmac == NULL ||
+	    EVP_MAC_init(s->hmac, s->mac, sizeof(s->mac), params) != 1)
+		return -1;
+	return 0;
+}
+
 void
 seal_clear(struct seal *s)
 {
+	EVP_CIPHER_free(s->gcm);
+	EVP_MAC_CTX_free(s->hmac);
 	OPENSSL_cleanse(s, sizeof(*s));
 }
 
@@ -100,7 +135,7 @@ seal_seal(const struct seal *s, const void *ad, size_t adlen, const void *in,
 		return -1;
 	if (RAND_bytes(out, 12) != 1)
 		goto fail;
-	if (EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, s->aes, out) != 1)
+	if (EVP_EncryptInit_ex2(c, s->gcm, s->aes, out, NULL) != 1)
 		goto fail;
 	if (adlen > 0 && EVP_EncryptUpdate(c, NULL, &n, ad, (int)adlen) != 1)
 		goto fail;
@@ -130,7 +165,7 @@ seal_open(const struct seal *s, const void *ad, size_t adlen,
 	clen = len - SEAL_OVERHEAD;
 	if ((c = EVP_CIPHER_CTX_new()) == NULL)
 		return -1;
-	if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, s->aes, in) != 1)
+	if (EVP_DecryptInit_ex2(c, s->gcm, s->aes, in, NULL) != 1)
 		goto fail;
 	if (adlen > 0 && EVP_DecryptUpdate(c, NULL, &n, ad, (int)adlen) != 1)
 		goto fail;
@@ -152,14 +187,17 @@ seal_pseudonym(const struct seal *s, const char *scheme, const char *value,
     uint8_t out[PSEUDO_LEN])
 {
 	char		buf[64];
-	unsigned int	len = PSEUDO_LEN;
+	size_t		len;
 	int		n, rc = 0;
 
 	n = snprintf(buf, sizeof(buf), "%s:%s", scheme, value);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -1;
-	if (HMAC(EVP_sha256(), s->mac, sizeof(s->mac), (uint8_t *)buf,
-	    (size_t)n, out, &len) == NULL)
+	/* Initialised again with the key it holds (a NULL key keeps it). */
+	if (EVP_MAC_init(s->hmac, NULL, 0, NULL) != 1 ||
+	    EVP_MAC_update(s->hmac, (uint8_t *)buf, (size_t)n) != 1 ||
+	    EVP_MAC_final(s->hmac, out, &len, PSEUDO_LEN) != 1 ||
+	    len != PSEUDO_LEN)
 		rc = -1;
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return rc;

@@ -19,9 +19,12 @@
 #define SEAL_OVERHEAD	(12 + 16)	/* nonce + tag */
 #define PSEUDO_LEN	32
 
+/* The keys, and what OpenSSL would otherwise look up on every use. */
 struct seal {
-	uint8_t	aes[32];
-	uint8_t	mac[32];
+	uint8_t			 aes[32];
+	uint8_t			 mac[32];
+	struct evp_cipher_st	*gcm;		/* AES-256-GCM, fetched */
+	struct evp_mac_ctx_st	*hmac;		/* HMAC-SHA-256, keyed */
 };
 
 /* Create DIR/key with fresh random bytes, refusing to overwrite. */

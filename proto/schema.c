@@ -40,11 +40,15 @@
 #define REQ	F_REQUIRED
 
 /* Row builders, one per shape of descriptor. */
-#define FLD(n, t, fl)		{ n, t, fl, 0, 0, NULL, NULL }
-#define TXT(n, fl, hi)		{ n, FT_TEXT, fl, 1, hi, NULL, NULL }
-#define NUM(n, t, fl, lo, hi)	{ n, t, fl, lo, hi, NULL, NULL }
-#define ENM(n, fl, e)		{ n, FT_ENUM, fl, 0, 0, &e, NULL }
-#define OBJ(n, fl, s)	{ n, FT_OBJECT, fl, 0, 0, NULL, &s##_schema }
+/* n is a string literal: its length is known when compiling. */
+#define FLD(n, t, fl)		{ n, sizeof(n) - 1, t, fl, 0, 0, NULL, NULL }
+#define TXT(n, fl, hi)		{ n, sizeof(n) - 1, FT_TEXT, fl, 1, hi, NULL, \
+				    NULL }
+#define NUM(n, t, fl, lo, hi)	{ n, sizeof(n) - 1, t, fl, lo, hi, NULL, NULL }
+#define ENM(n, fl, e)		{ n, sizeof(n) - 1, FT_ENUM, fl, 0, 0, &e, \
+				    NULL }
+#define OBJ(n, fl, s)		{ n, sizeof(n) - 1, FT_OBJECT, fl, 0, 0, \
+				    NULL, &s##_schema }
 #define HEADER			FLD("v", FT_HEADER, REQ), \
 				FLD("op", FT_HEADER, REQ)
 #define NITEMS(a)		(sizeof(a) / sizeof((a)[0]))
@@ -458,7 +462,7 @@ schema_find(const struct schema *s, const char *name, size_t len)
 	size_t	i;
 
 	for (i = 0; i < s->nfields; i++)
-		if (strlen(s->fields[i].name) == len &&
+		if (s->fields[i].namelen == len &&
 		    memcmp(s->fields[i].name, name, len) == 0)
 			return &s->fields[i];
 	return NULL;

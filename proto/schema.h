@@ -58,6 +58,7 @@ struct vctx;
 
 struct field {
 	const char		*name;
+	size_t			 namelen;	/* strlen(name) */
 	enum ftype		 type;
 	unsigned		 flags;
 	int64_t			 min, max;	/* characters or bounds */
