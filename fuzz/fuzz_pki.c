@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "pki.h"
 
 int	LLVMFuzzerInitialize(int *, char ***);
@@ -110,32 +112,16 @@ put(int fd, const void *buf, size_t len)
 static void
 put_pem(int fd, const char *label, const uint8_t *der, size_t len)
 {
-	static const char b64[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char		 line[80];
-	size_t		 i, n = 0;
-	uint32_t	 v;
+	unsigned char	line[66];
+	size_t		i, n;
+	int		w;
 
 	dprintf(fd, "-----BEGIN %s-----\n", label);
-	for (i = 0; i < len; i += 3) {
-		v = (uint32_t)der[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)der[i + 1] << 8;
-		if (i + 2 < len)
-			v |= der[i + 2];
-		line[n++] = b64[(v >> 18) & 63];
-		line[n++] = b64[(v >> 12) & 63];
-		line[n++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-		line[n++] = i + 2 < len ? b64[v & 63] : '=';
-		if (n == 64) {
-			line[n++] = '\n';
-			put(fd, line, n);
-			n = 0;
-		}
-	}
-	if (n > 0) {
-		line[n++] = '\n';
-		put(fd, line, n);
+	for (i = 0; i < len; i += 48) {
+		n = len - i < 48 ? len - i : 48;
+		w = EVP_EncodeBlock(line, der + i, (int)n);
+		line[w] = '\n';
+		put(fd, line, (size_t)w + 1);
 	}
 	dprintf(fd, "-----END %s-----\n", label);
 }
