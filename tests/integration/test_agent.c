@@ -2,7 +2,8 @@
  * test_agent.c - ccagent against a real broker: spool folders, durable
  * outbox across a broker outage, exactly-once delivery across kill -9 of
  * the receiving agent, track, tail, the CLI's errors and the C API
- * example program (issue 8).
+ * example program (issue 8); and the crash test of issue 11: the broker
+ * and the agents killed at random while records flow (CRASH_ROUNDS).
  *
  * Each test makes a fresh partnership and broker (tests/lib/harness.c)
  * and runs real `ccagent run` processes, one spool and data directory per
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -788,4 +790,112 @@ Test(agent, consent_ops_from_the_examples_print_cid_and_version)
 	snprintf(line, sizeof(line), "%.36s 1\n", h_str(h_json(slurp(file)),
 	    "cid"));
 	cr_assert_str_eq(out, line);
+}
+
+/*
+ * A case system taking what its agent wrote to in/: each file is moved to
+ * `taken` (a directory of the test's).  A record written to in/ again
+ * after it was taken is a second delivery to the case system: counted in
+ * *twice.  Returns how many were taken.
+ */
+static int
+take_in(struct ag *a, const char *taken, int *twice)
+{
+	DIR		*d = opendir(path_of(a, "in", NULL));
+	struct dirent	*de;
+	struct stat	 sb;
+	char		*src, *dst;
+	size_t		 len;
+	int		 n = 0;
+
+	cr_assert(d != NULL);
+	while ((de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		if (de->d_name[0] == '.' || len <= 5 ||
+		    strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		src = path_of(a, "in", de->d_name);
+		cr_assert(asprintf(&dst, "%s/%s", taken, de->d_name) != -1);
+		if (stat(dst, &sb) == 0)
+			(*twice)++;
+		cr_assert(rename(src, dst) == 0, "%s: %s", src,
+		    strerror(errno));
+		free(dst);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Issue 11 item 2: the broker killed with SIGKILL at random moments
+ * (CRASH_ROUNDS times, default 20) while the prison's agent publishes
+ * continuously and two receiving agents take deliveries, and every fifth
+ * round one of the agents killed too.  Afterwards every record the prison
+ * dropped reached both case systems exactly once (none written to in/
+ * again after the case system took it), and the audit chain verifies.
+ */
+Test(agent, broker_and_agents_killed_9_at_random_while_records_flow,
+    .timeout = 600)
+{
+	struct ag	*carat = ag_new(H_CARAT, NULL);
+	struct ag	*cjit = ag_new(H_CJIT, "release-plan");
+	struct ag	*prob = ag_new(H_PROBATION, "release-plan");
+	struct ag	*recv[2] = { cjit, prob }, *all[3] = { carat, cjit, prob };
+	const char	*s = getenv("CRASH_ROUNDS");
+	char		 name[32], notes[32], taken[2][1200];
+	int		 rounds = s != NULL && atoi(s) > 0 ? atoi(s) : 20;
+	int		 r, i, n = 0, got[2] = { 0, 0 }, twice = 0, agkills = 0;
+	unsigned	 seed = (unsigned)time(NULL);
+
+	srand(seed);
+	cr_log_info("seed %u", seed);
+	for (i = 0; i < 2; i++) {
+		snprintf(taken[i], sizeof(taken[i]), "%s/taken", recv[i]->dir);
+		cr_assert(mkdir(taken[i], 0700) == 0);
+	}
+	ag_start(carat);
+	ag_start(cjit);
+	ag_start(prob);
+	grant(carat, H_CJIT "," H_PROBATION);
+	for (r = 0; r < rounds; r++) {
+		/* Records keep coming; the broker dies somewhere among them. */
+		for (i = 0; i < 3; i++, n++) {
+			snprintf(name, sizeof(name), "plan-%03d.json", n);
+			snprintf(notes, sizeof(notes), "seq %03d", n);
+			drop(carat, name, release_plan(notes));
+		}
+		h_msleep(20 + rand() % 300);
+		h_broker_kill9(env);
+		if (r % 5 == 4) {
+			struct ag *a = all[rand() % 3];
+
+			ag_kill9(a);
+			h_broker_start(env);
+			ag_start(a);	/* waits for its welcome */
+			agkills++;
+		} else
+			h_broker_start(env);
+		for (i = 0; i < 2; i++)
+			got[i] += take_in(recv[i], taken[i], &twice);
+	}
+	/* Then everything arrives, each once. */
+	for (r = 0; r < 30000 / 50 && (got[0] < n || got[1] < n); r++) {
+		h_msleep(50);
+		for (i = 0; i < 2; i++)
+			got[i] += take_in(recv[i], taken[i], &twice);
+	}
+	h_msleep(H_QUIET_MS);
+	for (i = 0; i < 2; i++)
+		got[i] += take_in(recv[i], taken[i], &twice);
+	cr_log_info("%d broker kills, %d agent kills, %d records: cjit took "
+	    "%d, probation %d", rounds, agkills, n, got[0], got[1]);
+	cr_expect_eq(twice, 0, "%d records written to in/ again after the "
+	    "case system took them", twice);
+	for (i = 0; i < 2; i++)
+		cr_expect_eq(got[i], n, "%s took %d of %d records:\n%s",
+		    recv[i]->id, got[i], n, slurp(recv[i]->log));
+	cr_expect_eq(count(carat, "out"), 0, "records left in out/");
+	cr_expect_eq(h_ccbroker(env, NULL, NULL, "audit", "verify", "-c",
+	    h_conf(env), NULL), 0, "audit chain broken by kill -9");
 }
