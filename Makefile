@@ -303,9 +303,9 @@ fuzz-regress: $(FUZZ_BIN)
 	@mkdir -p $(FUZZ_BUILD)/log; for n in $(FUZZ_ALL); do \
 	  printf '== fuzz_%s over fuzz/corpus/%s: ' $$n $$n; \
 	  if $(FUZZ_BUILD)/fuzz_$$n -runs=0 fuzz/corpus/$$n \
-	      >$(FUZZ_BUILD)/log/$$n.log 2>&1; then \
+	      >$(FUZZ_BUILD)/log/$$n.regress.log 2>&1; then \
 	    echo "$$(ls fuzz/corpus/$$n | wc -l) inputs clean"; \
-	  else echo FAILED; cat $(FUZZ_BUILD)/log/$$n.log; exit 1; fi; done
+	  else echo FAILED; cat $(FUZZ_BUILD)/log/$$n.regress.log; exit 1; fi; done
 
 -include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
 
