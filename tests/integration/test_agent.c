@@ -307,19 +307,25 @@ grant(struct ag *a, const char *recipients)
 	cr_assert(strncmp(h_str(h_json(slurp(file)), "cid"), out, 36) == 0);
 }
 
+/* A record file a spool folder holds: NAME.json, not hidden. */
+static bool
+is_record(const char *name)
+{
+	size_t	len = strlen(name);
+
+	return name[0] != '.' && len > 5 && strcmp(name + len - 5, ".json") == 0;
+}
+
 static int
 count(struct ag *a, const char *folder)
 {
 	DIR		*d = opendir(path_of(a, folder, NULL));
 	struct dirent	*de;
 	int		 n = 0;
-	size_t		 len;
 
 	cr_assert(d != NULL);
 	while ((de = readdir(d)) != NULL) {
-		len = strlen(de->d_name);
-		if (de->d_name[0] != '.' && len > 5 &&
-		    strcmp(de->d_name + len - 5, ".json") == 0)
+		if (is_record(de->d_name))
 			n++;
 	}
 	closedir(d);
@@ -346,13 +352,10 @@ folder_json(struct ag *a, const char *folder)
 	DIR		*d = opendir(path_of(a, folder, NULL));
 	struct dirent	*de;
 	json_t		*all = h_keep(json_object());
-	size_t		 len;
 
 	cr_assert(d != NULL);
 	while ((de = readdir(d)) != NULL) {
-		len = strlen(de->d_name);
-		if (de->d_name[0] == '.' || len <= 5 ||
-		    strcmp(de->d_name + len - 5, ".json") != 0)
+		if (!is_record(de->d_name))
 			continue;
 		json_object_set(all, de->d_name,
 		    h_json(slurp(path_of(a, folder, de->d_name))));
@@ -805,14 +808,11 @@ take_in(struct ag *a, const char *taken, int *twice)
 	struct dirent	*de;
 	struct stat	 sb;
 	char		*src, *dst;
-	size_t		 len;
 	int		 n = 0;
 
 	cr_assert(d != NULL);
 	while ((de = readdir(d)) != NULL) {
-		len = strlen(de->d_name);
-		if (de->d_name[0] == '.' || len <= 5 ||
-		    strcmp(de->d_name + len - 5, ".json") != 0)
+		if (!is_record(de->d_name))
 			continue;
 		src = path_of(a, "in", de->d_name);
 		cr_assert(asprintf(&dst, "%s/%s", taken, de->d_name) != -1);
