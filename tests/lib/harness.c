@@ -594,7 +594,7 @@ h_env_new(const struct h_env_opts *opts)
 	struct h_env	*e;
 	const char	*src = getenv("CC_SRC"), *build = getenv("CC_BUILD");
 	char		 tmpl[] = "/tmp/cctest-XXXXXX", *err;
-	int		 st;
+	int		 st, i;
 
 	if (opts == NULL)
 		opts = &none;
@@ -645,8 +645,15 @@ h_env_new(const struct h_env_opts *opts)
 	h_write_conf(e, NULL);
 	if ((st = h_ccbroker(e, NULL, &err, "init", "-c", e->conf, NULL)) != 0)
 		h_fail("ccbroker init failed (%d): %s", st, err);
-	if (!opts->no_start)
-		h_broker_start(e);
+	/* A port someone else took meanwhile: another one, twice at most. */
+	for (i = 0; !opts->no_start; i++) {
+		if ((st = h_broker_start_status(e)) == 0)
+			break;
+		if (i == 2 || strstr(h_log(e), "Address already in use") == NULL)
+			h_fail("broker did not start (%d); log:\n%s", st,
+			    h_log(e));
+		h_set_port(e, 0);
+	}
 	return e;
 }
 
@@ -757,10 +764,17 @@ h_broker_start_status(struct h_env *e)
 {
 	int64_t	deadline;
 	pid_t	pid;
+	size_t	runs;
 	int	st;
 
 	if (e->pid > 0)
 		h_fail("broker already running");
+	/*
+	 * Started means this broker said it listens and the port answers:
+	 * the port alone could be another program's that took it after
+	 * h_free_port let it go (this broker then fails to bind and exits).
+	 */
+	runs = h_log_count(e, "listening on");
 	fflush(stdout);
 	fflush(stderr);
 	if ((pid = fork()) == -1)
@@ -782,7 +796,8 @@ h_broker_start_status(struct h_env *e)
 	while (h_now_ms() < deadline) {
 		if (h_wait_pid(pid, 0, &st) == 0)
 			return st != 0 ? st : 255;
-		if (h_port_open(e->port)) {
+		if (h_log_count(e, "listening on") > runs &&
+		    h_port_open(e->port)) {
 			e->pid = pid;
 			return 0;
 		}
