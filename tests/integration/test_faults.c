@@ -76,27 +76,6 @@ path2(const char *a, const char *b)
 	return h_keep_str(p);
 }
 
-/* A release plan of about 40 KB straight to `to`. */
-static json_t *
-big_plan(const char *to)
-{
-	json_t	*m = h_release_plan_new(H_PNC_A, "Bigplan"), *acts;
-	char	 text[1001];
-	int	 i;
-
-	acts = json_array();
-	memset(text, 'a', 1000);
-	text[1000] = '\0';
-	for (i = 0; i < 40; i++) {
-		text[0] = (char)('A' + i % 26);
-		json_array_append_new(acts, json_string(text));
-	}
-	json_object_set_new(json_object_get(m, "body"), "housing_actions",
-	    acts);
-	json_object_set_new(m, "to", json_pack("[s]", to));
-	return m;
-}
-
 /*
  * Send n big plans, then read the n answers: accepted mids go to
  * `accepted`; each refusal must be storage-full or busy (nothing else,
@@ -108,7 +87,7 @@ publish_round(struct h_client *c, size_t n, json_t *accepted)
 	size_t	i, refused = 0;
 
 	for (i = 0; i < n; i++)
-		cr_assert_eq(h_send(c, big_plan(H_CJIT)), 0);
+		cr_assert_eq(h_send(c, h_big_plan(H_CJIT)), 0);
 	for (i = 0; i < n; i++) {
 		json_t *r = h_recv(c, "accepted,error", 10000);
 
@@ -192,7 +171,7 @@ H_TEST(faults, full_filesystem_refuses_publishes_loses_nothing_and_recovers)
 	 * must carry on.
 	 */
 	h_msleep(1100);
-	r = h_publish(carat, big_plan(H_CJIT));
+	r = h_publish(carat, h_big_plan(H_CJIT));
 	h_assert_op(r, "accepted");
 	json_array_append(accepted, json_object_get(r, "mid"));
 	filled = fill_up(filler);
@@ -265,14 +244,14 @@ H_TEST(faults, full_filesystem_refuses_publishes_loses_nothing_and_recovers)
 
 	/* Publishes are accepted again, in the pages the acks freed. */
 	for (tries = 0; tries < 50; tries++) {
-		r = h_publish(carat, big_plan(H_CJIT));
+		r = h_publish(carat, h_big_plan(H_CJIT));
 		if (h_is_op(r, "accepted"))
 			break;
 		h_msleep(200);
 	}
 	h_assert_op(r, "accepted");
 	cr_assert_eq(unlink(filler), 0);
-	h_assert_op(h_publish(carat, big_plan(H_CJIT)), "accepted");
+	h_assert_op(h_publish(carat, h_big_plan(H_CJIT)), "accepted");
 
 	/* A clean stop and start on it; the audit chain holds. */
 	cr_assert_eq(h_broker_stop(env), 0, "%s", h_log(env));
@@ -281,7 +260,7 @@ H_TEST(faults, full_filesystem_refuses_publishes_loses_nothing_and_recovers)
 	    NULL);
 	cr_expect_eq(st, 0, "audit verify: %s", err);
 	carat = h_agent(env, H_CARAT, false);
-	h_assert_op(h_publish(carat, big_plan(H_CJIT)), "accepted");
+	h_assert_op(h_publish(carat, h_big_plan(H_CJIT)), "accepted");
 }
 
 /* ---------------------------------------------------------------- fds */

@@ -726,25 +726,6 @@ H_TEST(routing, accepted_publishes_survive_kill_9)
 	    h_conf(env), NULL), 0, "audit chain broken by kill -9");
 }
 
-/* A release plan of about 40 KB: forty notes of housing actions. */
-static json_t *
-big_plan(const char *to)
-{
-	json_t	*m = plan_to(H_PNC_A, "Bigplan", to), *acts = json_array();
-	char	 text[1001];
-	int	 i;
-
-	memset(text, 'a', 1000);
-	text[1000] = '\0';
-	for (i = 0; i < 40; i++) {
-		text[0] = (char)('A' + i % 26);
-		json_array_append_new(acts, json_string(text));
-	}
-	json_object_set_new(json_object_get(m, "body"), "housing_actions",
-	    acts);
-	return m;
-}
-
 H_TEST(routing, full_store_refuses_publishes_loses_nothing_and_recovers)
 {
 	struct h_client	*carat, *cjit;
@@ -760,7 +741,7 @@ H_TEST(routing, full_store_refuses_publishes_loses_nothing_and_recovers)
 	/* Fill it in rounds of 50 until publishes are refused. */
 	while (full == 0 && sent < 2000) {
 		for (i = 0; i < 50; i++, sent++)
-			cr_assert_eq(h_send(carat, big_plan(H_CJIT)), 0);
+			cr_assert_eq(h_send(carat, h_big_plan(H_CJIT)), 0);
 		for (i = 0; i < 50; i++) {
 			r = h_recv(carat, "accepted,error", 10000);
 			cr_assert_not_null(r, "no answer");
@@ -805,7 +786,7 @@ H_TEST(routing, full_store_refuses_publishes_loses_nothing_and_recovers)
 	    "broker log:\n%s", dups, h_log(env));
 
 	for (tries = 0; tries < 50; tries++) {
-		r = h_publish(carat, big_plan(H_CJIT));
+		r = h_publish(carat, h_big_plan(H_CJIT));
 		if (h_is_op(r, "accepted"))
 			break;
 		h_assert_error(r, "storage-full", NULL);
@@ -908,7 +889,7 @@ H_TEST(routing, store_error_in_a_batch_costs_only_its_requests)
 	    "consent-recorded");
 	/* Publishes first, up to the reserve. */
 	for (i = 0; i < 2000; i++) {
-		r = h_publish(carat, big_plan(H_CJIT));
+		r = h_publish(carat, h_big_plan(H_CJIT));
 		if (!h_is_op(r, "accepted")) {
 			h_assert_error(r, "storage-full", NULL);
 			break;

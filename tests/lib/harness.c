@@ -1485,6 +1485,25 @@ h_release_plan_new(const char *pnc, const char *family_name)
 }
 
 json_t *
+h_big_plan(const char *to)
+{
+	json_t	*m = h_release_plan_new(H_PNC_A, "Bigplan"), *acts = json_array();
+	char	 text[1001];
+	int	 i;
+
+	memset(text, 'a', 1000);
+	text[1000] = '\0';
+	for (i = 0; i < 40; i++) {
+		text[0] = (char)('A' + i % 26);
+		json_array_append_new(acts, json_string(text));
+	}
+	json_object_set_new(json_object_get(m, "body"), "housing_actions",
+	    acts);
+	json_object_set_new(m, "to", json_pack("[s]", to));
+	return m;
+}
+
+json_t *
 h_publish(struct h_client *c, json_t *msg)
 {
 	return h_call(c, msg, "accepted");

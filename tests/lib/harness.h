@@ -235,6 +235,9 @@ json_t		*h_refuse_new(const char *pnc);
 /* A full release plan (every category present) about pnc, published to
  * the subscribers of H_AREA. */
 json_t		*h_release_plan_new(const char *pnc, const char *family_name);
+/* A release plan about H_PNC_A of about 40 KB (forty 1,000-character
+ * housing actions), sent to one named agency: fills a store quickly. */
+json_t		*h_big_plan(const char *to);
 /* Publish; returns the answer (accepted or error). */
 json_t		*h_publish(struct h_client *, json_t *msg);
 
