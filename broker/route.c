@@ -237,8 +237,7 @@ route_recheck_subject(struct broker *b, MDB_txn *txn,
     const struct subject_ps *ps)
 {
 	uint8_t		(*mids)[16];
-	char		 ag[64][CC_ID_MAX + 1];
-	struct rstate	 rs[64];
+	struct queued	 wq[64];
 	int		 n, m, i, j, rc = 0;
 
 	if ((mids = calloc(RECHECK_MAX, sizeof(*mids))) == NULL)
@@ -262,29 +261,21 @@ route_recheck_subject(struct broker *b, MDB_txn *txn,
 		}
 		if (rc != 0)
 			goto out;
-		if ((m = store_rstates(&b->st, txn, mids[i], ag, rs, 64)) < 0) {
+		if ((m = store_queued(&b->st, txn, mids[i], wq, 64)) < 0) {
 			rc = MDB_CORRUPTED;
 			goto out;
 		}
 		for (j = 0; j < m; j++) {
-			struct qent	q;
 			struct decision	d;
 
-			if (rs[j].state != ST_QUEUED)
+			if (wq[j].q.kind != Q_DELIVER)
 				continue;
-			rc = store_queue_get(&b->st, txn, ag[j], rs[j].dseq, &q);
-			if (rc == MDB_NOTFOUND) {
-				rc = 0;
-				continue;
-			}
-			if (rc != 0 || q.kind != Q_DELIVER)
-				goto out;
-			decide(&b->st, txn, &h.subj, h.purpose, ag[j],
-			    broker_policy_of(b, ag[j]), b->now, &d);
+			decide(&b->st, txn, &h.subj, h.purpose, wq[j].agency,
+			    broker_policy_of(b, wq[j].agency), b->now, &d);
 			if (d.permit)
 				continue;
-			if ((rc = route_drop(b, txn, ag[j], rs[j].dseq, &q,
-			    ST_PURGED, d.reason)) != 0)
+			if ((rc = route_drop(b, txn, wq[j].agency, wq[j].dseq,
+			    &wq[j].q, ST_PURGED, d.reason)) != 0)
 				goto out;
 		}
 	}
@@ -310,6 +301,7 @@ route_sweep(struct broker *b, MDB_txn *txn)
 	int		 done = 0, rc, i, n;
 	char		 ag[64][CC_ID_MAX + 1];
 	struct rstate	 rs[64];
+	struct queued	 wq[64];
 
 	for (;;) {
 		if ((rc = mdb_cursor_open(txn, b->st.expiry, &cur)) != 0)
@@ -336,13 +328,12 @@ route_sweep(struct broker *b, MDB_txn *txn)
 		k.mv_data = key;
 		if ((rc = mdb_del(txn, b->st.expiry, &k, NULL)) != 0)
 			return rc;
-		n = store_rstates(&b->st, txn, mid, ag, rs, 64);
-		if (n < 0)
-			return MDB_CORRUPTED;
-		for (i = 0; i < n; i++) {
-			struct qent q;
+		if (phase == 1) {
+			MDB_val mk = { 16, mid };
 
-			if (phase == 1) {
+			if ((n = store_rstates(&b->st, txn, mid, ag, rs, 64)) < 0)
+				return MDB_CORRUPTED;
+			for (i = 0; i < n; i++) {
 				uint8_t	rk[16 + CC_ID_MAX];
 				MDB_val	r = { 16 + strlen(ag[i]), rk };
 
@@ -351,25 +342,18 @@ route_sweep(struct broker *b, MDB_txn *txn)
 				if ((rc = mdb_del(txn, b->st.rstate, &r,
 				    NULL)) != 0)
 					return rc;
-				continue;
 			}
-			if (rs[i].state != ST_QUEUED)
-				continue;
-			rc = store_queue_get(&b->st, txn, ag[i], rs[i].dseq, &q);
-			if (rc == MDB_NOTFOUND)
-				continue;
-			if (rc != 0 || (rc = route_drop(b, txn, ag[i],
-			    rs[i].dseq, &q, ST_EXPIRED, RS_RETENTION)) != 0)
-				return rc;
-		}
-		if (phase == 1) {
-			MDB_val mk = { 16, mid };
-
 			rc = mdb_del(txn, b->st.msg, &mk, NULL);
 			if (rc != 0 && rc != MDB_NOTFOUND)
 				return rc;
 			continue;
 		}
+		if ((n = store_queued(&b->st, txn, mid, wq, 64)) < 0)
+			return MDB_CORRUPTED;
+		for (i = 0; i < n; i++)
+			if ((rc = route_drop(b, txn, wq[i].agency, wq[i].dseq,
+			    &wq[i].q, ST_EXPIRED, RS_RETENTION)) != 0)
+				return rc;
 		be64_put(key, (uint64_t)(t + (int64_t)b->conf.retention_days *
 		    86400000LL));
 		phase = 1;

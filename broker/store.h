@@ -244,6 +244,18 @@ int	store_msg_release(struct store *, MDB_txn *, const uint8_t mid[16]) CC_WUR;
  * -1.  Agency ids are copied into agencies[i]. */
 int	store_rstates(struct store *, MDB_txn *, const uint8_t mid[16],
 	    char (*agencies)[CC_ID_MAX + 1], struct rstate *, int max) CC_WUR;
+/*
+ * The recipients of a message still waiting for it: each agency whose
+ * delivery state is queued and whose queue still holds the entry, with
+ * its dseq and the entry, at most max.  Returns the count, or -1.
+ */
+struct queued {
+	char		agency[CC_ID_MAX + 1];
+	uint64_t	dseq;
+	struct qent	q;
+};
+int	store_queued(struct store *, MDB_txn *, const uint8_t mid[16],
+	    struct queued *, int max) CC_WUR;
 /* The canonical frame of a message (malloc'd, caller frees), or NULL. */
 void	*store_msg_frame(struct store *, MDB_txn *, const uint8_t mid[16],
 	    size_t *len);

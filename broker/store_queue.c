@@ -355,6 +355,31 @@ store_rstates(struct store *st, MDB_txn *txn, const uint8_t mid[16],
 }
 
 int
+store_queued(struct store *st, MDB_txn *txn, const uint8_t mid[16],
+    struct queued *out, int max)
+{
+	char		ag[64][CC_ID_MAX + 1];
+	struct rstate	rs[64];
+	int		i, n, k = 0, rc;
+
+	if ((n = store_rstates(st, txn, mid, ag, rs, 64)) < 0)
+		return -1;
+	for (i = 0; i < n && k < max; i++) {
+		if (rs[i].state != ST_QUEUED)
+			continue;
+		rc = store_queue_get(st, txn, ag[i], rs[i].dseq, &out[k].q);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != 0)
+			return -1;
+		memcpy(out[k].agency, ag[i], sizeof(ag[i]));
+		out[k].dseq = rs[i].dseq;
+		k++;
+	}
+	return k;
+}
+
+int
 store_sub_put(struct store *st, MDB_txn *txn, const char *agency,
     const struct sub *s)
 {
