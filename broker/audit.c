@@ -42,6 +42,8 @@ static struct {
 
 static int	sha256(const void *, size_t, uint8_t *);
 static void	remember(uint64_t, const void *, size_t, const uint8_t *);
+static int	last_entry(struct store *, MDB_txn *, uint64_t *,
+		    uint8_t [SHA256_DIGEST_LENGTH]);
 static void	pack_kv(msgpack_packer *, const char *, const char *);
 static void	pack_hex(msgpack_packer *, const uint8_t *, size_t);
 
@@ -81,6 +83,36 @@ remember(uint64_t seq, const void *p, size_t n, const uint8_t *hash)
 	memcpy(newest.hash, hash, SHA256_DIGEST_LENGTH);
 }
 
+/*
+ * The newest entry in txn: its seq and hash (from `newest` when it holds
+ * exactly these bytes).  Returns 0, MDB_NOTFOUND or an error.
+ */
+static int
+last_entry(struct store *st, MDB_txn *txn, uint64_t *seq,
+    uint8_t hash[SHA256_DIGEST_LENGTH])
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	int		 rc;
+
+	if ((rc = mdb_cursor_open(txn, st->audit, &cur)) != 0)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size != 8)
+		rc = MDB_CORRUPTED;
+	if (rc == 0) {
+		*seq = be64_get(k.mv_data);
+		if (newest.len != 0 && newest.seq == *seq &&
+		    newest.len == v.mv_size &&
+		    memcmp(newest.data, v.mv_data, v.mv_size) == 0)
+			memcpy(hash, newest.hash, SHA256_DIGEST_LENGTH);
+		else if (sha256(v.mv_data, v.mv_size, hash) == -1)
+			rc = ENOMEM;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
 static void
 pack_kv(msgpack_packer *pk, const char *k, const char *v)
 {
@@ -115,27 +147,17 @@ audit_append(struct store *st, MDB_txn *txn, const struct audit_ev *e)
 {
 	msgpack_sbuffer	 sb;
 	msgpack_packer	 pk;
-	MDB_cursor	*cur;
 	MDB_val		 k, v;
 	uint8_t		 prev[SHA256_DIGEST_LENGTH] = { 0 }, key[8];
-	uint64_t	 seq = 1;
+	uint64_t	 seq;
 	char		 cid[37];
 	int		 i, nsub = 0, rc;
 
-	if ((rc = mdb_cursor_open(txn, st->audit, &cur)) != 0)
-		return rc;
-	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	if (rc == 0 && k.mv_size == 8) {
-		seq = be64_get(k.mv_data) + 1;
-		if (newest.len != 0 && newest.seq == seq - 1 &&
-		    newest.len == v.mv_size &&
-		    memcmp(newest.data, v.mv_data, v.mv_size) == 0)
-			memcpy(prev, newest.hash, sizeof(prev));
-		else if (sha256(v.mv_data, v.mv_size, prev) == -1)
-			rc = ENOMEM;
-	}
-	mdb_cursor_close(cur);
-	if (rc != 0 && rc != MDB_NOTFOUND)
+	if ((rc = last_entry(st, txn, &seq, prev)) == 0)
+		seq++;
+	else if (rc == MDB_NOTFOUND)
+		seq = 1;
+	else
 		return rc;
 
 	msgpack_sbuffer_init(&sb);
@@ -203,31 +225,16 @@ audit_append(struct store *st, MDB_txn *txn, const struct audit_ev *e)
 int
 audit_seal(struct store *st, MDB_txn *txn)
 {
-	MDB_cursor	*cur;
-	MDB_val		 k, v, hk = { sizeof(AUDIT_HEAD) - 1,
-			    (void *)AUDIT_HEAD }, hv;
+	MDB_val		 hk = { sizeof(AUDIT_HEAD) - 1, (void *)AUDIT_HEAD }, hv;
 	uint8_t		 head[8 + SHA256_DIGEST_LENGTH];
+	uint64_t	 seq;
 	int		 rc;
 
-	if ((rc = mdb_cursor_open(txn, st->audit, &cur)) != 0)
-		return rc;
-	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	if (rc == 0 && k.mv_size != 8)
-		rc = MDB_CORRUPTED;
-	if (rc == 0) {
-		memcpy(head, k.mv_data, 8);
-		if (newest.len != 0 && newest.seq == be64_get(k.mv_data) &&
-		    newest.len == v.mv_size &&
-		    memcmp(newest.data, v.mv_data, v.mv_size) == 0)
-			memcpy(head + 8, newest.hash, SHA256_DIGEST_LENGTH);
-		else if (sha256(v.mv_data, v.mv_size, head + 8) == -1)
-			rc = ENOMEM;
-	}
-	mdb_cursor_close(cur);
-	if (rc == MDB_NOTFOUND)		/* no entry yet */
-		return 0;
+	if ((rc = last_entry(st, txn, &seq, head + 8)) == MDB_NOTFOUND)
+		return 0;		/* no entry yet */
 	if (rc != 0)
 		return rc;
+	be64_put(head, seq);
 	rc = mdb_get(txn, st->meta, &hk, &hv);
 	if (rc == 0 && hv.mv_size == sizeof(head) &&
 	    memcmp(hv.mv_data, head, sizeof(head)) == 0)
