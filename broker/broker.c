@@ -62,6 +62,8 @@ static int	run_batch(struct broker *, MDB_txn *, bool isolate,
 		    size_t n);
 static void	undo_batch(struct broker *, const struct counters *,
 		    uint64_t refused);
+static bool	recv_request(struct broker *, zmq_msg_t *rid,
+		    zmq_msg_t *body);
 static size_t	conn_of(uint16_t *slot, const struct asked *, size_t n);
 static int	shed(struct broker *, struct req *, struct asked *);
 static int	dispatch(struct broker *, struct req *);
