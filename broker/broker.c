@@ -160,10 +160,7 @@ reply_start(msgpack_sbuffer *sb, msgpack_packer *pk, const char *op,
 	msgpack_sbuffer_init(sb);
 	msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
 	msgpack_pack_map(pk, nfields + 2);
-	proto_pack_cstr(pk, "v");
-	msgpack_pack_uint8(pk, CC_PROTO_VERSION);
-	proto_pack_cstr(pk, "op");
-	proto_pack_cstr(pk, op);
+	(void)proto_pack_header(pk, op);
 }
 
 int

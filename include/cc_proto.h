@@ -267,10 +267,15 @@ bool		 cc_crn_valid(const char *, size_t);
 bool		 cc_agency_id_valid(const char *, size_t);
 bool		 cc_uuid_valid(const char *, size_t);
 
-/* Pack helpers for building broker or agent frames. */
-void		 proto_pack_cstr(msgpack_packer *, const char *);
-void		 proto_pack_strn(msgpack_packer *, const char *, size_t);
-void		 proto_pack_catset(msgpack_packer *, cc_catset);
+/*
+ * Pack helpers for building broker or agent frames; each returns 0, or -1
+ * when the buffer could not grow.  proto_pack_header packs the two fields
+ * every frame starts with, `v` and `op` (the caller's map counts them).
+ */
+int		 proto_pack_cstr(msgpack_packer *, const char *);
+int		 proto_pack_strn(msgpack_packer *, const char *, size_t);
+int		 proto_pack_catset(msgpack_packer *, cc_catset);
+int		 proto_pack_header(msgpack_packer *, const char *op);
 
 /* An `error` frame for err (v, op, re, code, field, detail). */
 int		 proto_pack_error(msgpack_sbuffer *, const struct cc_error *) CC_WUR;

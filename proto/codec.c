@@ -386,29 +386,39 @@ proto_rtype(const struct cc_msg *msg)
 	return cc_rtype_parse(p, len);
 }
 
-void
+int
 proto_pack_strn(msgpack_packer *pk, const char *s, size_t len)
 {
-	(void)msgpack_pack_str_with_body(pk, s, len);
+	return msgpack_pack_str_with_body(pk, s, len) == 0 ? 0 : -1;
 }
 
-void
+int
 proto_pack_cstr(msgpack_packer *pk, const char *s)
 {
-	proto_pack_strn(pk, s, strlen(s));
+	return proto_pack_strn(pk, s, strlen(s));
 }
 
-void
+int
 proto_pack_catset(msgpack_packer *pk, cc_catset set)
 {
-	int	c, n = 0;
+	int	c, n = 0, rc;
 
 	for (c = 0; c < CAT__COUNT; c++)
 		n += (set & CATSET(c)) != 0;
-	(void)msgpack_pack_array(pk, (size_t)n);
+	rc = msgpack_pack_array(pk, (size_t)n);
 	for (c = 0; c < CAT__COUNT; c++)
 		if (set & CATSET(c))
-			proto_pack_cstr(pk, cc_cat_name((enum cc_cat)c));
+			rc |= proto_pack_cstr(pk, cc_cat_name((enum cc_cat)c));
+	return rc == 0 ? 0 : -1;
+}
+
+int
+proto_pack_header(msgpack_packer *pk, const char *op)
+{
+	return msgpack_pack_str_with_body(pk, "v", 1) == 0 &&
+	    msgpack_pack_uint8(pk, CC_PROTO_VERSION) == 0 &&
+	    msgpack_pack_str_with_body(pk, "op", 2) == 0 &&
+	    proto_pack_cstr(pk, op) == 0 ? 0 : -1;
 }
 
 static int
@@ -434,9 +444,7 @@ proto_pack_error(msgpack_sbuffer *sbuf, const struct cc_error *err)
 	n += err->detail[0] != '\0';
 	msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
 	rc = msgpack_pack_map(&pk, n);
-	rc |= msgpack_pack_str_with_body(&pk, "v", 1);
-	rc |= msgpack_pack_int(&pk, CC_PROTO_VERSION);
-	rc |= pack_kv(&pk, "op", "error");
+	rc |= proto_pack_header(&pk, "error");
 	if (err->re[0] != '\0')
 		rc |= pack_kv(&pk, "re", err->re);
 	rc |= pack_kv(&pk, "code", code);

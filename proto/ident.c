@@ -13,6 +13,7 @@
 
 #include <uuid/uuid.h>
 
+#include "bytes.h"
 #include "cc_proto.h"
 #include "schema.h"
 
@@ -180,4 +181,23 @@ cc_uuid_new(char out[CC_UUID_LEN + 1])
 
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, out);
+}
+
+/*
+ * Hex, lower case.  OpenSSL's OPENSSL_buf2hexstr_ex writes upper case,
+ * and the audit trail's pseudonyms and fingerprints have always been
+ * lower case: changing them would change every entry's hash.
+ */
+char *
+cc_hex(const uint8_t *p, size_t n, char *out)
+{
+	static const char	digits[] = "0123456789abcdef";
+	size_t			i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+	return out;
 }

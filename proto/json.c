@@ -134,10 +134,7 @@ proto_from_json(enum cc_op op, const char *text, size_t len,
 
 	msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
 	if (msgpack_pack_map(&pk, json_object_size(root) + 2) != 0 ||
-	    msgpack_pack_str_with_body(&pk, "v", 1) != 0 ||
-	    msgpack_pack_int(&pk, CC_PROTO_VERSION) != 0 ||
-	    msgpack_pack_str_with_body(&pk, "op", 2) != 0 ||
-	    msgpack_pack_str_with_body(&pk, name, strlen(name)) != 0)
+	    proto_pack_header(&pk, name) != 0)
 		prc = PACK_NOMEM;
 	json_object_foreach(root, key, val) {
 		if (prc != PACK_OK)
