@@ -41,9 +41,9 @@ main(int argc, char *argv[])
 	unsigned	 ndec = argc > 2 ? (unsigned)atoi(argv[2]) : 2000000;
 	char		 dir[64] = "/tmp/ccbench-decide-XXXXXX", data[96];
 	char		 err[256], cmd[128];
-	struct store	 st;
+	struct store	*st;
 	struct policy	 pol = { 0, CATSET_ALL, true };
-	MDB_txn		*txn = NULL;
+	struct store_txn *txn = NULL;
 	double		 t0, t1;
 	unsigned	 i, permits = 0;
 	int64_t		 now = cc_time_now_ms();
@@ -63,15 +63,15 @@ main(int argc, char *argv[])
 		uint8_t			cid[16] = { 0 };
 
 		if (i % 100000 == 0) {
-			if (txn != NULL && mdb_txn_commit(txn) != 0)
+			if (txn != NULL && store_commit(txn) != 0)
 				return 1;
-			if (store_begin(&st, true, &txn) != 0)
+			if (store_begin(st, true, &txn) != 0)
 				return 1;
 		}
 		memset(&h, 0, sizeof(h));
 		memset(&s, 0, sizeof(s));
 		pnc_of(i, s.pnc);
-		if (store_subject_ps(&st, &s, &h.subj) == -1)
+		if (store_subject_ps(st, &s, &h.subj) == -1)
 			return 1;
 		memcpy(cid, &i, sizeof(i));
 		h.version = 1;
@@ -81,11 +81,11 @@ main(int argc, char *argv[])
 		h.from_ms = now - 86400000LL;
 		h.until_ms = now + 86400000LL * 300;
 		h.recip_len = sizeof("cjit.leeds\0probation.leeds");
-		if (store_consent_put(&st, txn, cid, &h,
+		if (store_consent_put(st, txn, cid, &h,
 		    "cjit.leeds\0probation.leeds", "", "evidence", 8) != 0)
 			return 1;
 	}
-	if (mdb_txn_commit(txn) != 0)
+	if (store_commit(txn) != 0)
 		return 1;
 	t1 = now_s();
 	printf("store: %u subjects written in %.1f s\n", nsub, t1 - t0);
@@ -98,7 +98,7 @@ main(int argc, char *argv[])
 
 		memset(&s, 0, sizeof(s));
 		pnc_of((unsigned)(((uint64_t)i * 2654435761u) % nsub), s.pnc);
-		if (store_subject_ps(&st, &s, &ps[i]) == -1)
+		if (store_subject_ps(st, &s, &ps[i]) == -1)
 			return 1;
 	}
 	t0 = now_s();
@@ -107,15 +107,15 @@ main(int argc, char *argv[])
 
 		if (i % 1000 == 0) {
 			if (i > 0)
-				mdb_txn_abort(txn);
-			if (store_begin(&st, false, &txn) != 0)
+				store_abort(txn);
+			if (store_begin(st, false, &txn) != 0)
 				return 1;
 		}
-		decide(&st, txn, &ps[i % NPS], PURPOSE_CONTINUITY_OF_CARE,
+		decide(st, txn, &ps[i % NPS], PURPOSE_CONTINUITY_OF_CARE,
 		    (i & 1) ? "cjit.leeds" : "probation.leeds", &pol, now, &d);
 		permits += d.permit;
 	}
-	mdb_txn_abort(txn);
+	store_abort(txn);
 	t1 = now_s();
 	printf("decisions: %u in %.3f s = %.0f decisions/s (%u permitted)\n",
 	    ndec, t1 - t0, ndec / (t1 - t0), permits);

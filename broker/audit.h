@@ -39,19 +39,22 @@ struct audit_ev {
 	const uint8_t		*cid;		/* consent relied on, or NULL */
 	uint32_t		 version;
 	const char		*reason;	/* withheld/purged/rejected */
+	int64_t			 at_ms;		/* when (0: now) */
 };
 
 const char	*audit_event_name(enum audit_event);
 
 /*
- * Append one entry in txn.  Returns 0 or an LMDB error.  The head of the
- * chain is recorded by audit_seal, which every transaction that appends
- * must call before it commits.
+ * Append one entry in txn.  Returns 0 or a store error (STORE_NOMEM when
+ * the entry could not be built whole: nothing is written then).  The head
+ * of the chain is recorded by audit_seal, which every transaction that
+ * appends must call before it commits.
  */
-int	audit_append(struct store *, MDB_txn *, const struct audit_ev *) CC_WUR;
+int	audit_append(struct store *, struct store_txn *,
+	    const struct audit_ev *) CC_WUR;
 /* Record the head of the chain (seq and hash of the newest entry) in txn,
- * if it moved.  Returns 0 or an LMDB error. */
-int	audit_seal(struct store *, MDB_txn *) CC_WUR;
+ * if it moved.  Returns 0 or a store error. */
+int	audit_seal(struct store *, struct store_txn *) CC_WUR;
 
 /*
  * Walk the chain in a read transaction.  Returns 0 when intact (count set),

@@ -1,9 +1,12 @@
 /*
- * broker.h - the running broker: sockets, store, peers and one batch.
+ * broker.h - the broker as its handlers, the router and the pump see it:
+ * the request being handled, the agencies' sessions, the store, the clock
+ * of the turn, the counters and the replies.  The loop itself (struct
+ * broker) is private to broker.c, batch.c and their helpers
+ * (broker_impl.h).
  *
- * One thread runs one loop.  Each turn reads every request waiting (up to a
- * batch), handles them all in one LMDB write transaction (a nested one per
- * request, so one failure costs only its own request), runs the delivery
+ * One thread runs one loop.  Each turn reads every request waiting (up to
+ * a batch), handles them all in one store transaction, runs the delivery
  * pump and the sweeps in the same transaction, commits once (one fsync for
  * the whole batch: group commit), and only then sends the answers and
  * deliveries it collected.  Nothing is said to an agency before the state
@@ -15,7 +18,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "audit.h"
 #include "auth.h"
@@ -23,10 +25,11 @@
 #include "decide.h"
 #include "store.h"
 
-#define BATCH_MAX	512	/* requests per transaction */
 #define RID_MAX		256	/* ZeroMQ routing id */
 
-/* Everything the broker knows about one agency of the directory. */
+struct broker;
+
+/* The session of one agency of the directory. */
 struct peer {
 	char		id[CC_ID_MAX + 1];
 	struct sub	sub;		/* current subscription */
@@ -46,61 +49,6 @@ struct peer {
 	int		fd;		/* its socket, to match disconnects */
 };
 
-/* A frame to send once the batch has committed. */
-struct outmsg {
-	uint8_t		rid[RID_MAX];
-	size_t		ridlen;
-	char		*data;
-	size_t		len;
-};
-
-struct counters {
-	uint64_t	accepted, delivered, withheld, purged, expired,
-			rejected;
-};
-
-/* The counters as stored in meta for `stats` (igcmd.c reads the same). */
-struct saved_counters {
-	struct counters	c;
-	uint64_t	refused;	/* handshakes refused */
-};
-
-struct broker {
-	struct broker_conf	 conf;
-	struct auth		 auth;
-	struct store		 st;
-	void			*ctx;
-	void			*router;
-	void			*monitor;	/* router's disconnect events */
-	struct peer		*peer;
-	size_t			 npeer;
-	struct outmsg		*out;
-	size_t			 nout, outcap;
-	struct counters		 count;
-	int64_t			 now;		/* ms, fixed for one turn */
-	int64_t			 next_sweep;	/* earliest expiry due */
-	int64_t			 usage_at;	/* when usage was measured */
-	size_t			 used;		/* bytes in use then */
-	size_t			 map;		/* map size then */
-	size_t			 batch_est;	/* bytes this batch may add */
-	bool			 nearly_full;
-	bool			 purge_invalid;	/* after start and reload */
-	/* Refused handshakes waiting for the next transaction's audit. */
-	struct {
-		char	agency[CC_ID_MAX + 1];
-		char	why[64];
-	}			 refused[64];
-	size_t			 nrefused;
-	/* Open connections by descriptor, from the monitor's events. */
-	bool			*conn;
-	size_t			 conncap, nconn;
-	size_t			 fds_base;	/* held before the first peer */
-	/* Requests answered `busy` unhandled (fairness), since last logged. */
-	uint64_t		 shed;
-	int64_t			 shed_logged;	/* ms */
-	char			 shed_agency[CC_ID_MAX + 1];
-};
-
 /* One request being handled. */
 struct req {
 	const uint8_t		*rid;
@@ -108,65 +56,86 @@ struct req {
 	const struct agency	*from;		/* authenticated and valid */
 	struct peer		*peer;
 	struct cc_msg		*msg;
-	MDB_txn			*txn;		/* this request's own (nested) */
+	struct store_txn	*txn;		/* the turn's, or its own */
 	int			 fd;		/* the connection's socket */
 	size_t			 len;		/* bytes of the frame */
 };
 
-/* Handlers, one per op (handle_*.c).  They return 0, or an LMDB error that
- * aborts the request's nested transaction. */
-int	handle_hello(struct broker *, struct req *);
-int	handle_subscribe(struct broker *, struct req *);
-int	handle_publish(struct broker *, struct req *);
-int	handle_consent_grant(struct broker *, struct req *);
-int	handle_consent_withdraw(struct broker *, struct req *);
-int	handle_consent_refuse(struct broker *, struct req *);
-int	handle_ack(struct broker *, struct req *);
-int	handle_track(struct broker *, struct req *);
+/* The outcome counters of `stats`. */
+enum counter {
+	CNT_ACCEPTED,
+	CNT_DELIVERED,
+	CNT_WITHHELD,
+	CNT_PURGED,
+	CNT_EXPIRED,
+	CNT_REJECTED
+};
 
-/* broker.c */
+/* ---- the broker's state, as handlers may use it ---- */
+
+struct store		*broker_store(struct broker *);
+/* The time of this turn (ms since the epoch), the same for all of it. */
+int64_t			 broker_now(const struct broker *);
+const struct broker_conf *broker_conf(const struct broker *);
+/* The session of an agency of the directory, or NULL. */
+struct peer		*broker_peer(struct broker *, const char *id);
+/* Every session (n set to their number). */
+struct peer		*broker_peers(struct broker *, size_t *n);
+/* The policy of a currently valid agency, or NULL (DESIGN §3: an agency
+ * no longer valid gets no further service). */
+const struct policy	*broker_policy_of(struct broker *, const char *id);
+/* Is there room for about `cost` more bytes below the full mark?  Counts
+ * them against this batch when there is. */
+bool			 broker_room(struct broker *, size_t cost);
+void			 broker_count(struct broker *, enum counter);
+/* A message expires at `ms`: the sweep must run by then. */
+void			 broker_expiry_at(struct broker *, int64_t ms);
+/* The sweep found nothing due before `ms`: sleep until then. */
+void			 broker_sweep_next(struct broker *, int64_t ms);
+
 /* Copy a msgpack string into buf (NUL-terminated); -1 if not a string or
  * too long. */
 int	objstr(const msgpack_object *, char *buf, size_t size);
-int	broker_run(const char *conf_path);
-struct peer *broker_peer(struct broker *, const char *id);
-/* Is there room for about `cost` more bytes below the full mark? */
-bool	broker_room(struct broker *, size_t cost);
-const struct policy *broker_policy_of(struct broker *, const char *id);
-/* Start an answer: a map of v, op and nfields more fields. */
-void	reply_start(msgpack_sbuffer *, msgpack_packer *, const char *op,
-	    size_t nfields);
-/* Queue the answer for rid and free the buffer. */
-int	reply_finish(struct broker *, const uint8_t *rid, size_t ridlen,
-	    msgpack_sbuffer *);
-/* Queue a frame for rid (copies it); answer helpers. */
-int	reply(struct broker *, const uint8_t *rid, size_t ridlen,
-	    msgpack_sbuffer *);
-int	reply_error(struct broker *, struct req *, enum cc_err,
-	    const char *field, const char *fmt, ...)
-	    __attribute__((format(printf, 5, 6)));
 
-/* route.c: recipients of a stored message and withholding/purging.
- * route_publish sets *queued when at least one recipient was queued. */
-int	route_publish(struct broker *, MDB_txn *, const uint8_t mid[16],
-	    const char *midtext, const struct cc_msg *, const char *sender,
-	    const struct msg_hdr *, bool *queued);
-int	route_recheck_subject(struct broker *, MDB_txn *,
-	    const struct subject_ps *);
-int	route_receipt(struct broker *, MDB_txn *, const char *sender,
-	    const uint8_t mid[16], const char *recipient, enum cc_state,
-	    enum cc_reason);
-int	route_drop(struct broker *, MDB_txn *, const char *agency,
-	    uint64_t dseq, const struct qent *, enum cc_state,
-	    enum cc_reason);
-int	route_sweep(struct broker *, MDB_txn *);
-int	route_purge_invalid(struct broker *, MDB_txn *);
+/* ---- replies (reply.c) ---- */
 
-/* deliver.c: the pump.  deliver_keep() hands it a publish just stored
- * (takes ownership of *m and sets it NULL; `present` is the categories it
- * carries), so that its recipients are sent the tree already decoded. */
-int	deliver_pump(struct broker *, MDB_txn *);
-void	deliver_keep(const uint8_t mid[16], struct cc_msg **m,
-	    cc_catset present);
+/*
+ * An answer being built: a map whose fields are counted as they are
+ * added, so no one writes its size by hand.  Packing failures (out of
+ * memory) are remembered and make reply_send fail, never send a
+ * truncated frame.  Use:
+ *	reply_begin(&rp, "accepted");
+ *	reply_str(&rp, "mid", text);
+ *	return reply_send(b, r->rid, r->ridlen, &rp);
+ * For a value of another kind, reply_key() adds the key and returns the
+ * packer for exactly one value; reply_check() records its result.
+ */
+struct reply {
+	msgpack_sbuffer	sb;
+	msgpack_packer	pk;
+	uint32_t	n;		/* fields so far */
+	int		err;		/* a packing failure */
+};
+
+void		 reply_begin(struct reply *, const char *op);
+msgpack_packer	*reply_key(struct reply *, const char *key);
+void		 reply_check(struct reply *, int rc);
+void		 reply_str(struct reply *, const char *key, const char *val);
+void		 reply_strn(struct reply *, const char *key, const char *val,
+		    size_t len);
+void		 reply_u64(struct reply *, const char *key, uint64_t val);
+/* Queue the answer for rid, sent once the turn commits; frees the
+ * reply.  Returns 0, or STORE_NOMEM (the reply could not be built). */
+int		 reply_send(struct broker *, const uint8_t *rid, size_t ridlen,
+		    struct reply *) CC_WUR;
+/* Free a reply that will not be sent. */
+void		 reply_discard(struct reply *);
+/* An `error` answering the request, logged (never with content). */
+int		 reply_error(struct broker *, struct req *, enum cc_err,
+		    const char *field, const char *fmt, ...)
+		    __attribute__((format(printf, 5, 6))) CC_WUR;
+/* An `error` frame for rid, as it is. */
+int		 reply_err(struct broker *, const uint8_t *rid, size_t ridlen,
+		    const struct cc_error *) CC_WUR;
 
 #endif /* CC_BROKER_H */

@@ -82,56 +82,86 @@ deny_for(const struct consent *c, const char *recipient)
 	return out;
 }
 
+/* What one pass over the subject's consents gathers. */
+struct gather {
+	const struct subject_ps	*subj;
+	enum cc_purpose		 purpose;
+	const char		*recipient;
+	int64_t			 now;
+	bool			 conflict;	/* rule 6 */
+	cc_catset		 granted, denied;
+	cc_catset		 best_c;	/* what the best one grants */
+	bool			 have_best;
+	uint8_t			 best_cid[16];
+	uint32_t		 best_version;
+};
+
+static int
+gather_one(const struct consent *c, void *arg)
+{
+	struct gather	*g = arg;
+	cc_catset	 cats;
+
+	if (c->v.state != CS_WITHDRAWN && c->v.state != CS_SUPERSEDED &&
+	    identity_conflicts(g->subj, &c->v)) {
+		g->conflict = true;
+		return STORE_STOP;
+	}
+	if (!consent_in_force(c, g->now))
+		return 0;
+	g->denied |= deny_for(c, g->recipient);
+	if (!(c->v.purposes & (1u << g->purpose)) ||
+	    !idlist_has(c->recip, c->v.recip_len, g->recipient))
+		return 0;
+	cats = c->v.cats;
+	/* Special categories only with explicit consent. */
+	if (!c->v.explicit_)
+		cats &= ~CATSET_EXPLICIT;
+	g->granted |= cats;
+	/* Rely on the consent that grants the most. */
+	if (!g->have_best ||
+	    __builtin_popcount(cats) > __builtin_popcount(g->best_c)) {
+		g->have_best = true;
+		g->best_c = cats;
+		memcpy(g->best_cid, c->cid, 16);
+		g->best_version = c->v.version;
+	}
+	return 0;
+}
+
 void
-decide(struct store *st, MDB_txn *txn, const struct subject_ps *subj,
+decide(struct store *st, struct store_txn *txn, const struct subject_ps *subj,
     enum cc_purpose purpose, const char *recipient, const struct policy *pol,
     int64_t now, struct decision *d)
 {
-	struct consent	 cs[DECIDE_MAX_CONSENTS];
-	const struct consent *best = NULL;
-	cc_catset	 granted = 0, denied = 0, c, best_c = 0;
-	int		 i, n;
+	struct gather	g;
+	cc_catset	granted;
+	int		rc;
 
 	if (pol == NULL || pol->receive == 0) {
 		withhold(d, RS_NOT_PERMITTED);
 		return;
 	}
-	/* Rule 9: fail closed. */
-	if ((n = store_consents_of(st, txn, subj, cs, DECIDE_MAX_CONSENTS)) < 0) {
-		log_warnx("decide: consent store unreadable; withholding");
+	memset(&g, 0, sizeof(g));
+	g.subj = subj;
+	g.purpose = purpose;
+	g.recipient = recipient;
+	g.now = now;
+	/* Every consent of the subject, in one pass: a conflict anywhere
+	 * stops it (rule 6); a damaged index fails closed (rule 9). */
+	rc = store_consents_of(st, txn, subj, gather_one, &g);
+	if (rc != 0 && rc != STORE_STOP) {
+		log_warnx("decide: consent store unreadable (%s); withholding",
+		    store_strerror(rc));
 		withhold(d, RS_STORE_UNAVAILABLE);
 		return;
 	}
-	for (i = 0; i < n; i++) {
-		if (cs[i].v.state == CS_WITHDRAWN ||
-		    cs[i].v.state == CS_SUPERSEDED)
-			continue;
-		if (identity_conflicts(subj, &cs[i].v)) {
-			withhold(d, RS_IDENTITY_CONFLICT);
-			return;
-		}
+	if (g.conflict) {
+		withhold(d, RS_IDENTITY_CONFLICT);
+		return;
 	}
-	for (i = 0; i < n; i++) {
-		if (!consent_in_force(&cs[i], now))
-			continue;
-		denied |= deny_for(&cs[i], recipient);
-		if (!(cs[i].v.purposes & (1u << purpose)) ||
-		    !idlist_has(cs[i].recip, cs[i].v.recip_len, recipient))
-			continue;
-		c = cs[i].v.cats;
-		/* Special categories only with explicit consent. */
-		if (!cs[i].v.explicit_)
-			c &= ~CATSET_EXPLICIT;
-		granted |= c;
-		/* Rely on the consent that grants the most. */
-		if (best == NULL ||
-		    __builtin_popcount(c) > __builtin_popcount(best_c)) {
-			best = &cs[i];
-			best_c = c;
-		}
-	}
-	granted &= ~denied;
-	if (best == NULL || !(granted & CATSET(CAT_IDENTITY))) {
+	granted = g.granted & ~g.denied;
+	if (!g.have_best || !(granted & CATSET(CAT_IDENTITY))) {
 		withhold(d, RS_NO_CONSENT);
 		return;
 	}
@@ -143,27 +173,36 @@ decide(struct store *st, MDB_txn *txn, const struct subject_ps *subj,
 	d->permit = true;
 	d->reason = RS_NONE;
 	d->cats = granted & pol->receive;
-	memcpy(d->cid, best->cid, 16);
-	d->version = best->v.version;
+	memcpy(d->cid, g.best_cid, 16);
+	d->version = g.best_version;
+}
+
+struct conflict {
+	const struct subject_ps	*subj;
+	const uint8_t		*except;
+};
+
+static int
+conflict_one(const struct consent *c, void *arg)
+{
+	struct conflict	*w = arg;
+
+	if (w->except != NULL && memcmp(c->cid, w->except, 16) == 0)
+		return 0;
+	if (c->v.state == CS_WITHDRAWN || c->v.state == CS_SUPERSEDED)
+		return 0;
+	return identity_conflicts(w->subj, &c->v) ? STORE_STOP : 0;
 }
 
 int
-decide_identity_conflict(struct store *st, MDB_txn *txn,
+decide_identity_conflict(struct store *st, struct store_txn *txn,
     const struct subject_ps *subj, const uint8_t *except)
 {
-	struct consent	cs[DECIDE_MAX_CONSENTS];
-	int		i, n;
+	struct conflict	w = { subj, except };
+	int		rc;
 
-	if ((n = store_consents_of(st, txn, subj, cs, DECIDE_MAX_CONSENTS)) < 0)
-		return -1;
-	for (i = 0; i < n; i++) {
-		if (except != NULL && memcmp(cs[i].cid, except, 16) == 0)
-			continue;
-		if (cs[i].v.state == CS_WITHDRAWN ||
-		    cs[i].v.state == CS_SUPERSEDED)
-			continue;
-		if (identity_conflicts(subj, &cs[i].v))
-			return 1;
-	}
-	return 0;
+	rc = store_consents_of(st, txn, subj, conflict_one, &w);
+	if (rc == STORE_STOP)
+		return 1;
+	return rc == 0 ? 0 : -1;
 }

@@ -12,8 +12,6 @@
 #include "config.h"
 #include "store.h"
 
-#define DECIDE_MAX_CONSENTS	64
-
 struct decision {
 	bool		permit;
 	enum cc_reason	reason;		/* when withheld */
@@ -29,7 +27,7 @@ struct decision {
  * committed before it.  Never fails open: a store that cannot be read gives
  * withheld/store-unavailable.
  */
-void	decide(struct store *, MDB_txn *, const struct subject_ps *subj,
+void	decide(struct store *, struct store_txn *, const struct subject_ps *subj,
 	    enum cc_purpose purpose, const char *recipient,
 	    const struct policy *pol, int64_t now, struct decision *);
 
@@ -39,7 +37,7 @@ void	decide(struct store *, MDB_txn *, const struct subject_ps *subj,
  * 0 if not, -1 when the store cannot be read.  `except` (may be NULL) is a
  * cid to ignore (the consent being amended).
  */
-int	decide_identity_conflict(struct store *, MDB_txn *,
+int	decide_identity_conflict(struct store *, struct store_txn *,
 	    const struct subject_ps *subj, const uint8_t *except);
 
 #endif /* CC_DECIDE_H */

@@ -12,10 +12,9 @@
 
 #include <uuid/uuid.h>
 
-#include <errno.h>
-
-#include "broker.h"
+#include "deliver.h"
 #include "log.h"
+#include "route.h"
 
 #define OPENED_MAX	256	/* decoded messages kept for one pump */
 
@@ -34,36 +33,28 @@ static struct opened {
 } opened[OPENED_MAX];
 
 static struct opened *opened_slot(const uint8_t mid[16]);
-static const struct opened *msg_open(struct broker *, MDB_txn *,
+static const struct opened *msg_open(struct broker *, struct store_txn *,
 		    const uint8_t mid[16]);
 static void	opened_clear(void);
-static int	send_delivery(struct broker *, MDB_txn *, struct peer *,
-		    uint64_t, struct qent *, bool *sent);
+static int	send_delivery(struct broker *, struct store_txn *,
+		    struct peer *, uint64_t, struct qent *, bool *sent);
 static int	send_receipt(struct broker *, struct peer *, uint64_t,
 		    const struct qent *);
-static void	pack_kstr(msgpack_packer *, const char *, const char *);
-static int	pack_copy(msgpack_packer *, const struct cc_msg *,
+static void	copy_field(struct reply *, const struct cc_msg *,
 		    const char *);
 
+/* Copy a top-level string field of the stored message (validated: it is
+ * there; if not, the reply fails rather than go out short). */
 static void
-pack_kstr(msgpack_packer *pk, const char *k, const char *v)
-{
-	proto_pack_cstr(pk, k);
-	proto_pack_cstr(pk, v);
-}
-
-/* Copy a top-level string field of the stored message. */
-static int
-pack_copy(msgpack_packer *pk, const struct cc_msg *m, const char *k)
+copy_field(struct reply *rp, const struct cc_msg *m, const char *k)
 {
 	const char	*p;
 	size_t		 n;
 
 	if (proto_get_strn(m, k, &p, &n) == -1)
-		return -1;
-	proto_pack_cstr(pk, k);
-	proto_pack_strn(pk, p, n);
-	return 0;
+		reply_check(rp, -1);
+	else
+		reply_strn(rp, k, p, n);
 }
 
 static struct opened *
@@ -91,7 +82,7 @@ deliver_keep(const uint8_t mid[16], struct cc_msg **m, cc_catset present)
 
 /* A stored message, decoded (owned by the cache), or NULL. */
 static const struct opened *
-msg_open(struct broker *b, MDB_txn *txn, const uint8_t mid[16])
+msg_open(struct broker *b, struct store_txn *txn, const uint8_t mid[16])
 {
 	struct opened	*o = opened_slot(mid);
 	struct cc_error	 err;
@@ -101,7 +92,7 @@ msg_open(struct broker *b, MDB_txn *txn, const uint8_t mid[16])
 	if (o->m != NULL && memcmp(o->mid, mid, 16) == 0)
 		return o;
 	proto_msg_destroy(&o->m);
-	if ((frame = store_msg_frame(&b->st, txn, mid, &len)) == NULL)
+	if ((frame = store_msg_frame(broker_store(b), txn, mid, &len)) == NULL)
 		return NULL;
 	if (proto_decode(frame, len, SIZE_MAX, &o->m, &err) == -1)
 		o->m = NULL;
@@ -123,23 +114,24 @@ opened_clear(void)
 }
 
 static int
-send_delivery(struct broker *b, MDB_txn *txn, struct peer *p, uint64_t dseq,
-    struct qent *q, bool *sent)
+send_delivery(struct broker *b, struct store_txn *txn, struct peer *p,
+    uint64_t dseq, struct qent *q, bool *sent)
 {
-	struct msg_hdr	 h;
-	struct decision	 d;
-	const struct opened *o;
-	const struct cc_msg *m;
-	msgpack_sbuffer	 sb;
-	msgpack_packer	 pk;
-	cc_catset	 wb = 0, ws = 0, released;
-	char		 text[37];
-	int		 rc;
+	struct store		*st = broker_store(b);
+	struct msg_hdr		 h;
+	struct decision		 d;
+	const struct opened	*o;
+	const struct cc_msg	*m;
+	struct reply		 rp;
+	msgpack_packer		*pk;
+	cc_catset		 wb = 0, ws = 0, released;
+	char			 text[37];
+	int			 rc;
 
-	if ((rc = store_msg_get(&b->st, txn, q->mid, &h, NULL)) != 0)
+	if ((rc = store_msg_get(st, txn, q->mid, &h, NULL)) != 0)
 		return rc;
-	decide(&b->st, txn, &h.subj, h.purpose, p->id,
-	    broker_policy_of(b, p->id), b->now, &d);
+	decide(st, txn, &h.subj, h.purpose, p->id,
+	    broker_policy_of(b, p->id), broker_now(b), &d);
 	if (!d.permit)
 		return route_drop(b, txn, p->id, dseq, q, ST_PURGED, d.reason);
 	if ((o = msg_open(b, txn, q->mid)) == NULL) {
@@ -151,32 +143,28 @@ send_delivery(struct broker *b, MDB_txn *txn, struct peer *p, uint64_t dseq,
 	}
 	m = o->m;
 
-	reply_start(&sb, &pk, "deliver", 11);
-	proto_pack_cstr(&pk, "dseq");
-	msgpack_pack_uint64(&pk, dseq);
-	rc = pack_copy(&pk, m, "mid");
-	rc |= pack_copy(&pk, m, "type");
-	pack_kstr(&pk, "from", h.sender);
-	rc |= pack_copy(&pk, m, "purpose");
-	proto_pack_cstr(&pk, "subject");
-	rc |= proto_pack_stripped_subject(&pk, m, d.cats, &ws);
-	rc |= pack_copy(&pk, m, "area");
-	rc |= pack_copy(&pk, m, "created");
-	proto_pack_cstr(&pk, "body");
-	rc |= proto_pack_stripped_body(&pk, m, d.cats, &wb);
-	proto_pack_cstr(&pk, "consent");
-	msgpack_pack_map(&pk, 2);
+	reply_begin(&rp, "deliver");
+	reply_u64(&rp, "dseq", dseq);
+	copy_field(&rp, m, "mid");
+	copy_field(&rp, m, "type");
+	reply_str(&rp, "from", h.sender);
+	copy_field(&rp, m, "purpose");
+	reply_check(&rp, proto_pack_stripped_subject(reply_key(&rp,
+	    "subject"), m, d.cats, &ws));
+	copy_field(&rp, m, "area");
+	copy_field(&rp, m, "created");
+	reply_check(&rp, proto_pack_stripped_body(reply_key(&rp, "body"), m,
+	    d.cats, &wb));
+	pk = reply_key(&rp, "consent");
 	uuid_unparse_lower(d.cid, text);
-	pack_kstr(&pk, "cid", text);
-	proto_pack_cstr(&pk, "version");
-	msgpack_pack_uint32(&pk, d.version);
-	proto_pack_cstr(&pk, "withheld_categories");
-	proto_pack_catset(&pk, wb | ws);
+	reply_check(&rp, msgpack_pack_map(pk, 2));
+	reply_check(&rp, proto_pack_cstr(pk, "cid"));
+	reply_check(&rp, proto_pack_cstr(pk, text));
+	reply_check(&rp, proto_pack_cstr(pk, "version"));
+	reply_check(&rp, msgpack_pack_uint32(pk, d.version));
+	reply_check(&rp, proto_pack_catset(reply_key(&rp,
+	    "withheld_categories"), wb | ws));
 	released = d.cats & o->present;
-	if (rc != 0) {
-		msgpack_sbuffer_destroy(&sb);
-		return ENOMEM;
-	}
 	/* Remember what was released, for the audit entry at ack. */
 	if (q->cats != released || q->withheld != (wb | ws) ||
 	    q->version != d.version || memcmp(q->cid, d.cid, 16) != 0) {
@@ -184,14 +172,13 @@ send_delivery(struct broker *b, MDB_txn *txn, struct peer *p, uint64_t dseq,
 		q->withheld = wb | ws;
 		q->version = d.version;
 		memcpy(q->cid, d.cid, 16);
-		if ((rc = store_queue_del(&b->st, txn, p->id, dseq)) != 0 ||
-		    (rc = store_queue_put(&b->st, txn, p->id, dseq, q)) != 0) {
-			msgpack_sbuffer_destroy(&sb);
+		if ((rc = store_queue_del(st, txn, p->id, dseq)) != 0 ||
+		    (rc = store_queue_put(st, txn, p->id, dseq, q)) != 0) {
+			reply_discard(&rp);
 			return rc;
 		}
 	}
-	rc = reply(b, p->rid, p->ridlen, &sb);
-	msgpack_sbuffer_destroy(&sb);
+	rc = reply_send(b, p->rid, p->ridlen, &rp);
 	*sent = rc == 0;
 	return rc;
 }
@@ -200,47 +187,49 @@ static int
 send_receipt(struct broker *b, struct peer *p, uint64_t dseq,
     const struct qent *q)
 {
-	msgpack_sbuffer	sb;
-	msgpack_packer	pk;
+	struct reply	rp;
 	char		text[37], at[32];
 
 	uuid_unparse_lower(q->mid, text);
 	cc_time_format(q->at_ms, at);
-	reply_start(&sb, &pk, "receipt", q->reason != RS_NONE ? 6 : 5);
-	proto_pack_cstr(&pk, "dseq");
-	msgpack_pack_uint64(&pk, dseq);
-	pack_kstr(&pk, "mid", text);
-	pack_kstr(&pk, "agency", q->agency);
-	pack_kstr(&pk, "state", cc_state_name(q->state));
+	reply_begin(&rp, "receipt");
+	reply_u64(&rp, "dseq", dseq);
+	reply_str(&rp, "mid", text);
+	reply_str(&rp, "agency", q->agency);
+	reply_str(&rp, "state", cc_state_name(q->state));
 	if (q->reason != RS_NONE)
-		pack_kstr(&pk, "reason", cc_reason_name(q->reason));
-	pack_kstr(&pk, "at", at);
-	return reply_finish(b, p->rid, p->ridlen, &sb);
+		reply_str(&rp, "reason", cc_reason_name(q->reason));
+	reply_str(&rp, "at", at);
+	return reply_send(b, p->rid, p->ridlen, &rp);
 }
 
 int
-deliver_pump(struct broker *b, MDB_txn *txn)
+deliver_pump(struct broker *b, struct store_txn *txn)
 {
+	struct store	*st = broker_store(b);
+	unsigned	 window = broker_conf(b)->window;
+	struct peer	*peers;
 	struct qent	 q;
 	uint64_t	 dseq;
-	size_t		 i;
+	size_t		 i, npeer;
 	bool		 sent;
 	int		 rc;
 
-	for (i = 0; i < b->npeer; i++) {
-		struct peer *p = &b->peer[i];
+	peers = broker_peers(b, &npeer);
+	for (i = 0; i < npeer; i++) {
+		struct peer *p = &peers[i];
 
 		if (!p->online || !p->dirty)
 			continue;
 		/* An agency no longer valid gets nothing (DESIGN §3). */
-		if (auth_agency(&b->auth, p->id, b->now / 1000) == NULL) {
+		if (broker_policy_of(b, p->id) == NULL) {
 			p->dirty = false;
 			continue;
 		}
-		while (p->inflight < b->conf.window) {
-			rc = store_queue_next(&b->st, txn, p->id, p->cursor,
+		while (p->inflight < window) {
+			rc = store_queue_next(st, txn, p->id, p->cursor,
 			    &dseq, &q);
-			if (rc == MDB_NOTFOUND) {
+			if (rc == STORE_NOTFOUND) {
 				p->dirty = false;
 				break;
 			}

@@ -5,12 +5,14 @@
 
 #include <uuid/uuid.h>
 
-#include "broker.h"
+#include "handler.h"
+#include "route.h"
 
 /* ack {dseq} -> no answer */
 int
 handle_ack(struct broker *b, struct req *r)
 {
+	struct store	*st = broker_store(b);
 	struct peer	*p = r->peer;
 	struct qent	 q;
 	struct msg_hdr	 h;
@@ -23,8 +25,8 @@ handle_ack(struct broker *b, struct req *r)
 	if (proto_get_u64(r->msg, "dseq", &dseq) == -1)
 		return 0;
 	/* Unknown, already acked or purged: nothing to do, nothing said. */
-	rc = store_queue_get(&b->st, r->txn, p->id, dseq, &q);
-	if (rc == MDB_NOTFOUND)
+	rc = store_queue_get(st, r->txn, p->id, dseq, &q);
+	if (rc == STORE_NOTFOUND)
 		return 0;
 	if (rc != 0)
 		return rc;
@@ -32,15 +34,15 @@ handle_ack(struct broker *b, struct req *r)
 		p->inflight--;
 	p->dirty = true;
 	if (q.kind == Q_RECEIPT)
-		return store_queue_del(&b->st, r->txn, p->id, dseq);
+		return store_queue_del(st, r->txn, p->id, dseq);
 
-	if ((rc = store_msg_get(&b->st, r->txn, q.mid, &h, NULL)) != 0 ||
-	    (rc = store_queue_del(&b->st, r->txn, p->id, dseq)) != 0)
+	if ((rc = store_msg_get(st, r->txn, q.mid, &h, NULL)) != 0 ||
+	    (rc = store_queue_del(st, r->txn, p->id, dseq)) != 0)
 		return rc;
 	memset(&rs, 0, sizeof(rs));
 	rs.state = ST_DELIVERED;
-	rs.at_ms = b->now;
-	if ((rc = store_rstate_put(&b->st, r->txn, q.mid, p->id, &rs)) != 0 ||
+	rs.at_ms = broker_now(b);
+	if ((rc = store_rstate_put(st, r->txn, q.mid, p->id, &rs)) != 0 ||
 	    (rc = route_receipt(b, r->txn, h.sender, q.mid, p->id,
 	    ST_DELIVERED, RS_NONE)) != 0)
 		return rc;
@@ -56,8 +58,9 @@ handle_ack(struct broker *b, struct req *r)
 	ev.withheld = q.withheld;
 	ev.cid = q.cid;
 	ev.version = q.version;
-	if ((rc = audit_append(&b->st, r->txn, &ev)) != 0)
+	ev.at_ms = broker_now(b);
+	if ((rc = audit_append(st, r->txn, &ev)) != 0)
 		return rc;
-	b->count.delivered++;
-	return store_msg_release(&b->st, r->txn, q.mid);
+	broker_count(b, CNT_DELIVERED);
+	return store_msg_release(st, r->txn, q.mid);
 }

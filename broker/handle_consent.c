@@ -11,16 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <uuid/uuid.h>
 
-#include <errno.h>
-
-#include "broker.h"
+#include "handler.h"
 #include "log.h"
+#include "route.h"
 
 #define RECIP_MAX	4096	/* bytes of recipient ids in one consent */
 #define DENY_MAX	4096
+#define ANSWERED	(-1)	/* an error was answered; nothing to undo */
 
 struct change {
 	const char		*state;		/* "granted", "withdrawn", ... */
@@ -38,30 +38,34 @@ static int	idlist_build(struct broker *, struct req *,
 		    const msgpack_object *, const char *path, char *out,
 		    size_t size, uint16_t *len);
 static int	purposes_of(const msgpack_object *);
-static void	req_hash(const struct cc_msg *, uint8_t out[16]);
-static void	pack_field(msgpack_packer *, const struct cc_msg *,
+static int	req_hash(const struct cc_msg *, uint8_t out[16]);
+static int	pack_field(msgpack_packer *, const struct cc_msg *,
 		    const char *);
+static int	audit_consent(struct broker *, struct req *,
+		    enum audit_event, const uint8_t cid[16],
+		    const struct consent_hdr *);
+static int	change_state(struct broker *, struct req *, struct consent *,
+		    enum consent_state, const char *, enum audit_event);
+static int	collect_cid(const struct consent *, void *);
 
 static int
 reply_recorded(struct broker *b, struct req *r, const uint8_t *cid,
     uint32_t version)
 {
-	msgpack_sbuffer	sb;
-	msgpack_packer	pk;
+	struct reply	rp;
 	char		text[37];
 
 	uuid_unparse_lower(cid, text);
-	reply_start(&sb, &pk, "consent-recorded", 2);
-	proto_pack_cstr(&pk, "cid");
-	proto_pack_cstr(&pk, text);
-	proto_pack_cstr(&pk, "version");
-	msgpack_pack_uint32(&pk, version);
-	return reply_finish(b, r->rid, r->ridlen, &sb);
+	reply_begin(&rp, "consent-recorded");
+	reply_str(&rp, "cid", text);
+	reply_u64(&rp, "version", version);
+	return reply_send(b, r->rid, r->ridlen, &rp);
 }
 
 /*
  * Agency ids of a list as NUL-separated text; each must be in the
- * directory.  Returns 0, -1 after answering an error.
+ * directory.  Returns 0, ANSWERED after answering an error, or a store
+ * error when the answer could not be built.
  */
 static int
 idlist_build(struct broker *b, struct req *r, const msgpack_object *list,
@@ -70,6 +74,7 @@ idlist_build(struct broker *b, struct req *r, const msgpack_object *list,
 	char		id[CC_ID_MAX + 1], field[64];
 	size_t		n = 0, l;
 	uint32_t	i;
+	int		rc;
 
 	*len = 0;
 	for (i = 0; list != NULL && list->type == MSGPACK_OBJECT_ARRAY &&
@@ -77,15 +82,15 @@ idlist_build(struct broker *b, struct req *r, const msgpack_object *list,
 		snprintf(field, sizeof(field), "%s.%u", path, i);
 		if (objstr(&list->via.array.ptr[i], id, sizeof(id)) == -1 ||
 		    broker_peer(b, id) == NULL) {
-			(void)reply_error(b, r, ERR_UNKNOWN_RECIPIENT, field,
+			rc = reply_error(b, r, ERR_UNKNOWN_RECIPIENT, field,
 			    "no such agency in the directory");
-			return -1;
+			return rc != 0 ? rc : ANSWERED;
 		}
 		l = strlen(id) + 1;
 		if (n + l > size) {
-			(void)reply_error(b, r, ERR_INVALID_FIELD, path,
+			rc = reply_error(b, r, ERR_INVALID_FIELD, path,
 			    "too many agencies");
-			return -1;
+			return rc != 0 ? rc : ANSWERED;
 		}
 		memcpy(out + n, id, l);
 		n += l;
@@ -112,32 +117,33 @@ purposes_of(const msgpack_object *list)
 }
 
 /* Identical re-sends (an agent's outbox after a reconnect) are recognised
- * by the hash of the canonical request. */
-static void
+ * by the hash of the canonical request.  Returns 0 or STORE_NOMEM. */
+static int
 req_hash(const struct cc_msg *m, uint8_t out[16])
 {
 	msgpack_sbuffer	sb;
-	uint8_t		md[SHA256_DIGEST_LENGTH];
+	uint8_t		md[EVP_MAX_MD_SIZE];
+	unsigned	mdlen;
+	int		rc = STORE_NOMEM;
 
 	msgpack_sbuffer_init(&sb);
-	if (proto_encode(m, &sb) == 0)
-		SHA256((uint8_t *)sb.data, sb.size, md);
-	else
-		memset(md, 0xff, sizeof(md));
-	memcpy(out, md, 16);
+	if (proto_encode(m, &sb) == 0 && EVP_Digest(sb.data, sb.size, md,
+	    &mdlen, EVP_sha256(), NULL) == 1 && mdlen >= 16) {
+		memcpy(out, md, 16);
+		rc = 0;
+	}
 	msgpack_sbuffer_destroy(&sb);
+	return rc;
 }
 
-static void
+static int
 pack_field(msgpack_packer *pk, const struct cc_msg *m, const char *k)
 {
 	const msgpack_object *o = proto_get(m, k);
 
-	proto_pack_cstr(pk, k);
-	if (o != NULL)
-		msgpack_pack_object(pk, *o);
-	else
-		msgpack_pack_nil(pk);
+	if (proto_pack_cstr(pk, k) != 0)
+		return -1;
+	return o != NULL ? msgpack_pack_object(pk, *o) : msgpack_pack_nil(pk);
 }
 
 /*
@@ -155,22 +161,23 @@ record(struct broker *b, struct req *r, const uint8_t cid[16],
 	msgpack_unpacked	 up;
 	const msgpack_object	*oldhist = NULL, *oldgrant = NULL;
 	const msgpack_object	*oldsubj = NULL;
+	struct store		*st = broker_store(b);
 	uint8_t			*hist = NULL;
 	size_t			 hlen = 0, off = 0;
 	char			 at[32];
 	uint32_t		 i, nold = 0;
-	int			 rc;
+	int			 rc, prc;
 
 	msgpack_unpacked_init(&up);
 	msgpack_sbuffer_init(&sb);
 	msgpack_sbuffer_init(&grant);
 	if (old != NULL) {
-		if ((hist = store_consent_history(&b->st, old, &hlen)) == NULL ||
+		if ((hist = store_consent_history(st, old, &hlen)) == NULL ||
 		    msgpack_unpack_next(&up, (char *)hist, hlen, &off) !=
 		    MSGPACK_UNPACK_SUCCESS ||
 		    up.data.type != MSGPACK_OBJECT_MAP) {
 			log_warnx("consent: stored history unreadable");
-			rc = MDB_CORRUPTED;
+			rc = STORE_CORRUPT;
 			goto out;
 		}
 		for (i = 0; i < up.data.via.map.size; i++) {
@@ -193,58 +200,55 @@ record(struct broker *b, struct req *r, const uint8_t cid[16],
 	}
 
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 3);
-	proto_pack_cstr(&pk, "subject");
+	prc = msgpack_pack_map(&pk, 3);
+	prc |= proto_pack_cstr(&pk, "subject");
 	if (subj != NULL) {
-		msgpack_pack_map(&pk, (subj->pnc[0] != 0) + (subj->noms[0] != 0)
-		    + (subj->crn[0] != 0));
-		if (subj->pnc[0]) {
-			proto_pack_cstr(&pk, "pnc");
-			proto_pack_cstr(&pk, subj->pnc);
-		}
-		if (subj->noms[0]) {
-			proto_pack_cstr(&pk, "noms");
-			proto_pack_cstr(&pk, subj->noms);
-		}
-		if (subj->crn[0]) {
-			proto_pack_cstr(&pk, "crn");
-			proto_pack_cstr(&pk, subj->crn);
-		}
+		prc |= msgpack_pack_map(&pk, (subj->pnc[0] != 0) +
+		    (subj->noms[0] != 0) + (subj->crn[0] != 0));
+		if (subj->pnc[0])
+			prc |= proto_pack_cstr(&pk, "pnc") |
+			    proto_pack_cstr(&pk, subj->pnc);
+		if (subj->noms[0])
+			prc |= proto_pack_cstr(&pk, "noms") |
+			    proto_pack_cstr(&pk, subj->noms);
+		if (subj->crn[0])
+			prc |= proto_pack_cstr(&pk, "crn") |
+			    proto_pack_cstr(&pk, subj->crn);
 	} else if (oldsubj != NULL)
-		msgpack_pack_object(&pk, *oldsubj);
+		prc |= msgpack_pack_object(&pk, *oldsubj);
 	else
-		msgpack_pack_nil(&pk);
-	proto_pack_cstr(&pk, "grant");
-	if (proto_op(r->msg) == OP_CONSENT_GRANT) {
-		if (proto_encode(r->msg, &grant) == -1) {
-			rc = ENOMEM;
-			goto out;
-		}
-		msgpack_sbuffer_write(&sb, grant.data, grant.size);
-	} else if (oldgrant != NULL)
-		msgpack_pack_object(&pk, *oldgrant);
+		prc |= msgpack_pack_nil(&pk);
+	prc |= proto_pack_cstr(&pk, "grant");
+	if (proto_op(r->msg) == OP_CONSENT_GRANT)
+		prc |= proto_encode(r->msg, &grant) |
+		    msgpack_sbuffer_write(&sb, grant.data, grant.size);
+	else if (oldgrant != NULL)
+		prc |= msgpack_pack_object(&pk, *oldgrant);
 	else
-		msgpack_pack_nil(&pk);
-	proto_pack_cstr(&pk, "history");
-	msgpack_pack_array(&pk, nold + 1);
+		prc |= msgpack_pack_nil(&pk);
+	prc |= proto_pack_cstr(&pk, "history");
+	prc |= msgpack_pack_array(&pk, nold + 1);
 	for (i = 0; i < nold; i++)
-		msgpack_pack_object(&pk, oldhist->via.array.ptr[i]);
-	msgpack_pack_map(&pk, 8);
-	proto_pack_cstr(&pk, "version");
-	msgpack_pack_uint32(&pk, c->h->version);
-	proto_pack_cstr(&pk, "state");
-	proto_pack_cstr(&pk, c->state);
-	proto_pack_cstr(&pk, "at");
-	cc_time_format(b->now, at);
-	proto_pack_cstr(&pk, at);
-	proto_pack_cstr(&pk, "by");
-	proto_pack_cstr(&pk, r->from->cert.cn);
-	pack_field(&pk, r->msg, "worker");
-	pack_field(&pk, r->msg, "captured");
-	pack_field(&pk, r->msg, "reason");
-	pack_field(&pk, r->msg, "evidence");
-
-	rc = store_consent_put(&b->st, r->txn, cid, c->h, c->recip, c->deny,
+		prc |= msgpack_pack_object(&pk, oldhist->via.array.ptr[i]);
+	prc |= msgpack_pack_map(&pk, 8);
+	prc |= proto_pack_cstr(&pk, "version");
+	prc |= msgpack_pack_uint32(&pk, c->h->version);
+	prc |= proto_pack_cstr(&pk, "state");
+	prc |= proto_pack_cstr(&pk, c->state);
+	prc |= proto_pack_cstr(&pk, "at");
+	cc_time_format(broker_now(b), at);
+	prc |= proto_pack_cstr(&pk, at);
+	prc |= proto_pack_cstr(&pk, "by");
+	prc |= proto_pack_cstr(&pk, r->from->cert.cn);
+	prc |= pack_field(&pk, r->msg, "worker");
+	prc |= pack_field(&pk, r->msg, "captured");
+	prc |= pack_field(&pk, r->msg, "reason");
+	prc |= pack_field(&pk, r->msg, "evidence");
+	if (prc != 0) {
+		rc = STORE_NOMEM;
+		goto out;
+	}
+	rc = store_consent_put(st, r->txn, cid, c->h, c->recip, c->deny,
 	    sb.data, sb.size);
 out:
 	if (hist != NULL) {
@@ -273,7 +277,8 @@ audit_consent(struct broker *b, struct req *r, enum audit_event ev_kind,
 	ev.cats = h->cats;
 	ev.cid = cid;
 	ev.version = h->version;
-	return audit_append(&b->st, r->txn, &ev);
+	ev.at_ms = broker_now(b);
+	return audit_append(broker_store(b), r->txn, &ev);
 }
 
 /* consent-grant {cid, subject, recipients, purposes, categories, deny,
@@ -291,6 +296,7 @@ handle_consent_grant(struct broker *b, struct req *r)
 	uint8_t			 dbuf[DENY_MAX], cid[16];
 	size_t			 dlen = 0;
 	bool			 have_old, expl = false;
+	struct store		*st = broker_store(b);
 	uint32_t		 i;
 	int			 rc;
 
@@ -303,12 +309,12 @@ handle_consent_grant(struct broker *b, struct req *r)
 		    "not a UUID");
 	memset(&h, 0, sizeof(h));
 	if (proto_subject(r->msg, &subj) == -1 ||
-	    store_subject_ps(&b->st, &subj, &h.subj) == -1)
+	    store_subject_ps(st, &subj, &h.subj) == -1)
 		return reply_error(b, r, ERR_INVALID_FIELD, "subject",
 		    "no usable identifier");
-	if (idlist_build(b, r, proto_get(r->msg, "recipients"), "recipients",
-	    recip, sizeof(recip), &h.recip_len) == -1)
-		return 0;
+	if ((rc = idlist_build(b, r, proto_get(r->msg, "recipients"),
+	    "recipients", recip, sizeof(recip), &h.recip_len)) != 0)
+		return rc == ANSWERED ? 0 : rc;
 	for (i = 0; deny != NULL && deny->type == MSGPACK_OBJECT_ARRAY &&
 	    i < deny->via.array.size; i++) {
 		const msgpack_object	*d = &deny->via.array.ptr[i], *dr = NULL;
@@ -329,12 +335,13 @@ handle_consent_grant(struct broker *b, struct req *r)
 		}
 		dh.cats = dc != NULL ? proto_catset(dc) : 0;
 		snprintf(field, sizeof(field), "deny.%u.recipients", i);
-		if (dlen + sizeof(dh) > sizeof(dbuf) ||
-		    idlist_build(b, r, dr, field, (char *)dbuf + dlen +
-		    sizeof(dh), sizeof(dbuf) - dlen - sizeof(dh), &dh.len) == -1)
-			return dlen + sizeof(dh) > sizeof(dbuf) ?
-			    reply_error(b, r, ERR_INVALID_FIELD, "deny",
-			    "too many deny provisions") : 0;
+		if (dlen + sizeof(dh) > sizeof(dbuf))
+			return reply_error(b, r, ERR_INVALID_FIELD, "deny",
+			    "too many deny provisions");
+		if ((rc = idlist_build(b, r, dr, field, (char *)dbuf + dlen +
+		    sizeof(dh), sizeof(dbuf) - dlen - sizeof(dh),
+		    &dh.len)) != 0)
+			return rc == ANSWERED ? 0 : rc;
 		/* An entry naming no one and no category denies everything. */
 		memcpy(dbuf + dlen, &dh, sizeof(dh));
 		dlen += sizeof(dh) + dh.len;
@@ -355,10 +362,11 @@ handle_consent_grant(struct broker *b, struct req *r)
 	    cc_time_parse(text, strlen(text), &h.until_ms) == -1)
 		return reply_error(b, r, ERR_INVALID_FIELD, "valid_until",
 		    "not an RFC 3339 time");
-	req_hash(r->msg, h.req_hash);
+	if ((rc = req_hash(r->msg, h.req_hash)) != 0)
+		return rc;
 
-	rc = store_consent_get(&b->st, r->txn, cid, &old);
-	if (rc != 0 && rc != MDB_NOTFOUND)
+	rc = store_consent_get(st, r->txn, cid, &old);
+	if (rc != 0 && rc != STORE_NOTFOUND)
 		return rc;
 	have_old = rc == 0;
 	if (have_old) {
@@ -376,17 +384,17 @@ handle_consent_grant(struct broker *b, struct req *r)
 			return reply_error(b, r, ERR_IDENTITY_CONFLICT, "subject",
 			    "this consent is about another subject");
 	}
-	rc = decide_identity_conflict(&b->st, r->txn, &h.subj,
+	rc = decide_identity_conflict(st, r->txn, &h.subj,
 	    have_old ? cid : NULL);
 	if (rc == -1)
-		return MDB_CORRUPTED;
+		return STORE_CORRUPT;
 	if (rc == 1)
 		return reply_error(b, r, ERR_IDENTITY_CONFLICT, "subject",
 		    "identifiers contradict the subject's existing consents");
 
 	h.version = have_old ? old.h.version + 1 : 1;
 	h.state = CS_ACTIVE;
-	h.recorded_ms = b->now;
+	h.recorded_ms = broker_now(b);
 	snprintf(h.recorded_by, sizeof(h.recorded_by), "%s",
 	    r->from->cert.cn);
 	c.state = have_old ? "amended" : "granted";
@@ -404,7 +412,7 @@ handle_consent_grant(struct broker *b, struct req *r)
 /* Write the withdrawn (or refused) version of an existing consent. */
 static int
 change_state(struct broker *b, struct req *r, struct consent *old,
-    enum consent_state st, const char *name, enum audit_event ev)
+    enum consent_state state, const char *name, enum audit_event ev)
 {
 	struct consent_hdr	h = old->h;
 	struct change		c;
@@ -413,13 +421,13 @@ change_state(struct broker *b, struct req *r, struct consent *old,
 	int			rc;
 
 	if (h.recip_len > sizeof(recip) || h.deny_len > sizeof(dbuf))
-		return MDB_CORRUPTED;
+		return STORE_CORRUPT;
 	/* Copy out of the page before the put moves it. */
 	memcpy(recip, old->recip, h.recip_len);
 	memcpy(dbuf, old->deny, h.deny_len);
 	h.version++;
-	h.state = st;
-	h.recorded_ms = b->now;
+	h.state = state;
+	h.recorded_ms = broker_now(b);
 	memset(h.req_hash, 0, sizeof(h.req_hash));
 	snprintf(h.recorded_by, sizeof(h.recorded_by), "%s", r->from->cert.cn);
 	c.state = name;
@@ -433,61 +441,85 @@ change_state(struct broker *b, struct req *r, struct consent *old,
 	return reply_recorded(b, r, old->cid, h.version);
 }
 
+/* The cids of a subject's consents, gathered before any is changed:
+ * each change rewrites the index being read. */
+struct cids {
+	uint8_t	(*cid)[16];
+	size_t	 n, cap;
+};
+
+static int
+collect_cid(const struct consent *c, void *arg)
+{
+	struct cids	*l = arg;
+
+	if (l->n == l->cap) {
+		size_t	 cap = l->cap ? l->cap * 2 : 16;
+		void	*p = reallocarray(l->cid, cap, sizeof(*l->cid));
+
+		if (p == NULL)
+			return STORE_NOMEM;
+		l->cid = p;
+		l->cap = cap;
+	}
+	memcpy(l->cid[l->n++], c->cid, 16);
+	return 0;
+}
+
 /* consent-withdraw {cid | subject, captured, worker, reason}
  * -> consent-recorded, one per consent withdrawn */
 int
 handle_consent_withdraw(struct broker *b, struct req *r)
 {
-	struct consent		 cs[DECIDE_MAX_CONSENTS];
+	struct store		*st = broker_store(b);
+	struct consent		 c;
 	struct cc_subject	 subj;
 	struct subject_ps	 ps;
+	struct cids		 all = { NULL, 0, 0 };
 	char			 text[64];
-	uint8_t			 cid[16], cids[DECIDE_MAX_CONSENTS][16];
-	int			 i, n, done = 0, rc;
+	uint8_t			 cid[16];
+	size_t			 i, done = 0;
+	int			 rc;
 
 	/* Any agency the client tells may record a withdrawal. */
 	if (proto_get_str(r->msg, "cid", text, sizeof(text)) == 0) {
 		if (uuid_parse(text, cid) == -1)
 			return reply_error(b, r, ERR_INVALID_FIELD, "cid",
 			    "not a UUID");
-		rc = store_consent_get(&b->st, r->txn, cid, &cs[0]);
-		if (rc == MDB_NOTFOUND)
+		rc = store_consent_get(st, r->txn, cid, &c);
+		if (rc == STORE_NOTFOUND)
 			return reply_error(b, r, ERR_INVALID_FIELD, "cid",
 			    "no such consent");
 		if (rc != 0)
 			return rc;
-		if (cs[0].h.state != CS_ACTIVE)
-			return reply_recorded(b, r, cid, cs[0].h.version);
-		return change_state(b, r, &cs[0], CS_WITHDRAWN, "withdrawn",
+		if (c.h.state != CS_ACTIVE)
+			return reply_recorded(b, r, cid, c.h.version);
+		return change_state(b, r, &c, CS_WITHDRAWN, "withdrawn",
 		    EV_CONSENT_WITHDRAWN);
 	}
 	if (proto_subject(r->msg, &subj) == -1 ||
-	    store_subject_ps(&b->st, &subj, &ps) == -1)
+	    store_subject_ps(st, &subj, &ps) == -1)
 		return reply_error(b, r, ERR_MISSING_FIELD, "cid",
 		    "give cid or subject");
 	explicit_bzero(&subj, sizeof(subj));
-	if ((n = store_consents_of(&b->st, r->txn, &ps, cs,
-	    DECIDE_MAX_CONSENTS)) < 0)
-		return MDB_CORRUPTED;
-	/* Copy the ids: each change moves the pages the others point into. */
-	for (i = 0; i < n; i++)
-		memcpy(cids[i], cs[i].cid, 16);
-	for (i = 0; i < n; i++) {
-		struct consent c;
-
-		if ((rc = store_consent_get(&b->st, r->txn, cids[i], &c)) != 0)
-			return rc;
+	if ((rc = store_consents_of(st, r->txn, &ps, collect_cid, &all)) != 0)
+		goto out;
+	for (i = 0; i < all.n; i++) {
+		if ((rc = store_consent_get(st, r->txn, all.cid[i], &c)) != 0)
+			goto out;
 		if (c.h.state != CS_ACTIVE)
 			continue;
 		if ((rc = change_state(b, r, &c, CS_WITHDRAWN, "withdrawn",
 		    EV_CONSENT_WITHDRAWN)) != 0)
-			return rc;
+			goto out;
 		done++;
 	}
 	if (done == 0)
-		return reply_error(b, r, ERR_INVALID_FIELD, "subject",
+		rc = reply_error(b, r, ERR_INVALID_FIELD, "subject",
 		    "no active consent for this subject");
-	return 0;
+out:
+	free(all.cid);
+	return rc;
 }
 
 /* consent-refuse {cid, subject, captured, worker, evidence}
@@ -513,11 +545,11 @@ handle_consent_refuse(struct broker *b, struct req *r)
 		    "not a UUID");
 	memset(&h, 0, sizeof(h));
 	if (proto_subject(r->msg, &subj) == -1 ||
-	    store_subject_ps(&b->st, &subj, &h.subj) == -1)
+	    store_subject_ps(broker_store(b), &subj, &h.subj) == -1)
 		return reply_error(b, r, ERR_INVALID_FIELD, "subject",
 		    "no usable identifier");
-	rc = store_consent_get(&b->st, r->txn, cid, &old);
-	if (rc != 0 && rc != MDB_NOTFOUND)
+	rc = store_consent_get(broker_store(b), r->txn, cid, &old);
+	if (rc != 0 && rc != STORE_NOTFOUND)
 		return rc;
 	if (rc == 0) {
 		if (memcmp(&old.h.subj, &h.subj, sizeof(h.subj)) != 0)
@@ -531,7 +563,7 @@ handle_consent_refuse(struct broker *b, struct req *r)
 	/* Refused when asked: recorded as such, distinct from never asked. */
 	h.version = 1;
 	h.state = CS_REFUSED;
-	h.recorded_ms = b->now;
+	h.recorded_ms = broker_now(b);
 	snprintf(h.recorded_by, sizeof(h.recorded_by), "%s", r->from->cert.cn);
 	c.state = "refused";
 	c.h = &h;

@@ -3,15 +3,16 @@
  */
 #include <string.h>
 
-#include "broker.h"
+#include "handler.h"
 
 /* hello {agent, receive} -> welcome {agency, type, areas, max_size, time} */
 int
 handle_hello(struct broker *b, struct req *r)
 {
 	const struct agency_conf *ac = r->from->conf;
-	msgpack_sbuffer	 sb;
-	msgpack_packer	 pk;
+	struct peer	*p = r->peer;
+	struct reply	 rp;
+	msgpack_packer	*pk;
 	bool		 receive = true;
 	char		 now[32];
 	size_t		 i, nareas = ac != NULL ? ac->nareas : 0;
@@ -24,31 +25,27 @@ handle_hello(struct broker *b, struct req *r)
 	 * was sent there unacked is sent again here (DESIGN §6).
 	 */
 	if (receive) {
-		memcpy(r->peer->rid, r->rid, r->ridlen);
-		r->peer->ridlen = r->ridlen;
-		r->peer->online = true;
-		r->peer->connected = true;
-		r->peer->fd = r->fd;
-		r->peer->cursor = 0;
-		r->peer->inflight = 0;
-		r->peer->dirty = true;
-	} else if (r->peer->online && r->peer->ridlen == r->ridlen &&
-	    memcmp(r->peer->rid, r->rid, r->ridlen) == 0)
-		r->peer->online = false;
+		memcpy(p->rid, r->rid, r->ridlen);
+		p->ridlen = r->ridlen;
+		p->online = true;
+		p->connected = true;
+		p->fd = r->fd;
+		p->cursor = 0;
+		p->inflight = 0;
+		p->dirty = true;
+	} else if (p->online && p->ridlen == r->ridlen &&
+	    memcmp(p->rid, r->rid, r->ridlen) == 0)
+		p->online = false;
 
-	cc_time_format(b->now, now);
-	reply_start(&sb, &pk, "welcome", 5);
-	proto_pack_cstr(&pk, "agency");
-	proto_pack_cstr(&pk, r->from->cert.cn);
-	proto_pack_cstr(&pk, "type");
-	proto_pack_cstr(&pk, cc_atype_name(r->from->cert.type));
-	proto_pack_cstr(&pk, "areas");
-	msgpack_pack_array(&pk, nareas);
+	cc_time_format(broker_now(b), now);
+	reply_begin(&rp, "welcome");
+	reply_str(&rp, "agency", r->from->cert.cn);
+	reply_str(&rp, "type", cc_atype_name(r->from->cert.type));
+	pk = reply_key(&rp, "areas");
+	reply_check(&rp, msgpack_pack_array(pk, nareas));
 	for (i = 0; i < nareas; i++)
-		proto_pack_cstr(&pk, ac->areas[i]);
-	proto_pack_cstr(&pk, "max_size");
-	msgpack_pack_uint64(&pk, b->conf.max_size);
-	proto_pack_cstr(&pk, "time");
-	proto_pack_cstr(&pk, now);
-	return reply_finish(b, r->rid, r->ridlen, &sb);
+		reply_check(&rp, proto_pack_cstr(pk, ac->areas[i]));
+	reply_u64(&rp, "max_size", broker_conf(b)->max_size);
+	reply_str(&rp, "time", now);
+	return reply_send(b, r->rid, r->ridlen, &rp);
 }

@@ -10,22 +10,20 @@
 
 #include <uuid/uuid.h>
 
-#include <errno.h>
-
-#include "broker.h"
+#include "deliver.h"
+#include "handler.h"
+#include "route.h"
 
 static int	reply_accepted(struct broker *, struct req *, const char *);
 
 static int
 reply_accepted(struct broker *b, struct req *r, const char *mid)
 {
-	msgpack_sbuffer	sb;
-	msgpack_packer	pk;
+	struct reply	rp;
 
-	reply_start(&sb, &pk, "accepted", 1);
-	proto_pack_cstr(&pk, "mid");
-	proto_pack_cstr(&pk, mid);
-	return reply_finish(b, r->rid, r->ridlen, &sb);
+	reply_begin(&rp, "accepted");
+	reply_str(&rp, "mid", mid);
+	return reply_send(b, r->rid, r->ridlen, &rp);
 }
 
 /* publish {mid, type, purpose, subject, area, to?, created, expires?, body}
@@ -33,6 +31,8 @@ reply_accepted(struct broker *b, struct req *r, const char *mid)
 int
 handle_publish(struct broker *b, struct req *r)
 {
+	struct store		*st = broker_store(b);
+	const struct broker_conf *conf = broker_conf(b);
 	const char		*sender = r->from->cert.cn;
 	const struct policy	*pol = broker_policy_of(b, sender);
 	const msgpack_object	*to = proto_get(r->msg, "to");
@@ -40,12 +40,12 @@ handle_publish(struct broker *b, struct req *r)
 	struct msg_hdr		 h;
 	struct audit_ev		 ev;
 	msgpack_sbuffer		 frame;
-	uint8_t			 mid[16], key[24], phase = 0;
+	uint8_t			 mid[16];
 	char			 midtext[40], field[32], id[CC_ID_MAX + 1];
 	char			 expires[40];
-	int64_t			 exp_ms;
+	int64_t			 exp_ms, now = broker_now(b);
 	bool			 queued = false;
-	MDB_val			 k, v;
+	size_t			 npeer;
 	uint32_t		 i;
 	int			 rtype, purpose, rc;
 
@@ -63,14 +63,14 @@ handle_publish(struct broker *b, struct req *r)
 		    "unknown record type or purpose");
 
 	/* Same mid again: the same answer, no second copy. */
-	rc = store_msg_get(&b->st, r->txn, mid, &h, NULL);
+	rc = store_msg_get(st, r->txn, mid, &h, NULL);
 	if (rc == 0) {
 		if (strcmp(h.sender, sender) != 0)
 			return reply_error(b, r, ERR_INVALID_FIELD, "mid",
 			    "mid already used by another agency");
 		return reply_accepted(b, r, midtext);
 	}
-	if (rc != MDB_NOTFOUND)
+	if (rc != STORE_NOTFOUND)
 		return rc;
 
 	if (pol == NULL || !(pol->publish & (1u << rtype)))
@@ -89,7 +89,8 @@ handle_publish(struct broker *b, struct req *r)
 	}
 	/* The payload, its seal and per recipient a queue entry, index,
 	 * state, receipt and audit entry; doubled for B-tree splits. */
-	if (!broker_room(b, 2 * r->len + 4096 + 1024 * b->npeer))
+	(void)broker_peers(b, &npeer);
+	if (!broker_room(b, 2 * r->len + 4096 + 1024 * npeer))
 		return reply_error(b, r, ERR_STORAGE_FULL, NULL,
 		    "the broker's store is full; try again later");
 
@@ -97,14 +98,14 @@ handle_publish(struct broker *b, struct req *r)
 	snprintf(h.sender, sizeof(h.sender), "%s", sender);
 	h.rtype = rtype;
 	h.purpose = purpose;
-	h.accepted_ms = b->now;
-	h.expires_ms = b->now + (int64_t)b->conf.retention_days * 86400000LL;
+	h.accepted_ms = now;
+	h.expires_ms = now + (int64_t)conf->retention_days * 86400000LL;
 	if (proto_get_str(r->msg, "expires", expires, sizeof(expires)) == 0 &&
 	    cc_time_parse(expires, strlen(expires), &exp_ms) == 0 &&
 	    exp_ms < h.expires_ms)
 		h.expires_ms = exp_ms;
 	if (proto_subject(r->msg, &subj) == -1 ||
-	    store_subject_ps(&b->st, &subj, &h.subj) == -1)
+	    store_subject_ps(st, &subj, &h.subj) == -1)
 		return reply_error(b, r, ERR_INVALID_FIELD, "subject",
 		    "no usable identifier");
 	explicit_bzero(&subj, sizeof(subj));
@@ -116,24 +117,17 @@ handle_publish(struct broker *b, struct req *r)
 	msgpack_sbuffer_init(&frame);
 	if (queued && proto_encode(r->msg, &frame) == -1) {
 		msgpack_sbuffer_destroy(&frame);
-		return ENOMEM;
+		return STORE_NOMEM;
 	}
-	rc = store_msg_put(&b->st, r->txn, mid, &h, queued ? frame.data : NULL,
+	rc = store_msg_put(st, r->txn, mid, &h, queued ? frame.data : NULL,
 	    frame.size);
 	msgpack_sbuffer_destroy(&frame);
-	if (rc != 0 || (queued && (rc = store_msg_index(&b->st, r->txn, mid,
+	if (rc != 0 || (queued && (rc = store_msg_index(st, r->txn, mid,
 	    &h.subj, true)) != 0))
 		return rc;
-	be64_put(key, (uint64_t)h.expires_ms);
-	memcpy(key + 8, mid, 16);
-	k.mv_size = sizeof(key);
-	k.mv_data = key;
-	v.mv_size = 1;
-	v.mv_data = &phase;
-	if ((rc = mdb_put(r->txn, b->st.expiry, &k, &v, 0)) != 0)
+	if ((rc = store_expiry_put(st, r->txn, h.expires_ms, mid, 0)) != 0)
 		return rc;
-	if (h.expires_ms < b->next_sweep)
-		b->next_sweep = h.expires_ms;
+	broker_expiry_at(b, h.expires_ms);
 
 	memset(&ev, 0, sizeof(ev));
 	ev.event = EV_ACCEPTED;
@@ -142,9 +136,10 @@ handle_publish(struct broker *b, struct req *r)
 	ev.sender = sender;
 	ev.subj = &h.subj;
 	ev.cats = proto_categories_present(r->msg);
-	if ((rc = audit_append(&b->st, r->txn, &ev)) != 0)
+	ev.at_ms = now;
+	if ((rc = audit_append(st, r->txn, &ev)) != 0)
 		return rc;
-	b->count.accepted++;
+	broker_count(b, CNT_ACCEPTED);
 	if ((rc = reply_accepted(b, r, midtext)) != 0)
 		return rc;
 	/* Its recipients are sent this tree, not a decoding of the copy. */

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker.h"
+#include "handler.h"
 
 /* subscribe {types, areas} -> subscribed {types, areas} */
 int
@@ -19,8 +19,8 @@ handle_subscribe(struct broker *b, struct req *r)
 	const struct agency_conf *ac = r->from->conf;
 	const struct policy	*pol = broker_policy_of(b, r->from->cert.cn);
 	struct sub		 s;
-	msgpack_sbuffer		 sb;
-	msgpack_packer		 pk;
+	struct reply		 rp;
+	msgpack_packer		*pk;
 	char			 field[32];
 	uint32_t		 i;
 	size_t			 j;
@@ -52,24 +52,25 @@ handle_subscribe(struct broker *b, struct req *r)
 		if (ac == NULL || j == ac->nareas)
 			return reply_error(b, r, ERR_NOT_PERMITTED, field,
 			    "area not listed for this agency");
-		if (s.nareas < 32)
+		if (s.nareas < SUB_AREAS_MAX)
 			snprintf(s.areas[s.nareas++], sizeof(s.areas[0]), "%s",
 			    area);
 	}
-	if ((rc = store_sub_put(&b->st, r->txn, r->peer->id, &s)) != 0)
+	if ((rc = store_sub_put(broker_store(b), r->txn, r->peer->id,
+	    &s)) != 0)
 		return rc;
 	r->peer->sub = s;
 	r->peer->has_sub = true;
 
-	reply_start(&sb, &pk, "subscribed", 2);
-	proto_pack_cstr(&pk, "types");
-	msgpack_pack_array(&pk, __builtin_popcount(s.types));
+	reply_begin(&rp, "subscribed");
+	pk = reply_key(&rp, "types");
+	reply_check(&rp, msgpack_pack_array(pk, __builtin_popcount(s.types)));
 	for (t = 0; t < RT__COUNT; t++)
 		if (s.types & (1u << t))
-			proto_pack_cstr(&pk, cc_rtype_name(t));
-	proto_pack_cstr(&pk, "areas");
-	msgpack_pack_array(&pk, s.nareas);
+			reply_check(&rp, proto_pack_cstr(pk, cc_rtype_name(t)));
+	pk = reply_key(&rp, "areas");
+	reply_check(&rp, msgpack_pack_array(pk, s.nareas));
 	for (i = 0; i < s.nareas; i++)
-		proto_pack_cstr(&pk, s.areas[i]);
-	return reply_finish(b, r->rid, r->ridlen, &sb);
+		reply_check(&rp, proto_pack_cstr(pk, s.areas[i]));
+	return reply_send(b, r->rid, r->ridlen, &rp);
 }

@@ -5,57 +5,78 @@
 
 #include <uuid/uuid.h>
 
-#include "broker.h"
+#include "handler.h"
 
-#define TRACK_MAX	256
+static int	count_one(const char *, const struct rstate *, void *);
+static int	pack_one(const char *, const struct rstate *, void *);
+
+static int
+count_one(const char *agency, const struct rstate *rs, void *arg)
+{
+	(void)agency;
+	(void)rs;
+	(*(uint32_t *)arg)++;
+	return 0;
+}
+
+static int
+pack_one(const char *agency, const struct rstate *rs, void *arg)
+{
+	msgpack_packer	*pk = arg;
+	char		 at[32];
+	int		 rc;
+
+	cc_time_format(rs->at_ms, at);
+	rc = msgpack_pack_map(pk, rs->reason != RS_NONE ? 4 : 3);
+	rc |= proto_pack_cstr(pk, "agency");
+	rc |= proto_pack_cstr(pk, agency);
+	rc |= proto_pack_cstr(pk, "state");
+	rc |= proto_pack_cstr(pk, cc_state_name(rs->state));
+	if (rs->reason != RS_NONE) {
+		rc |= proto_pack_cstr(pk, "reason");
+		rc |= proto_pack_cstr(pk, cc_reason_name(rs->reason));
+	}
+	rc |= proto_pack_cstr(pk, "at");
+	rc |= proto_pack_cstr(pk, at);
+	return rc == 0 ? 0 : STORE_NOMEM;
+}
 
 /* track {mid} -> status {mid, recipients: [{agency, state, reason, at}]} */
 int
 handle_track(struct broker *b, struct req *r)
 {
-	static char	 ag[TRACK_MAX][CC_ID_MAX + 1];
-	static struct rstate rs[TRACK_MAX];
+	struct store	*st = broker_store(b);
 	struct msg_hdr	 h;
-	msgpack_sbuffer	 sb;
-	msgpack_packer	 pk;
+	struct reply	 rp;
+	msgpack_packer	*pk;
 	uint8_t		 mid[16];
-	char		 text[40], at[32];
-	int		 i, n, rc;
+	uint32_t	 n = 0;
+	char		 text[40];
+	int		 rc;
 
 	if (proto_get_str(r->msg, "mid", text, sizeof(text)) == -1 ||
 	    uuid_parse(text, mid) == -1)
 		return reply_error(b, r, ERR_INVALID_FIELD, "mid",
 		    "not a UUID");
-	rc = store_msg_get(&b->st, r->txn, mid, &h, NULL);
+	rc = store_msg_get(st, r->txn, mid, &h, NULL);
 	/* Only the sender may see where its message went. */
-	if (rc == MDB_NOTFOUND || (rc == 0 && strcmp(h.sender,
+	if (rc == STORE_NOTFOUND || (rc == 0 && strcmp(h.sender,
 	    r->from->cert.cn) != 0))
 		return reply_error(b, r, ERR_INVALID_FIELD, "mid",
 		    "no message with this mid from this agency");
 	if (rc != 0)
 		return rc;
-	if ((n = store_rstates(&b->st, r->txn, mid, ag, rs, TRACK_MAX)) < 0)
-		return MDB_CORRUPTED;
+	/* Counted first: the array's header comes before its items. */
+	if ((rc = store_rstates(st, r->txn, mid, count_one, &n)) != 0)
+		return rc;
 	uuid_unparse_lower(mid, text);
-
-	reply_start(&sb, &pk, "status", 2);
-	proto_pack_cstr(&pk, "mid");
-	proto_pack_cstr(&pk, text);
-	proto_pack_cstr(&pk, "recipients");
-	msgpack_pack_array(&pk, n);
-	for (i = 0; i < n; i++) {
-		msgpack_pack_map(&pk, rs[i].reason != RS_NONE ? 4 : 3);
-		proto_pack_cstr(&pk, "agency");
-		proto_pack_cstr(&pk, ag[i]);
-		proto_pack_cstr(&pk, "state");
-		proto_pack_cstr(&pk, cc_state_name(rs[i].state));
-		if (rs[i].reason != RS_NONE) {
-			proto_pack_cstr(&pk, "reason");
-			proto_pack_cstr(&pk, cc_reason_name(rs[i].reason));
-		}
-		proto_pack_cstr(&pk, "at");
-		cc_time_format(rs[i].at_ms, at);
-		proto_pack_cstr(&pk, at);
+	reply_begin(&rp, "status");
+	reply_str(&rp, "mid", text);
+	pk = reply_key(&rp, "recipients");
+	reply_check(&rp, msgpack_pack_array(pk, n));
+	if ((rc = store_rstates(st, r->txn, mid, pack_one, pk)) != 0) {
+		reply_discard(&rp);
+		return rc;
 	}
-	return reply_finish(b, r->rid, r->ridlen, &sb);
+	return reply_send(b, r->rid, r->ridlen, &rp);
 }

@@ -17,26 +17,33 @@
 #include <uuid/uuid.h>
 
 #include "audit.h"
-#include "broker.h"
+#include "bytes.h"
 #include "igcmd.h"
 #include "log.h"
 #include "store.h"
 
-static void	open_store(const struct broker_conf *, struct store *);
+static struct store *open_store(const struct broker_conf *);
 static json_t	*mp_to_json(const msgpack_object *);
 static json_t	*mp_get(const msgpack_object *, const char *);
 static json_t	*entry_json(const msgpack_object *);
-static void	hexstr(const uint8_t *, size_t, char *);
 static int	print_json(json_t *);
+static int	subject_entry(uint64_t, const void *, size_t, void *);
+static int	collect_cid(const struct consent *, void *);
+static json_t	*consent_json(struct store *, struct consent *, int64_t);
+static int	stats_online(const char *, void *);
+static int	stats_queue(const char *, uint64_t, const struct qent *,
+		    void *);
 
-static void
-open_store(const struct broker_conf *c, struct store *st)
+static struct store *
+open_store(const struct broker_conf *c)
 {
-	char	err[512];
+	struct store	*st;
+	char		 err[512];
 
-	if (store_open(st, c->data, c->map_size_mb, true, err,
+	if (store_open(&st, c->data, c->map_size_mb, true, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
+	return st;
 }
 
 static int
@@ -48,19 +55,6 @@ print_json(json_t *j)
 	fputc('\n', stdout);
 	json_decref(j);
 	return rc == 0 && fflush(stdout) == 0 ? 0 : 1;
-}
-
-static void
-hexstr(const uint8_t *p, size_t n, char *out)
-{
-	static const char	hex[] = "0123456789abcdef";
-	size_t			i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hex[p[i] >> 4];
-		out[2 * i + 1] = hex[p[i] & 15];
-	}
-	out[2 * n] = '\0';
 }
 
 static json_t *
@@ -122,13 +116,13 @@ entry_json(const msgpack_object *map)
 int
 ig_audit_verify(const struct broker_conf *c)
 {
-	struct store	st;
-	uint64_t	count = 0, bad = 0;
-	char		why[256];
-	int		rc;
+	struct store	*st;
+	uint64_t	 count = 0, bad = 0;
+	char		 why[256];
+	int		 rc;
 
-	open_store(c, &st);
-	rc = audit_verify(&st, &count, &bad, why, sizeof(why));
+	st = open_store(c);
+	rc = audit_verify(st, &count, &bad, why, sizeof(why));
 	store_close(&st);
 	if (rc == 0) {
 		printf("audit intact: %llu entries\n",
@@ -144,6 +138,166 @@ ig_audit_verify(const struct broker_conf *c)
 	return 2;
 }
 
+/* The walk of the audit for one subject's report. */
+struct subject_walk {
+	const char	*hex;		/* the pseudonym looked for */
+	json_t		*disc, *with;
+};
+
+/* One audit entry: a disclosure or a withholding about the subject? */
+static int
+subject_entry(uint64_t seq, const void *data, size_t len, void *arg)
+{
+	struct subject_walk	*w = arg;
+	msgpack_unpacked	 up;
+	size_t			 off = 0, j;
+	json_t			*e, *subjs, *out, *ev;
+	bool			 match = false;
+	char			 at[32];
+
+	(void)seq;
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, data, len, &off) !=
+	    MSGPACK_UNPACK_SUCCESS) {
+		msgpack_unpacked_destroy(&up);
+		return 0;
+	}
+	e = entry_json(&up.data);
+	msgpack_unpacked_destroy(&up);
+	if (e == NULL)
+		return STORE_NOMEM;
+	subjs = json_object_get(e, "subject");
+	for (j = 0; j < json_array_size(subjs) && !match; j++)
+		match = json_is_string(json_array_get(subjs, j)) &&
+		    strcmp(json_string_value(json_array_get(subjs, j)),
+		    w->hex) == 0;
+	ev = json_object_get(e, "ev");
+	if (!match || !json_is_string(ev)) {
+		json_decref(e);
+		return 0;
+	}
+	if ((out = json_object()) == NULL) {
+		json_decref(e);
+		return STORE_NOMEM;
+	}
+	if (json_is_integer(json_object_get(e, "t"))) {
+		cc_time_format(json_integer_value(json_object_get(e, "t")), at);
+		/* Whole seconds, as the report has always given them. */
+		strcpy(at + 19, "Z");
+		json_object_set_new(out, "time", json_string(at));
+	}
+	json_object_set(out, "mid", json_object_get(e, "id"));
+	json_object_set(out, "type", json_object_get(e, "type"));
+	json_object_set(out, "sender", json_object_get(e, "sender"));
+	json_object_set(out, "recipient", json_object_get(e, "recipient"));
+	if (strcmp(json_string_value(ev), "delivered") == 0) {
+		json_object_set(out, "categories", json_object_get(e, "cats"));
+		json_object_set(out, "consent", json_object_get(e, "consent"));
+		if (json_array_append_new(w->disc, out) != 0)
+			goto nomem;
+	} else if (strcmp(json_string_value(ev), "withheld") == 0) {
+		json_object_set(out, "reason", json_object_get(e, "reason"));
+		if (json_array_append_new(w->with, out) != 0)
+			goto nomem;
+	} else
+		json_decref(out);
+	json_decref(e);
+	return 0;
+nomem:
+	json_decref(e);
+	return STORE_NOMEM;
+}
+
+/* The cids of the subject's consents, gathered first. */
+struct cids {
+	uint8_t	(*cid)[16];
+	size_t	 n, cap;
+};
+
+static int
+collect_cid(const struct consent *c, void *arg)
+{
+	struct cids	*l = arg;
+
+	if (l->n == l->cap) {
+		size_t	 cap = l->cap ? l->cap * 2 : 16;
+		void	*p = reallocarray(l->cid, cap, sizeof(*l->cid));
+
+		if (p == NULL)
+			return STORE_NOMEM;
+		l->cid = p;
+		l->cap = cap;
+	}
+	memcpy(l->cid[l->n++], c->cid, 16);
+	return 0;
+}
+
+/* One consent of the report, with its history and evidence. */
+static json_t *
+consent_json(struct store *st, struct consent *c, int64_t now)
+{
+	static const char *const state[CS__COUNT] = { "active",
+	    "withdrawn", "refused", "superseded" };
+	msgpack_unpacked	 up;
+	const msgpack_object	*grant = NULL, *hist = NULL;
+	json_t			*o, *h;
+	uint8_t			*raw;
+	size_t			 len, off = 0;
+	char			 cid[37];
+	uint32_t		 j;
+
+	if ((o = json_object()) == NULL)
+		return NULL;
+	uuid_unparse_lower(c->cid, cid);
+	json_object_set_new(o, "cid", json_string(cid));
+	json_object_set_new(o, "recorded_by", json_string(c->h.recorded_by));
+	msgpack_unpacked_init(&up);
+	raw = store_consent_history(st, c, &len);
+	if (raw != NULL && msgpack_unpack_next(&up, (char *)raw, len,
+	    &off) == MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_MAP) {
+		for (j = 0; j < up.data.via.map.size; j++) {
+			const msgpack_object_kv *kv = &up.data.via.map.ptr[j];
+
+			if (kv->key.type != MSGPACK_OBJECT_STR)
+				continue;
+			if (kv->key.via.str.size == 5 &&
+			    !memcmp(kv->key.via.str.ptr, "grant", 5))
+				grant = &kv->val;
+			if (kv->key.via.str.size == 7 &&
+			    !memcmp(kv->key.via.str.ptr, "history", 7))
+				hist = &kv->val;
+		}
+	} else
+		log_warnx("consent %s: history cannot be opened", cid);
+	json_object_set_new(o, "recipients", mp_get(grant, "recipients"));
+	json_object_set_new(o, "purposes", mp_get(grant, "purposes"));
+	json_object_set_new(o, "categories", mp_get(grant, "categories"));
+	json_object_set_new(o, "deny", mp_get(grant, "deny"));
+	json_object_set_new(o, "explicit", json_boolean(c->h.explicit_));
+	json_object_set_new(o, "valid_from", mp_get(grant, "valid_from"));
+	json_object_set_new(o, "valid_until", mp_get(grant, "valid_until"));
+	/* A consent past its period is reported as expired. */
+	json_object_set_new(o, "state", json_string(
+	    c->h.state == CS_ACTIVE && c->h.until_ms <= now ? "expired" :
+	    c->h.state < CS__COUNT ? state[c->h.state] : "?"));
+	h = mp_to_json(hist);
+	json_object_set_new(o, "history", h);
+	/* The evidence the consent rests on: of the latest grant, or of the
+	 * refusal. */
+	if (grant != NULL)
+		json_object_set_new(o, "evidence", mp_get(grant, "evidence"));
+	else if (json_array_size(h) > 0)
+		json_object_set(o, "evidence", json_object_get(
+		    json_array_get(h, json_array_size(h) - 1), "evidence"));
+	msgpack_unpacked_destroy(&up);
+	if (raw != NULL) {
+		explicit_bzero(raw, len);
+		free(raw);
+	}
+	return o;
+}
+
 /*
  * The subject access report: every disclosure and withholding recorded in
  * the audit about this person (matched by pseudonym), and the full history
@@ -153,17 +307,18 @@ int
 ig_audit_subject(const struct broker_conf *c, const char *scheme,
     const char *value)
 {
-	struct store		 st;
+	struct store		*st;
+	struct store_txn	*txn;
 	struct cc_subject	 subj;
 	struct subject_ps	 ps;
-	struct consent		 cs[64];
-	MDB_txn			*txn;
-	MDB_cursor		*cur;
-	MDB_val			 k, v;
-	json_t			*rep, *disc, *with, *cons, *js;
+	struct subject_walk	 w;
+	struct cids		 all = { NULL, 0, 0 };
+	struct consent		 cs;
+	json_t			*rep, *cons, *js, *o;
 	char			 hex[2 * PSEUDO_LEN + 1];
 	int64_t			 now = cc_time_now_ms();
-	int			 i, n, s;
+	size_t			 i;
+	int			 s, rc;
 
 	memset(&subj, 0, sizeof(subj));
 	if (strcmp(scheme, "pnc") == 0) {
@@ -186,245 +341,119 @@ ig_audit_subject(const struct broker_conf *c, const char *scheme,
 		snprintf(subj.crn, sizeof(subj.crn), "%s", value);
 		s = SCHEME_CRN;
 	}
-	open_store(c, &st);
-	if (store_subject_ps(&st, &subj, &ps) == -1)
+	st = open_store(c);
+	if (store_subject_ps(st, &subj, &ps) == -1)
 		fatalx("cannot compute the subject's pseudonym");
-	hexstr(ps.id[s], PSEUDO_LEN, hex);
-	if (store_begin(&st, false, &txn) != 0)
+	cc_hex(ps.id[s], PSEUDO_LEN, hex);
+	if (store_begin(st, false, &txn) != 0)
 		fatalx("%s: cannot read the store", c->data);
 
-	rep = json_object();
-	js = json_object();
+	if ((rep = json_object()) == NULL || (js = json_object()) == NULL ||
+	    (w.disc = json_array()) == NULL || (w.with = json_array()) == NULL ||
+	    (cons = json_array()) == NULL)
+		fatalx("out of memory");
 	json_object_set_new(js, scheme, json_string(s == SCHEME_PNC ?
 	    subj.pnc : value));
 	json_object_set_new(rep, "subject", js);
-	disc = json_array();
-	with = json_array();
-	if (mdb_cursor_open(txn, st.audit, &cur) != 0)
-		fatalx("cannot read the audit");
-	while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
-		msgpack_unpacked up;
-		size_t		 off = 0;
-		json_t		*e, *subjs, *out, *ev;
-		size_t		 j;
-		bool		 match = false;
+	w.hex = hex;
+	if ((rc = store_audit_each(st, txn, 0, subject_entry, &w)) != 0)
+		fatalx("cannot read the audit: %s", store_strerror(rc));
+	json_object_set_new(rep, "disclosures", w.disc);
+	json_object_set_new(rep, "withheld", w.with);
 
-		msgpack_unpacked_init(&up);
-		if (msgpack_unpack_next(&up, v.mv_data, v.mv_size, &off) !=
-		    MSGPACK_UNPACK_SUCCESS) {
-			msgpack_unpacked_destroy(&up);
-			continue;
-		}
-		e = entry_json(&up.data);
-		msgpack_unpacked_destroy(&up);
-		subjs = json_object_get(e, "subject");
-		for (j = 0; j < json_array_size(subjs) && !match; j++)
-			match = json_is_string(json_array_get(subjs, j)) &&
-			    strcmp(json_string_value(json_array_get(subjs, j)),
-			    hex) == 0;
-		ev = json_object_get(e, "ev");
-		if (!match || !json_is_string(ev)) {
-			json_decref(e);
-			continue;
-		}
-		out = json_object();
-		if (json_is_integer(json_object_get(e, "t"))) {
-			char at[32];
-			int64_t ms = json_integer_value(json_object_get(e,
-			    "t"));
-			time_t t = (time_t)(ms / 1000);
-			struct tm tm;
-
-			gmtime_r(&t, &tm);
-			strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
-			json_object_set_new(out, "time", json_string(at));
-		}
-		json_object_set(out, "mid", json_object_get(e, "id"));
-		json_object_set(out, "type", json_object_get(e, "type"));
-		json_object_set(out, "sender", json_object_get(e, "sender"));
-		json_object_set(out, "recipient",
-		    json_object_get(e, "recipient"));
-		if (strcmp(json_string_value(ev), "delivered") == 0) {
-			json_object_set(out, "categories",
-			    json_object_get(e, "cats"));
-			json_object_set(out, "consent",
-			    json_object_get(e, "consent"));
-			json_array_append_new(disc, out);
-		} else if (strcmp(json_string_value(ev), "withheld") == 0) {
-			json_object_set(out, "reason",
-			    json_object_get(e, "reason"));
-			json_array_append_new(with, out);
-		} else
-			json_decref(out);
-		json_decref(e);
-	}
-	mdb_cursor_close(cur);
-	json_object_set_new(rep, "disclosures", disc);
-	json_object_set_new(rep, "withheld", with);
-
-	cons = json_array();
-	if ((n = store_consents_of(&st, txn, &ps, cs, 64)) < 0)
-		fatalx("cannot read consents");
-	for (i = 0; i < n; i++) {
-		static const char *const state[CS__COUNT] = { "active",
-		    "withdrawn", "refused", "superseded" };
-		msgpack_unpacked	 up;
-		const msgpack_object	*grant = NULL, *hist = NULL;
-		json_t			*o = json_object(), *h;
-		uint8_t			*raw;
-		size_t			 len, off = 0;
-		char			 cid[37];
-		uint32_t		 j;
-
+	if ((rc = store_consents_of(st, txn, &ps, collect_cid, &all)) != 0)
+		fatalx("cannot read consents: %s", store_strerror(rc));
+	for (i = 0; i < all.n; i++) {
 		/* The decision view has no seal: read the whole record. */
-		if (store_consent_get(&st, txn, cs[i].cid, &cs[i]) != 0)
-			fatalx("cannot read a consent");
-		uuid_unparse_lower(cs[i].cid, cid);
-		json_object_set_new(o, "cid", json_string(cid));
-		json_object_set_new(o, "recorded_by",
-		    json_string(cs[i].h.recorded_by));
-		msgpack_unpacked_init(&up);
-		raw = store_consent_history(&st, &cs[i], &len);
-		if (raw != NULL && msgpack_unpack_next(&up, (char *)raw, len,
-		    &off) == MSGPACK_UNPACK_SUCCESS &&
-		    up.data.type == MSGPACK_OBJECT_MAP) {
-			for (j = 0; j < up.data.via.map.size; j++) {
-				const msgpack_object_kv *kv =
-				    &up.data.via.map.ptr[j];
-
-				if (kv->key.via.str.size == 5 &&
-				    !memcmp(kv->key.via.str.ptr, "grant", 5))
-					grant = &kv->val;
-				if (kv->key.via.str.size == 7 &&
-				    !memcmp(kv->key.via.str.ptr, "history", 7))
-					hist = &kv->val;
-			}
-		}
-		json_object_set_new(o, "recipients", mp_get(grant,
-		    "recipients"));
-		json_object_set_new(o, "purposes", mp_get(grant, "purposes"));
-		json_object_set_new(o, "categories", mp_get(grant,
-		    "categories"));
-		json_object_set_new(o, "deny", mp_get(grant, "deny"));
-		json_object_set_new(o, "explicit", json_boolean(
-		    cs[i].h.explicit_));
-		json_object_set_new(o, "valid_from", mp_get(grant,
-		    "valid_from"));
-		json_object_set_new(o, "valid_until", mp_get(grant,
-		    "valid_until"));
-		/* A consent past its period is reported as expired. */
-		json_object_set_new(o, "state", json_string(
-		    cs[i].h.state == CS_ACTIVE && cs[i].h.until_ms <= now ?
-		    "expired" : cs[i].h.state < CS__COUNT ?
-		    state[cs[i].h.state] : "?"));
-		h = mp_to_json(hist);
-		json_object_set_new(o, "history", h);
-		/* The evidence the consent rests on: of the latest grant, or
-		 * of the refusal. */
-		if (grant != NULL)
-			json_object_set_new(o, "evidence", mp_get(grant,
-			    "evidence"));
-		else if (json_array_size(h) > 0)
-			json_object_set(o, "evidence", json_object_get(
-			    json_array_get(h, json_array_size(h) - 1),
-			    "evidence"));
-		json_array_append_new(cons, o);
-		msgpack_unpacked_destroy(&up);
-		if (raw != NULL) {
-			explicit_bzero(raw, len);
-			free(raw);
-		}
+		if ((rc = store_consent_get(st, txn, all.cid[i], &cs)) != 0)
+			fatalx("cannot read a consent: %s", store_strerror(rc));
+		if ((o = consent_json(st, &cs, now)) == NULL ||
+		    json_array_append_new(cons, o) != 0)
+			fatalx("out of memory");
 	}
+	free(all.cid);
 	json_object_set_new(rep, "consents", cons);
-	mdb_txn_abort(txn);
+	store_abort(txn);
 	store_close(&st);
 	return print_json(rep);
+}
+
+static int
+stats_online(const char *agency, void *arg)
+{
+	return json_array_append_new(arg, json_string(agency)) == 0 ? 0 :
+	    STORE_NOMEM;
+}
+
+/* The walk of the queues for stats. */
+struct stats_walk {
+	json_t	*queues;
+	int64_t	 now;
+};
+
+static int
+stats_queue(const char *agency, uint64_t dseq, const struct qent *q,
+    void *arg)
+{
+	struct stats_walk	*w = arg;
+	json_t			*e;
+	int64_t			 age = (w->now - q->at_ms) / 1000;
+
+	(void)dseq;
+	if ((e = json_object_get(w->queues, agency)) == NULL) {
+		if ((e = json_object()) == NULL ||
+		    json_object_set_new(w->queues, agency, e) != 0)
+			return STORE_NOMEM;
+		json_object_set_new(e, "depth", json_integer(0));
+		json_object_set_new(e, "oldest_age_s", json_integer(age));
+	}
+	json_object_set_new(e, "depth", json_integer(
+	    json_integer_value(json_object_get(e, "depth")) + 1));
+	if (age > json_integer_value(json_object_get(e, "oldest_age_s")))
+		json_object_set_new(e, "oldest_age_s", json_integer(age));
+	return 0;
 }
 
 int
 ig_stats(const struct broker_conf *c)
 {
-	struct store	 st;
-	MDB_txn		*txn;
-	MDB_cursor	*cur;
-	MDB_val		 k, v;
-	json_t		*rep, *conns, *queues, *out, *store;
-	struct saved_counters cnt;
-	size_t		 used = 0, map = 0;
-	int64_t		 now = cc_time_now_ms();
-	const char	*p, *end;
+	struct store		*st;
+	struct store_txn	*txn;
+	struct store_counters	 cnt;
+	struct stats_walk	 w;
+	json_t			*rep, *conns, *out, *store;
+	size_t			 used = 0, map = 0;
+	int			 rc;
 
-	open_store(c, &st);
-	if (store_begin(&st, false, &txn) != 0)
+	st = open_store(c);
+	if (store_begin(st, false, &txn) != 0)
 		fatalx("%s: cannot read the store", c->data);
-	rep = json_object();
-	conns = json_array();
-	k.mv_size = 6;
-	k.mv_data = "online";
-	if (mdb_get(txn, st.meta, &k, &v) == 0) {
-		p = v.mv_data;
-		end = p + v.mv_size;
-		while (p < end) {
-			size_t l = strnlen(p, (size_t)(end - p));
-
-			json_array_append_new(conns, json_stringn(p, l));
-			p += l + 1;
-		}
-	}
+	if ((rep = json_object()) == NULL || (conns = json_array()) == NULL ||
+	    (w.queues = json_object()) == NULL || (out = json_object()) == NULL ||
+	    (store = json_object()) == NULL)
+		fatalx("out of memory");
+	w.now = cc_time_now_ms();
+	if ((rc = store_online_each(st, txn, stats_online, conns)) != 0)
+		fatalx("cannot read who is online: %s", store_strerror(rc));
 	json_object_set_new(rep, "connections", conns);
-
 	/* Queue depth and oldest entry per agency, in one pass. */
-	queues = json_object();
-	if (mdb_cursor_open(txn, st.queue, &cur) != 0)
-		fatalx("cannot read queues");
-	while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
-		char		 ag[CC_ID_MAX + 1];
-		uint64_t	 dseq;
-		struct qent	 q;
-		json_t		*e;
-		int64_t		 age;
-
-		if (qkey_split(&k, ag, sizeof(ag), &dseq) == -1 ||
-		    v.mv_size != sizeof(q))
-			continue;
-		memcpy(&q, v.mv_data, sizeof(q));
-		age = (now - q.at_ms) / 1000;
-		if ((e = json_object_get(queues, ag)) == NULL) {
-			e = json_object();
-			json_object_set_new(e, "depth", json_integer(0));
-			json_object_set_new(e, "oldest_age_s",
-			    json_integer(age));
-			json_object_set_new(queues, ag, e);
-		}
-		json_object_set_new(e, "depth", json_integer(
-		    json_integer_value(json_object_get(e, "depth")) + 1));
-		if (age > json_integer_value(json_object_get(e,
-		    "oldest_age_s")))
-			json_object_set_new(e, "oldest_age_s",
-			    json_integer(age));
-	}
-	mdb_cursor_close(cur);
-	json_object_set_new(rep, "queues", queues);
-
-	memset(&cnt, 0, sizeof(cnt));
-	k.mv_size = 8;
-	k.mv_data = "counters";
-	if (mdb_get(txn, st.meta, &k, &v) == 0 && v.mv_size == sizeof(cnt))
-		memcpy(&cnt, v.mv_data, sizeof(cnt));
-	mdb_txn_abort(txn);
-	out = json_object();
-	json_object_set_new(out, "accepted", json_integer(cnt.c.accepted));
-	json_object_set_new(out, "delivered", json_integer(cnt.c.delivered));
-	json_object_set_new(out, "withheld", json_integer(cnt.c.withheld));
-	json_object_set_new(out, "purged", json_integer(cnt.c.purged));
-	json_object_set_new(out, "expired", json_integer(cnt.c.expired));
+	if ((rc = store_queues_each(st, txn, stats_queue, &w)) != 0)
+		fatalx("cannot read queues: %s", store_strerror(rc));
+	json_object_set_new(rep, "queues", w.queues);
+	if ((rc = store_counters_get(st, txn, &cnt)) != 0)
+		fatalx("cannot read the counters: %s", store_strerror(rc));
+	store_abort(txn);
+	json_object_set_new(out, "accepted", json_integer(cnt.accepted));
+	json_object_set_new(out, "delivered", json_integer(cnt.delivered));
+	json_object_set_new(out, "withheld", json_integer(cnt.withheld));
+	json_object_set_new(out, "purged", json_integer(cnt.purged));
+	json_object_set_new(out, "expired", json_integer(cnt.expired));
 	json_object_set_new(out, "refused_connections",
 	    json_integer(cnt.refused));
-	json_object_set_new(out, "rejected_inputs", json_integer(cnt.c.rejected));
+	json_object_set_new(out, "rejected_inputs", json_integer(cnt.rejected));
 	json_object_set_new(rep, "outcomes", out);
-	if (store_usage(&st, &used, &map) != 0)
+	if (store_usage(st, &used, &map) != 0)
 		fatalx("cannot measure the store");
-	store = json_object();
 	json_object_set_new(store, "used_bytes", json_integer(used));
 	json_object_set_new(store, "map_bytes", json_integer(map));
 	json_object_set_new(rep, "store", store);
@@ -440,16 +469,14 @@ ig_stats(const struct broker_conf *c)
 int
 ig_backup(const struct broker_conf *c, const char *dir, bool with_key)
 {
-	struct store	st;
-	char		src[PATH_MAX + 32], dst[PATH_MAX + 32], buf[SEAL_KEYLEN];
+	struct store	*st;
+	char		 src[PATH_MAX + 32], dst[PATH_MAX + 32];
+	char		 buf[SEAL_KEYLEN], err[512];
 	FILE		*in, *outf;
-	int		rc;
 
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST)
-		fatal("%s", dir);
-	open_store(c, &st);
-	if ((rc = mdb_env_copy2(st.env, dir, MDB_CP_COMPACT)) != 0)
-		fatalx("backup to %s: %s", dir, mdb_strerror(rc));
+	st = open_store(c);
+	if (store_backup(st, dir, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	store_close(&st);
 	if (with_key) {
 		snprintf(src, sizeof(src), "%s/%s", c->data, SEAL_KEYFILE);

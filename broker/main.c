@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "broker_impl.h"
 #include "igcmd.h"
 #include "log.h"
 

@@ -9,23 +9,24 @@
  */
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <uuid/uuid.h>
 
-#include <errno.h>
-
-#include "broker.h"
 #include "log.h"
+#include "route.h"
 
-#define RECHECK_MAX	4096	/* messages re-decided per consent change */
+#define SWEEP_TURN_MAX	256	/* expiry entries handled per turn */
 
 static bool	sub_matches(const struct sub *, int rtype, const char *area);
-static int	route_one(struct broker *, MDB_txn *, const uint8_t mid[16],
-		    const char *midtext, cc_catset present,
-		    const char *sender, const struct msg_hdr *,
-		    const char *recipient, bool *queued);
+static int	route_one(struct broker *, struct store_txn *,
+		    const uint8_t mid[16], const char *midtext,
+		    cc_catset present, const char *sender,
+		    const struct msg_hdr *, const char *recipient,
+		    bool *queued);
+static int	recheck_msg(const uint8_t mid[16], void *);
+static int	recheck_one(const struct queued *, void *);
+static int	expire_one(const struct queued *, void *);
 
 static bool
 sub_matches(const struct sub *s, int rtype, const char *area)
@@ -34,17 +35,18 @@ sub_matches(const struct sub *s, int rtype, const char *area)
 
 	if (!(s->types & (1u << rtype)))
 		return false;
-	for (i = 0; i < s->nareas && i < 32; i++)
+	for (i = 0; i < s->nareas && i < SUB_AREAS_MAX; i++)
 		if (strcmp(s->areas[i], area) == 0)
 			return true;
 	return false;
 }
 
 int
-route_receipt(struct broker *b, MDB_txn *txn, const char *sender,
+route_receipt(struct broker *b, struct store_txn *txn, const char *sender,
     const uint8_t mid[16], const char *recipient, enum cc_state state,
     enum cc_reason reason)
 {
+	struct store	*st = broker_store(b);
 	struct qent	 q;
 	struct peer	*p;
 	uint64_t	 dseq;
@@ -55,10 +57,10 @@ route_receipt(struct broker *b, MDB_txn *txn, const char *sender,
 	q.state = state;
 	q.reason = reason;
 	memcpy(q.mid, mid, 16);
-	q.at_ms = b->now;
+	q.at_ms = broker_now(b);
 	snprintf(q.agency, sizeof(q.agency), "%s", recipient);
-	if ((rc = store_next_dseq(&b->st, txn, &dseq)) != 0 ||
-	    (rc = store_queue_put(&b->st, txn, sender, dseq, &q)) != 0)
+	if ((rc = store_next_dseq(st, txn, &dseq)) != 0 ||
+	    (rc = store_queue_put(st, txn, sender, dseq, &q)) != 0)
 		return rc;
 	if ((p = broker_peer(b, sender)) != NULL)
 		p->dirty = true;
@@ -68,10 +70,11 @@ route_receipt(struct broker *b, MDB_txn *txn, const char *sender,
 /* Decide for one recipient: queue it, or record why it was withheld.
  * `present` is the categories the message carries. */
 static int
-route_one(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
+route_one(struct broker *b, struct store_txn *txn, const uint8_t mid[16],
     const char *midtext, cc_catset present, const char *sender,
     const struct msg_hdr *h, const char *recipient, bool *queued)
 {
+	struct store	*st = broker_store(b);
 	struct decision	 d;
 	struct qent	 q;
 	struct rstate	 rs;
@@ -79,28 +82,29 @@ route_one(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
 	struct peer	*p;
 	int		 rc;
 
-	decide(&b->st, txn, &h->subj, h->purpose, recipient,
-	    broker_policy_of(b, recipient), b->now, &d);
+	decide(st, txn, &h->subj, h->purpose, recipient,
+	    broker_policy_of(b, recipient), broker_now(b), &d);
 	memset(&rs, 0, sizeof(rs));
-	rs.at_ms = b->now;
+	rs.at_ms = broker_now(b);
 	memset(&ev, 0, sizeof(ev));
 	ev.id = midtext;
 	ev.type = cc_rtype_name(h->rtype);
 	ev.sender = sender;
 	ev.recipient = recipient;
 	ev.subj = &h->subj;
+	ev.at_ms = broker_now(b);
 	if (!d.permit) {
 		rs.state = ST_WITHHELD;
 		rs.reason = d.reason;
 		ev.event = EV_WITHHELD;
 		ev.reason = cc_reason_name(d.reason);
-		b->count.withheld++;
-		if ((rc = store_rstate_put(&b->st, txn, mid, recipient,
+		broker_count(b, CNT_WITHHELD);
+		if ((rc = store_rstate_put(st, txn, mid, recipient,
 		    &rs)) != 0 ||
 		    (rc = route_receipt(b, txn, sender, mid, recipient,
 		    ST_WITHHELD, d.reason)) != 0)
 			return rc;
-		return audit_append(&b->st, txn, &ev);
+		return audit_append(st, txn, &ev);
 	}
 	/* What the recipient gets now; deliver.c rewrites it only if the
 	 * decision changes before it is sent. */
@@ -111,11 +115,11 @@ route_one(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
 	q.version = d.version;
 	memcpy(q.cid, d.cid, 16);
 	memcpy(q.mid, mid, 16);
-	q.at_ms = b->now;
+	q.at_ms = broker_now(b);
 	rs.state = ST_QUEUED;
-	if ((rc = store_next_dseq(&b->st, txn, &rs.dseq)) != 0 ||
-	    (rc = store_queue_put(&b->st, txn, recipient, rs.dseq, &q)) != 0 ||
-	    (rc = store_rstate_put(&b->st, txn, mid, recipient, &rs)) != 0)
+	if ((rc = store_next_dseq(st, txn, &rs.dseq)) != 0 ||
+	    (rc = store_queue_put(st, txn, recipient, rs.dseq, &q)) != 0 ||
+	    (rc = store_rstate_put(st, txn, mid, recipient, &rs)) != 0)
 		return rc;
 	if ((p = broker_peer(b, recipient)) != NULL)
 		p->dirty = true;
@@ -124,15 +128,16 @@ route_one(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
 }
 
 int
-route_publish(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
+route_publish(struct broker *b, struct store_txn *txn, const uint8_t mid[16],
     const char *midtext, const struct cc_msg *m, const char *sender,
     const struct msg_hdr *h, bool *queued)
 {
 	const msgpack_object	*to = proto_get(m, "to");
 	cc_catset		 present = proto_categories_present(m);
 	char			 area[CONF_AREA_LEN], id[CC_ID_MAX + 1];
+	struct peer		*peers;
 	uint32_t		 i, j;
-	size_t			 k;
+	size_t			 k, npeer;
 	int			 rc;
 
 	if (to != NULL && to->type == MSGPACK_OBJECT_ARRAY) {
@@ -155,22 +160,23 @@ route_publish(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
 			}
 			if (j < i)
 				continue;
-			if ((rc = route_one(b, txn, mid, midtext, present, sender, h,
-			    id, queued)) != 0)
+			if ((rc = route_one(b, txn, mid, midtext, present,
+			    sender, h, id, queued)) != 0)
 				return rc;
 		}
 	} else if (h->rtype != RT_HANDOVER && h->rtype != RT_REFERRAL) {
 		if (proto_get_str(m, "area", area, sizeof(area)) == -1)
 			return 0;
 		/* Subscriptions only nominate; decide() rules each one. */
-		for (k = 0; k < b->npeer; k++) {
-			struct peer *p = &b->peer[k];
+		peers = broker_peers(b, &npeer);
+		for (k = 0; k < npeer; k++) {
+			struct peer *p = &peers[k];
 
 			if (!p->has_sub || strcmp(p->id, sender) == 0 ||
 			    !sub_matches(&p->sub, h->rtype, area))
 				continue;
-			if ((rc = route_one(b, txn, mid, midtext, present, sender, h,
-			    p->id, queued)) != 0)
+			if ((rc = route_one(b, txn, mid, midtext, present,
+			    sender, h, p->id, queued)) != 0)
 				return rc;
 		}
 	}
@@ -182,9 +188,11 @@ route_publish(struct broker *b, MDB_txn *txn, const uint8_t mid[16],
  * receipt, the audit an entry, and the payload goes once nobody waits.
  */
 int
-route_drop(struct broker *b, MDB_txn *txn, const char *agency, uint64_t dseq,
-    const struct qent *q, enum cc_state state, enum cc_reason reason)
+route_drop(struct broker *b, struct store_txn *txn, const char *agency,
+    uint64_t dseq, const struct qent *q, enum cc_state state,
+    enum cc_reason reason)
 {
+	struct store	*st = broker_store(b);
 	struct msg_hdr	 h;
 	struct rstate	 rs;
 	struct audit_ev	 ev;
@@ -192,15 +200,15 @@ route_drop(struct broker *b, MDB_txn *txn, const char *agency, uint64_t dseq,
 	char		 midtext[37];
 	int		 rc;
 
-	if ((rc = store_msg_get(&b->st, txn, q->mid, &h, NULL)) != 0)
+	if ((rc = store_msg_get(st, txn, q->mid, &h, NULL)) != 0)
 		return rc;
-	if ((rc = store_queue_del(&b->st, txn, agency, dseq)) != 0)
+	if ((rc = store_queue_del(st, txn, agency, dseq)) != 0)
 		return rc;
 	memset(&rs, 0, sizeof(rs));
 	rs.state = state;
 	rs.reason = reason;
-	rs.at_ms = b->now;
-	if ((rc = store_rstate_put(&b->st, txn, q->mid, agency, &rs)) != 0 ||
+	rs.at_ms = broker_now(b);
+	if ((rc = store_rstate_put(st, txn, q->mid, agency, &rs)) != 0 ||
 	    (rc = route_receipt(b, txn, h.sender, q->mid, agency, state,
 	    reason)) != 0)
 		return rc;
@@ -213,17 +221,54 @@ route_drop(struct broker *b, MDB_txn *txn, const char *agency, uint64_t dseq,
 	ev.recipient = agency;
 	ev.subj = &h.subj;
 	ev.reason = cc_reason_name(reason);
-	if ((rc = audit_append(&b->st, txn, &ev)) != 0)
+	ev.at_ms = broker_now(b);
+	if ((rc = audit_append(st, txn, &ev)) != 0)
 		return rc;
-	if (state == ST_EXPIRED)
-		b->count.expired++;
-	else
-		b->count.purged++;
+	broker_count(b, state == ST_EXPIRED ? CNT_EXPIRED : CNT_PURGED);
 	/* A purged delivery already sent stops counting against the window. */
 	if ((p = broker_peer(b, agency)) != NULL && p->online &&
 	    dseq <= p->cursor && p->inflight > 0)
 		p->inflight--;
-	return store_msg_release(&b->st, txn, q->mid);
+	return store_msg_release(st, txn, q->mid);
+}
+
+/* The walk of a recheck: the broker, the transaction, the message. */
+struct recheck {
+	struct broker		*b;
+	struct store_txn	*txn;
+	struct msg_hdr		 h;
+};
+
+static int
+recheck_one(const struct queued *w, void *arg)
+{
+	struct recheck	*rk = arg;
+	struct decision	 d;
+
+	if (w->q.kind != Q_DELIVER)
+		return 0;
+	decide(broker_store(rk->b), rk->txn, &rk->h.subj, rk->h.purpose,
+	    w->agency, broker_policy_of(rk->b, w->agency), broker_now(rk->b),
+	    &d);
+	if (d.permit)
+		return 0;
+	return route_drop(rk->b, rk->txn, w->agency, w->dseq, &w->q,
+	    ST_PURGED, d.reason);
+}
+
+static int
+recheck_msg(const uint8_t mid[16], void *arg)
+{
+	struct recheck	*rk = arg;
+	int		 rc;
+
+	rc = store_msg_get(broker_store(rk->b), rk->txn, mid, &rk->h, NULL);
+	if (rc == STORE_NOTFOUND)	/* forgotten after retention */
+		return 0;
+	if (rc != 0)
+		return rc;
+	return store_queued(broker_store(rk->b), rk->txn, mid, recheck_one,
+	    rk);
 }
 
 /*
@@ -233,55 +278,31 @@ route_drop(struct broker *b, MDB_txn *txn, const char *agency, uint64_t dseq,
  * delivery states name the recipients still waiting.
  */
 int
-route_recheck_subject(struct broker *b, MDB_txn *txn,
+route_recheck_subject(struct broker *b, struct store_txn *txn,
     const struct subject_ps *ps)
 {
-	uint8_t		(*mids)[16];
-	struct queued	 wq[64];
-	int		 n, m, i, j, rc = 0;
+	struct recheck	rk;
 
-	if ((mids = calloc(RECHECK_MAX, sizeof(*mids))) == NULL)
-		return ENOMEM;
-	if ((n = store_msg_of_subject(&b->st, txn, ps, mids,
-	    RECHECK_MAX)) < 0) {
-		rc = MDB_CORRUPTED;
-		goto out;
-	}
-	if (n == RECHECK_MAX)
-		log_warnx("route: more than %d queued messages about one "
-		    "subject; the rest are re-decided at delivery",
-		    RECHECK_MAX);
-	for (i = 0; i < n; i++) {
-		struct msg_hdr	h;
+	memset(&rk, 0, sizeof(rk));
+	rk.b = b;
+	rk.txn = txn;
+	return store_msgs_of_subject(broker_store(b), txn, ps, recheck_msg,
+	    &rk);
+}
 
-		rc = store_msg_get(&b->st, txn, mids[i], &h, NULL);
-		if (rc == MDB_NOTFOUND) {	/* forgotten after retention */
-			rc = 0;
-			continue;
-		}
-		if (rc != 0)
-			goto out;
-		if ((m = store_queued(&b->st, txn, mids[i], wq, 64)) < 0) {
-			rc = MDB_CORRUPTED;
-			goto out;
-		}
-		for (j = 0; j < m; j++) {
-			struct decision	d;
+/* The walk of the sweep's phase 0. */
+struct expire {
+	struct broker		*b;
+	struct store_txn	*txn;
+};
 
-			if (wq[j].q.kind != Q_DELIVER)
-				continue;
-			decide(&b->st, txn, &h.subj, h.purpose, wq[j].agency,
-			    broker_policy_of(b, wq[j].agency), b->now, &d);
-			if (d.permit)
-				continue;
-			if ((rc = route_drop(b, txn, wq[j].agency, wq[j].dseq,
-			    &wq[j].q, ST_PURGED, d.reason)) != 0)
-				goto out;
-		}
-	}
-out:
-	free(mids);
-	return rc;
+static int
+expire_one(const struct queued *w, void *arg)
+{
+	struct expire	*x = arg;
+
+	return route_drop(x->b, x->txn, w->agency, w->dseq, &w->q, ST_EXPIRED,
+	    RS_RETENTION);
 }
 
 /*
@@ -289,79 +310,42 @@ out:
  * expires what is still queued; phase 1, a retention period later, forgets
  * the message header and its delivery states (idempotency and `track` last
  * that long).  Bounded per turn so one sweep never stalls the loop; it
- * runs only when the earliest expiry is due (b->next_sweep).
+ * runs only when the earliest expiry is due.
  */
 int
-route_sweep(struct broker *b, MDB_txn *txn)
+route_sweep(struct broker *b, struct store_txn *txn)
 {
-	MDB_cursor	*cur;
-	MDB_val		 k, v;
-	uint8_t		 key[24], mid[16], phase;
-	int64_t		 t;
-	int		 done = 0, rc, i, n;
-	char		 ag[64][CC_ID_MAX + 1];
-	struct rstate	 rs[64];
-	struct queued	 wq[64];
+	struct store	*st = broker_store(b);
+	struct expire	 x = { b, txn };
+	uint8_t		 mid[16], phase;
+	int64_t		 t, now = broker_now(b);
+	int		 done = 0, rc;
 
 	for (;;) {
-		if ((rc = mdb_cursor_open(txn, b->st.expiry, &cur)) != 0)
-			return rc;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-		if (rc == 0 && k.mv_size == 24)
-			memcpy(key, k.mv_data, 24);
-		phase = rc == 0 && v.mv_size == 1 ? *(uint8_t *)v.mv_data : 0;
-		mdb_cursor_close(cur);
-		if (rc == MDB_NOTFOUND) {
-			b->next_sweep = INT64_MAX;
+		rc = store_expiry_first(st, txn, &t, mid, &phase);
+		if (rc == STORE_NOTFOUND) {
+			broker_sweep_next(b, INT64_MAX);
 			return 0;
 		}
 		if (rc != 0)
 			return rc;
-		t = (int64_t)be64_get(key);
 		/* Sleep until the next expiry is due, or go on next turn. */
-		if (t > b->now || done++ >= 256) {
-			b->next_sweep = t > b->now ? t : b->now;
+		if (t > now || done++ >= SWEEP_TURN_MAX) {
+			broker_sweep_next(b, t > now ? t : now);
 			return 0;
 		}
-		memcpy(mid, key + 8, 16);
-		k.mv_size = 24;
-		k.mv_data = key;
-		if ((rc = mdb_del(txn, b->st.expiry, &k, NULL)) != 0)
+		if ((rc = store_expiry_del(st, txn, t, mid)) != 0)
 			return rc;
 		if (phase == 1) {
-			MDB_val mk = { 16, mid };
-
-			if ((n = store_rstates(&b->st, txn, mid, ag, rs, 64)) < 0)
-				return MDB_CORRUPTED;
-			for (i = 0; i < n; i++) {
-				uint8_t	rk[16 + CC_ID_MAX];
-				MDB_val	r = { 16 + strlen(ag[i]), rk };
-
-				memcpy(rk, mid, 16);
-				memcpy(rk + 16, ag[i], strlen(ag[i]));
-				if ((rc = mdb_del(txn, b->st.rstate, &r,
-				    NULL)) != 0)
-					return rc;
-			}
-			rc = mdb_del(txn, b->st.msg, &mk, NULL);
-			if (rc != 0 && rc != MDB_NOTFOUND)
+			if ((rc = store_msg_forget(st, txn, mid)) != 0)
 				return rc;
 			continue;
 		}
-		if ((n = store_queued(&b->st, txn, mid, wq, 64)) < 0)
-			return MDB_CORRUPTED;
-		for (i = 0; i < n; i++)
-			if ((rc = route_drop(b, txn, wq[i].agency, wq[i].dseq,
-			    &wq[i].q, ST_EXPIRED, RS_RETENTION)) != 0)
-				return rc;
-		be64_put(key, (uint64_t)(t + (int64_t)b->conf.retention_days *
-		    86400000LL));
-		phase = 1;
-		k.mv_size = 24;
-		k.mv_data = key;
-		v.mv_size = 1;
-		v.mv_data = &phase;
-		if ((rc = mdb_put(txn, b->st.expiry, &k, &v, 0)) != 0)
+		if ((rc = store_queued(st, txn, mid, expire_one, &x)) != 0)
+			return rc;
+		if ((rc = store_expiry_put(st, txn, t +
+		    (int64_t)broker_conf(b)->retention_days * 86400000LL, mid,
+		    1)) != 0)
 			return rc;
 	}
 }
@@ -372,29 +356,32 @@ route_sweep(struct broker *b, MDB_txn *txn)
  * `not-permitted`, and receipts meant for it are dropped.
  */
 int
-route_purge_invalid(struct broker *b, MDB_txn *txn)
+route_purge_invalid(struct broker *b, struct store_txn *txn)
 {
-	struct qent	q;
-	uint64_t	dseq;
-	size_t		i;
-	int		rc;
+	struct store	*st = broker_store(b);
+	struct peer	*peers;
+	struct qent	 q;
+	uint64_t	 dseq;
+	size_t		 i, npeer;
+	int		 rc;
 
-	for (i = 0; i < b->npeer; i++) {
-		const char *id = b->peer[i].id;
+	peers = broker_peers(b, &npeer);
+	for (i = 0; i < npeer; i++) {
+		const char *id = peers[i].id;
 
 		if (broker_policy_of(b, id) != NULL)
 			continue;
-		while ((rc = store_queue_next(&b->st, txn, id, 0, &dseq,
+		while ((rc = store_queue_next(st, txn, id, 0, &dseq,
 		    &q)) == 0) {
 			if (q.kind == Q_RECEIPT)
-				rc = store_queue_del(&b->st, txn, id, dseq);
+				rc = store_queue_del(st, txn, id, dseq);
 			else
 				rc = route_drop(b, txn, id, dseq, &q, ST_PURGED,
 				    RS_NOT_PERMITTED);
 			if (rc != 0)
 				return rc;
 		}
-		if (rc != MDB_NOTFOUND)
+		if (rc != STORE_NOTFOUND)
 			return rc;
 	}
 	return 0;

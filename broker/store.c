@@ -1,5 +1,7 @@
 /*
- * store.c - the LMDB environment: opening, counters, usage, key helpers.
+ * store.c - the LMDB environment: opening, transactions, errors, usage,
+ * backup, the dseq counter and the metadata (counters, online list,
+ * subscriptions).
  */
 #define _GNU_SOURCE	/* fallocate */
 #include <sys/stat.h>
@@ -9,20 +11,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "store.h"
-
-#define META_DSEQ	"dseq"
-#define META_FORMAT	"format"
+#include "store_impl.h"
 
 /*
- * The layout of the databases below.  A store of another format is
- * refused rather than misread (format 1, before the subject index named
- * messages, had no format record).
+ * The layout of the databases.  A store of another format is refused
+ * rather than misread (format 1, before the subject index named messages,
+ * had no format record).
  */
 #define STORE_FORMAT	2
 
@@ -47,10 +46,69 @@ static const struct dbdef dbdefs[] = {
 	{ "audit",	offsetof(struct store, audit),	 0 },
 };
 
+static const char *const rc_words[STORE__COUNT] = {
+	[STORE_OK] = "no error",
+	[STORE_NOTFOUND] = "not found",
+	[STORE_EXISTS] = "already exists",
+	[STORE_FULL] = "store full",
+	[STORE_CORRUPT] = "store damaged",
+	[STORE_BUSY] = "store busy",
+	[STORE_IO] = "I/O error",
+	[STORE_NOMEM] = "out of memory",
+	[STORE_STOP] = "stopped",
+};
+
+const char *
+store_strerror(int rc)
+{
+	return rc >= 0 && rc < STORE__COUNT ? rc_words[rc] : "unknown error";
+}
+
+int
+store_rc(int rc, const char *what)
+{
+	switch (rc) {
+	case 0:
+		return STORE_OK;
+	case MDB_NOTFOUND:
+		return STORE_NOTFOUND;
+	case MDB_KEYEXIST:
+		return STORE_EXISTS;
+	case MDB_MAP_FULL:
+	case ENOSPC:
+	case EDQUOT:
+		return STORE_FULL;
+	case ENOMEM:
+		return STORE_NOMEM;
+	case MDB_TXN_FULL:
+	case MDB_CURSOR_FULL:
+	case MDB_READERS_FULL:
+	case MDB_MAP_RESIZED:
+	case MDB_BAD_RSLOT:
+	case EAGAIN:
+		log_warnx("store: %s: %s", what, mdb_strerror(rc));
+		return STORE_BUSY;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+	case MDB_INCOMPATIBLE:
+	case MDB_BAD_VALSIZE:
+	case MDB_BAD_DBI:
+	case MDB_BAD_TXN:
+	case MDB_PANIC:
+		log_warnx("store: %s: %s", what, mdb_strerror(rc));
+		return STORE_CORRUPT;
+	default:
+		log_warnx("store: %s: %s", what, mdb_strerror(rc));
+		return STORE_IO;
+	}
+}
+
 int
 store_init(const char *dir, char *err, size_t errlen)
 {
-	struct store	 st;
+	struct store	*st;
 	DIR		*d;
 	struct dirent	*de;
 	int		 fd;
@@ -96,16 +154,16 @@ store_init(const char *dir, char *err, size_t errlen)
 }
 
 int
-store_open(struct store *st, const char *dir, size_t map_mb, bool readonly,
+store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
     char *err, size_t errlen)
 {
+	struct store	*st;
 	MDB_txn		*txn = NULL;
 	struct stat	 sb;
 	size_t		 i;
 	int		 rc;
 
-	memset(st, 0, sizeof(*st));
-	st->readonly = readonly;
+	*out = NULL;
 	if (stat(dir, &sb) == -1) {
 		snprintf(err, errlen, "%s: %s (did you run ccbroker init?)",
 		    dir, strerror(errno));
@@ -116,8 +174,16 @@ store_open(struct store *st, const char *dir, size_t map_mb, bool readonly,
 		    "(chmod 700)", dir);
 		return -1;
 	}
-	if (seal_load(&st->seal, dir, err, errlen) == -1)
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", dir);
 		return -1;
+	}
+	st->readonly = readonly;
+	snprintf(st->dir, sizeof(st->dir), "%s", dir);
+	if (seal_load(&st->seal, dir, err, errlen) == -1) {
+		free(st);
+		return -1;
+	}
 	if ((rc = mdb_env_create(&st->env)) != 0)
 		goto fail;
 	if ((rc = mdb_env_set_maxdbs(st->env, 16)) != 0)
@@ -146,22 +212,20 @@ store_open(struct store *st, const char *dir, size_t map_mb, bool readonly,
 	}
 	if (format_check(st, txn, err, errlen) == -1) {
 		mdb_txn_abort(txn);
-		store_close(st);
+		store_close(&st);
 		return -1;
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0) {
 		txn = NULL;
 		goto fail;
 	}
+	*out = st;
 	return 0;
 fail:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 	snprintf(err, errlen, "%s: %s", dir, mdb_strerror(rc));
-	if (st->env != NULL)
-		mdb_env_close(st->env);
-	st->env = NULL;
-	seal_clear(&st->seal);
+	store_close(&st);
 	return -1;
 }
 
@@ -169,7 +233,7 @@ fail:
 static int
 format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 {
-	MDB_val		 k = { sizeof(META_FORMAT) - 1, META_FORMAT }, v;
+	MDB_val		 k = META_KEY(META_FORMAT), v;
 	MDB_stat	 ms;
 	uint32_t	 format = STORE_FORMAT, have;
 	int		 rc;
@@ -209,24 +273,60 @@ format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 }
 
 void
-store_close(struct store *st)
+store_close(struct store **stp)
 {
+	struct store	*st = *stp;
+
+	if (st == NULL)
+		return;
 	if (st->env != NULL)
 		mdb_env_close(st->env);
-	st->env = NULL;
 	seal_clear(&st->seal);
+	free(st);
+	*stp = NULL;
 }
 
 int
-store_begin(struct store *st, bool write, MDB_txn **txn)
+store_begin(struct store *st, bool write, struct store_txn **out)
 {
-	return mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, txn);
+	MDB_txn	*txn;
+	int	 rc;
+
+	*out = NULL;
+	if ((rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY,
+	    &txn)) != 0)
+		return store_rc(rc, "begin");
+	*out = (struct store_txn *)txn;
+	return 0;
 }
 
-/*
- * Pages in use are the map's high-water mark less the pages on LMDB's free
- * list (database 0, whose values are page-number lists led by a count).
- */
+int
+store_begin_nested(struct store *st, struct store_txn *parent,
+    struct store_txn **out)
+{
+	MDB_txn	*txn;
+	int	 rc;
+
+	*out = NULL;
+	if ((rc = mdb_txn_begin(st->env, txn_of(parent), 0, &txn)) != 0)
+		return store_rc(rc, "begin nested");
+	*out = (struct store_txn *)txn;
+	return 0;
+}
+
+int
+store_commit(struct store_txn *t)
+{
+	return store_rc(mdb_txn_commit(txn_of(t)), "commit");
+}
+
+void
+store_abort(struct store_txn *t)
+{
+	if (t != NULL)
+		mdb_txn_abort(txn_of(t));
+}
+
 int
 store_disk_bytes(struct store *st, size_t *bytes)
 {
@@ -241,9 +341,9 @@ store_disk_bytes(struct store *st, size_t *bytes)
 	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
 	    (rc = mdb_env_stat(st->env, &stat)) != 0 ||
 	    (rc = mdb_env_get_fd(st->env, &fd)) != 0)
-		return rc;
+		return store_rc(rc, "disk size");
 	if (fstatvfs(fd, &vfs) == -1 || fstat(fd, &sb) == -1)
-		return errno;
+		return STORE_IO;
 	pages = (info.me_last_pgno + 1) * stat.ms_psize;
 	held = (size_t)sb.st_blocks * 512;
 	*bytes = (held > pages ? held : pages) +
@@ -257,19 +357,24 @@ store_hold_disk(struct store *st, size_t bytes)
 	MDB_envinfo		 info;
 	MDB_stat		 stat;
 	mdb_filehandle_t	 fd;
-	int			 rc;
 
-	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
-	    (rc = mdb_env_stat(st->env, &stat)) != 0 ||
-	    (rc = mdb_env_get_fd(st->env, &fd)) != 0)
-		return rc;
+	if (mdb_env_info(st->env, &info) != 0 ||
+	    mdb_env_stat(st->env, &stat) != 0 ||
+	    mdb_env_get_fd(st->env, &fd) != 0) {
+		errno = EIO;
+		return STORE_IO;
+	}
 	/* KEEP_SIZE: the file's length, which LMDB reads, is untouched. */
 	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)((info.me_last_pgno +
 	    1) * stat.ms_psize), (off_t)bytes) == -1)
-		return errno;
+		return STORE_IO;
 	return 0;
 }
 
+/*
+ * Pages in use are the map's high-water mark less the pages on LMDB's free
+ * list (database 0, whose values are page-number lists led by a count).
+ */
 int
 store_usage(struct store *st, size_t *used, size_t *map)
 {
@@ -283,11 +388,11 @@ store_usage(struct store *st, size_t *used, size_t *map)
 
 	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
 	    (rc = mdb_env_stat(st->env, &stat)) != 0)
-		return rc;
+		return store_rc(rc, "usage");
 	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
-		return rc;
+		return store_rc(rc, "usage");
 	if ((rc = mdb_cursor_open(txn, 0, &cur)) == 0) {
-		while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
 			size_t n;
 
 			if (v.mv_size < sizeof(n))
@@ -298,6 +403,8 @@ store_usage(struct store *st, size_t *used, size_t *map)
 		mdb_cursor_close(cur);
 	}
 	mdb_txn_abort(txn);
+	if (rc != MDB_NOTFOUND)
+		return store_rc(rc, "free list");
 	if (freepg > info.me_last_pgno + 1)
 		freepg = info.me_last_pgno + 1;
 	*used = (info.me_last_pgno + 1 - freepg) * stat.ms_psize;
@@ -305,18 +412,58 @@ store_usage(struct store *st, size_t *used, size_t *map)
 	return 0;
 }
 
+/*
+ * The copy is written by LMDB into dir.  LMDB creates the file with 0666
+ * less the umask, and an existing directory keeps the mode it had: both
+ * are set here, whatever the caller's umask or the directory's history.
+ */
 int
-store_next_dseq(struct store *st, MDB_txn *txn, uint64_t *out)
+store_backup(struct store *st, const char *dir, char *err, size_t errlen)
 {
-	MDB_val		k = { sizeof(META_DSEQ) - 1, (void *)META_DSEQ }, v;
+	char	path[4200];
+	mode_t	old;
+	int	rc;
+
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (chmod(dir, 0700) == -1) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	/* LMDB creates the file exclusively: an older backup is never
+	 * overwritten. */
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	old = umask(077);
+	rc = mdb_env_copy2(st->env, dir, MDB_CP_COMPACT);
+	umask(old);
+	if (rc != 0) {
+		snprintf(err, errlen, "backup to %s: %s", dir,
+		    mdb_strerror(rc));
+		return -1;
+	}
+	if (chmod(path, 0600) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_next_dseq(struct store *st, struct store_txn *t, uint64_t *out)
+{
+	MDB_val		k = META_KEY(META_DSEQ), v;
 	int		rc;
 
 	if (st->dseq == 0) {
-		rc = mdb_get(txn, st->meta, &k, &v);
+		rc = mdb_get(txn_of(t), st->meta, &k, &v);
 		if (rc == 0 && v.mv_size == 8)
 			st->dseq = be64_get(v.mv_data);
-		else if (rc != 0 && rc != MDB_NOTFOUND)
-			return rc;
+		else if (rc == 0)
+			return store_rc(MDB_CORRUPTED, "dseq");
+		else if (rc != MDB_NOTFOUND)
+			return store_rc(rc, "dseq");
 		if (st->dseq == 0)
 			st->dseq = 1;
 	}
@@ -325,23 +472,23 @@ store_next_dseq(struct store *st, MDB_txn *txn, uint64_t *out)
 }
 
 int
-store_save_dseq(struct store *st, MDB_txn *txn)
+store_save_dseq(struct store *st, struct store_txn *t)
 {
-	MDB_val		k = { sizeof(META_DSEQ) - 1, (void *)META_DSEQ }, v;
+	MDB_val		k = META_KEY(META_DSEQ), v;
 	uint8_t		buf[8];
 	int		rc;
 
 	if (st->dseq == 0)		/* none taken since the store opened */
 		return 0;
-	rc = mdb_get(txn, st->meta, &k, &v);
+	rc = mdb_get(txn_of(t), st->meta, &k, &v);
 	if (rc == 0 && v.mv_size == 8 && be64_get(v.mv_data) == st->dseq)
 		return 0;
 	if (rc != 0 && rc != MDB_NOTFOUND)
-		return rc;
+		return store_rc(rc, "dseq");
 	be64_put(buf, st->dseq);
 	v.mv_size = 8;
 	v.mv_data = buf;
-	return mdb_put(txn, st->meta, &k, &v, 0);
+	return store_rc(mdb_put(txn_of(t), st->meta, &k, &v, 0), "dseq");
 }
 
 int
@@ -365,50 +512,114 @@ store_subject_ps(const struct store *st, const struct cc_subject *s,
 	return 0;
 }
 
-void
-be64_put(uint8_t *p, uint64_t v)
+int
+store_counters_get(struct store *st, struct store_txn *t,
+    struct store_counters *c)
 {
-	int	i;
+	MDB_val	k = META_KEY(META_COUNTERS), v;
+	int	rc;
 
-	for (i = 7; i >= 0; i--) {
-		p[i] = v & 0xff;
-		v >>= 8;
+	memset(c, 0, sizeof(*c));
+	if ((rc = mdb_get(txn_of(t), st->meta, &k, &v)) == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return store_rc(rc, "counters");
+	if (v.mv_size != sizeof(*c)) {
+		log_warnx("store: counters damaged; counting from zero");
+		return 0;
 	}
-}
-
-uint64_t
-be64_get(const uint8_t *p)
-{
-	uint64_t	v = 0;
-	int		i;
-
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-size_t
-qkey_make(uint8_t *key, const char *agency, uint64_t dseq)
-{
-	size_t	n = strlen(agency);
-
-	memcpy(key, agency, n + 1);
-	be64_put(key + n + 1, dseq);
-	return n + 9;
+	memcpy(c, v.mv_data, sizeof(*c));
+	return 0;
 }
 
 int
-qkey_split(const MDB_val *k, char *agency, size_t size, uint64_t *dseq)
+store_counters_put(struct store *st, struct store_txn *t,
+    const struct store_counters *c)
 {
-	const uint8_t	*p = k->mv_data;
-	size_t		 n;
+	MDB_val	k = META_KEY(META_COUNTERS), v = { sizeof(*c), (void *)c };
 
-	if (k->mv_size < 10 || p[k->mv_size - 9] != '\0')
-		return -1;
-	n = k->mv_size - 9;
-	if (n >= size)
-		return -1;
-	memcpy(agency, p, n + 1);
-	*dseq = be64_get(p + n + 1);
+	return store_rc(mdb_put(txn_of(t), st->meta, &k, &v, 0), "counters");
+}
+
+int
+store_online_put(struct store *st, struct store_txn *t, const char *ids,
+    size_t len)
+{
+	MDB_val	k = META_KEY(META_ONLINE), v = { len, (void *)ids };
+
+	return store_rc(mdb_put(txn_of(t), st->meta, &k, &v, 0), "online");
+}
+
+int
+store_online_each(struct store *st, struct store_txn *t,
+    int (*fn)(const char *, void *), void *arg)
+{
+	MDB_val		 k = META_KEY(META_ONLINE), v;
+	const char	*p, *end;
+	char		 id[CC_ID_MAX + 1];
+	int		 rc;
+
+	if ((rc = mdb_get(txn_of(t), st->meta, &k, &v)) == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return store_rc(rc, "online");
+	p = v.mv_data;
+	end = p + v.mv_size;
+	while (p < end) {
+		size_t l = strnlen(p, (size_t)(end - p));
+
+		if (l > CC_ID_MAX || l == (size_t)(end - p))
+			return store_rc(MDB_CORRUPTED, "online");
+		memcpy(id, p, l + 1);
+		if ((rc = fn(id, arg)) != 0)
+			return rc;
+		p += l + 1;
+	}
 	return 0;
+}
+
+int
+store_sub_put(struct store *st, struct store_txn *t, const char *agency,
+    const struct sub *s)
+{
+	MDB_val	k = { strlen(agency), (void *)agency };
+	MDB_val	v = { sizeof(*s), (void *)s };
+
+	return store_rc(mdb_put(txn_of(t), st->subs, &k, &v, 0),
+	    "subscription");
+}
+
+int
+store_subs_each(struct store *st, struct store_txn *t,
+    int (*fn)(const char *, const struct sub *, void *), void *arg)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	struct sub	 s;
+	char		 id[CC_ID_MAX + 1];
+	int		 rc, frc = 0;
+
+	if ((rc = mdb_cursor_open(txn_of(t), st->subs, &cur)) != 0)
+		return store_rc(rc, "subscriptions");
+	while (frc == 0 &&
+	    (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		if (k.mv_size == 0 || k.mv_size > CC_ID_MAX ||
+		    v.mv_size != sizeof(s)) {
+			log_warnx("store: a damaged subscription skipped");
+			continue;
+		}
+		memcpy(id, k.mv_data, k.mv_size);
+		id[k.mv_size] = '\0';
+		memcpy(&s, v.mv_data, sizeof(s));
+		if (s.nareas > SUB_AREAS_MAX) {
+			log_warnx("store: subscription of %s damaged; skipped",
+			    id);
+			continue;
+		}
+		frc = fn(id, &s, arg);
+	}
+	mdb_cursor_close(cur);
+	if (frc != 0)
+		return frc;
+	return rc == MDB_NOTFOUND ? 0 : store_rc(rc, "subscriptions");
 }

@@ -1,26 +1,28 @@
 /*
- * store.h - everything the broker keeps, in one LMDB environment.
+ * store.h - everything the broker keeps, behind one API.
  *
- * Named databases:
- *   meta     counters (next dseq)
- *   consent  cid -> struct consent_hdr, recipients, denies, sealed history
- *   cview    pseudonym(16) cid -> struct cview, recipients, denies: the
- *            consent's compact decision view, one row per identifier of
- *            its subject, so deciding is one short range scan per
- *            identifier over small rows
- *   msg      mid -> struct msg_hdr + sealed canonical publish frame
- *   queue    agency "\0" dseq(BE) -> struct qent (deliveries and receipts)
- *   qsubj    subject pseudonym -> mid (dupsort) of each message with a
- *            payload still held, for purging
- *   rstate   mid agency -> struct rstate (per-recipient outcome, for track)
- *   expiry   time(BE) mid -> "" (retention sweep in time order)
- *   subs     agency -> struct sub
- *   audit    seq(BE) -> audit entry (msgpack), hash-chained
+ * One LMDB environment holds it all; LMDB itself stays inside the store
+ * files (store*.c): callers see an opaque store, opaque transactions and
+ * the store's own error codes.  What is kept:
+ *   consents   every version of every consent, the decision view of each
+ *              indexed under every pseudonym of its subject
+ *   messages   the header and (while anyone waits for it) the sealed
+ *              canonical frame of each accepted publish, an index of the
+ *              messages still held by subject pseudonym, the per-recipient
+ *              delivery states, and the expiry index of the retention sweep
+ *   queues     per agency, in dseq order: deliveries and receipts
+ *   metadata   the next dseq, counters, who is online, subscriptions
+ *   audit      the hash-chained entries and the recorded head
  *
  * Values are this machine's native structs; a store is not portable across
  * architectures (backups are restored on the same kind of host).  Nothing
  * that identifies a person is stored in clear: identifiers appear only as
  * keyed pseudonyms, and records and consent evidence only sealed.
+ *
+ * Errors: every fallible function returns 0 or an enum store_rc.  Nothing
+ * has a count ceiling: lists come through iterators that call a function
+ * for each item.  An iterator stops when the function returns non-zero and
+ * returns that value (STORE_STOP is there for "found what I wanted").
  */
 #ifndef CC_STORE_H
 #define CC_STORE_H
@@ -28,10 +30,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <lmdb.h>
 
 #include "cc_proto.h"
 #include "seal.h"
+
+enum store_rc {
+	STORE_OK = 0,
+	STORE_NOTFOUND,		/* no such record */
+	STORE_EXISTS,		/* already there (where it must not be) */
+	STORE_FULL,		/* the map or the filesystem is full */
+	STORE_CORRUPT,		/* a record or page that cannot be read */
+	STORE_BUSY,		/* transient: try again later */
+	STORE_IO,		/* the disk failed */
+	STORE_NOMEM,		/* out of memory (or the cipher failed) */
+	STORE_STOP,		/* an iteration stopped early on purpose */
+	STORE__COUNT
+};
+
+/* Words for a store error (or any other int: "unknown error"). */
+const char	*store_strerror(int);
 
 #define SCHEME_PNC	0
 #define SCHEME_NOMS	1
@@ -99,8 +116,8 @@ struct deny_hdr {
 	uint16_t	len;
 };
 
-/* A consent read from the store; pointers are into the LMDB page and are
- * valid until the transaction ends. */
+/* A consent read from the store; pointers are into the store's pages and
+ * are valid until the transaction writes or ends. */
 struct consent {
 	uint8_t			 cid[16];
 	struct cview		 v;		/* always filled */
@@ -147,48 +164,74 @@ struct rstate {
 	int64_t		at_ms;
 };
 
+#define SUB_AREAS_MAX	32
 struct sub {
 	unsigned	types;			/* 1 << enum cc_rtype */
 	uint32_t	nareas;
-	char		areas[32][16];
+	char		areas[SUB_AREAS_MAX][16];
 };
 
-struct store {
-	MDB_env		*env;
-	MDB_dbi		 meta, consent, cview, msg, queue, qsubj, rstate,
-			 expiry, subs, audit;
-	struct seal	 seal;
-	size_t		 map_bytes;
-	bool		 readonly;
-	uint64_t	 dseq;		/* next dseq; 0: not read yet */
+/* The outcome counters `stats` shows (stored as they are laid out here). */
+struct store_counters {
+	uint64_t	accepted, delivered, withheld, purged, expired,
+			rejected;
+	uint64_t	refused;		/* handshakes refused */
 };
+
+struct store;
+struct store_txn;
+
+/* ---- the environment and transactions (store.c) ---- */
 
 /* Create the data directory (0700) and key (0600); refuses an existing
- * directory that is not empty. */
+ * directory that is not empty.  Returns 0, or -1 with err. */
 int	store_init(const char *dir, char *err, size_t errlen) CC_WUR;
 
-/* Open the environment in dir (which `init` made).  map_mb sizes the map.
- * Returns 0, or -1 with err. */
-int	store_open(struct store *, const char *dir, size_t map_mb,
+/*
+ * Open the store in dir (which `init` made); map_mb sizes the map.  A
+ * read-only store may be opened beside a running broker.  Returns 0 with
+ * *st set, or -1 with err (a store of another format is refused).
+ */
+int	store_open(struct store **st, const char *dir, size_t map_mb,
 	    bool readonly, char *err, size_t errlen) CC_WUR;
-void	store_close(struct store *);
+/* Close the store and wipe its keys; sets *st to NULL. */
+void	store_close(struct store **st);
 
-/* Begin a transaction.  Returns 0 or an LMDB error. */
-int	store_begin(struct store *, bool write, MDB_txn **) CC_WUR;
+/*
+ * Begin a transaction (one writer at a time; readers never block it), or
+ * a transaction nested in a write transaction `parent`, whose changes
+ * become the parent's when committed and vanish when aborted.  Returns 0,
+ * or STORE_BUSY/STORE_FULL/STORE_IO/STORE_NOMEM.
+ */
+int	store_begin(struct store *, bool write, struct store_txn **) CC_WUR;
+int	store_begin_nested(struct store *, struct store_txn *parent,
+	    struct store_txn **) CC_WUR;
+/* Commit (fsync'd before it returns, for a top-level write transaction);
+ * the transaction is gone either way.  Returns 0, or STORE_FULL/IO/... */
+int	store_commit(struct store_txn *) CC_WUR;
+void	store_abort(struct store_txn *);
 
 /* Bytes in use (pages not on the free list) and the map size. */
 int	store_usage(struct store *, size_t *used, size_t *map) CC_WUR;
 
 /* Bytes the store could grow to on its filesystem: the blocks its file
- * holds plus what the filesystem still has free.  Returns 0, an LMDB
- * error or an errno. */
+ * holds plus what the filesystem still has free.  Returns 0, or STORE_IO
+ * (errno set when the filesystem could not be asked). */
 int	store_disk_bytes(struct store *, size_t *bytes) CC_WUR;
 
 /* Allocate (without writing) `bytes` of disk past the store's last page,
  * for the writes that must not fail when something else fills the
- * filesystem.  Returns 0, an LMDB error or an errno (EOPNOTSUPP: the
+ * filesystem.  Returns 0, or STORE_IO with errno set (EOPNOTSUPP: the
  * filesystem cannot; ENOSPC: it is full). */
 int	store_hold_disk(struct store *, size_t bytes);
+
+/*
+ * A consistent, compacted copy of the store in dir (created 0700 when
+ * absent, made 0700 when it exists), data file 0600 whatever umask or an
+ * earlier file said.  Returns 0, or -1 with err.
+ */
+int	store_backup(struct store *, const char *dir, char *err,
+	    size_t errlen) CC_WUR;
 
 /*
  * Next delivery sequence number (persistent, monotonic).  Numbers are
@@ -196,34 +239,58 @@ int	store_hold_disk(struct store *, size_t bytes);
  * must be called before any transaction that took numbers commits.  A
  * transaction undone leaves a gap, never a number used twice.
  */
-int	store_next_dseq(struct store *, MDB_txn *, uint64_t *) CC_WUR;
-int	store_save_dseq(struct store *, MDB_txn *) CC_WUR;
+int	store_next_dseq(struct store *, struct store_txn *, uint64_t *) CC_WUR;
+int	store_save_dseq(struct store *, struct store_txn *) CC_WUR;
 
 /* Pseudonyms of a canonical subject.  Returns 0 or -1. */
 int	store_subject_ps(const struct store *, const struct cc_subject *,
 	    struct subject_ps *) CC_WUR;
 
+/* ---- metadata: counters, who is online, subscriptions ---- */
+
+/* The counters as last saved (all zero in a new store). */
+int	store_counters_get(struct store *, struct store_txn *,
+	    struct store_counters *) CC_WUR;
+int	store_counters_put(struct store *, struct store_txn *,
+	    const struct store_counters *) CC_WUR;
+/* The agencies online: `ids` holds len bytes of NUL-terminated ids. */
+int	store_online_put(struct store *, struct store_txn *, const char *ids,
+	    size_t len) CC_WUR;
+int	store_online_each(struct store *, struct store_txn *,
+	    int (*fn)(const char *agency, void *), void *arg) CC_WUR;
+
+int	store_sub_put(struct store *, struct store_txn *, const char *agency,
+	    const struct sub *) CC_WUR;
+/* Every stored subscription.  A damaged one is logged and skipped (the
+ * agency sends its subscription again after every hello). */
+int	store_subs_each(struct store *, struct store_txn *,
+	    int (*fn)(const char *agency, const struct sub *, void *),
+	    void *arg) CC_WUR;
+
 /* ---- consents (store_consent.c) ---- */
 
-/* Read one consent by cid; MDB_NOTFOUND when absent. */
-int	store_consent_get(struct store *, MDB_txn *, const uint8_t cid[16],
-	    struct consent *) CC_WUR;
+/* Read one consent by cid; STORE_NOTFOUND when absent. */
+int	store_consent_get(struct store *, struct store_txn *,
+	    const uint8_t cid[16], struct consent *) CC_WUR;
 
 /*
- * Every consent that shares at least one identifier with `subj`, at most
- * `max`, each once, as decision views (only cid, v, recip and deny are
- * filled: use store_consent_get for the whole record).  Returns the count,
- * or -1 when the store cannot be read.
+ * Every consent that shares at least one identifier with `ps`, each once,
+ * as decision views (only cid, v, recip and deny are filled: use
+ * store_consent_get for the whole record).  fn must not write in txn.
+ * Returns 0, fn's non-zero value, or STORE_CORRUPT/... when the index
+ * cannot be read (a damaged row is an error, never skipped).
  */
-int	store_consents_of(struct store *, MDB_txn *,
-	    const struct subject_ps *, struct consent *, int max) CC_WUR;
+int	store_consents_of(struct store *, struct store_txn *,
+	    const struct subject_ps *,
+	    int (*fn)(const struct consent *, void *), void *arg) CC_WUR;
 
 /* Write a consent version: header, recipients, denies and the sealed
- * history; indexes every pseudonym of its subject.  Returns 0 or an LMDB
- * error (MDB_MAP_FULL when the store is full). */
-int	store_consent_put(struct store *, MDB_txn *, const uint8_t cid[16],
-	    const struct consent_hdr *, const char *recip, const void *deny,
-	    const void *hist, size_t histlen) CC_WUR;
+ * history; indexes every pseudonym of its subject.  Returns 0 or an
+ * error (STORE_FULL when the store is full). */
+int	store_consent_put(struct store *, struct store_txn *,
+	    const uint8_t cid[16], const struct consent_hdr *,
+	    const char *recip, const void *deny, const void *hist,
+	    size_t histlen) CC_WUR;
 
 /* Open the sealed history of a consent (malloc'd msgpack), or NULL. */
 void	*store_consent_history(struct store *, const struct consent *,
@@ -232,67 +299,113 @@ void	*store_consent_history(struct store *, const struct consent *,
 /* Does a NUL-separated id list name `id`? */
 bool	idlist_has(const char *list, size_t len, const char *id);
 
-/* ---- messages, queues, delivery states, subscriptions (store_queue.c) ---- */
+/* ---- messages, delivery states, expiry (store_msg.c) ---- */
 
-int	store_msg_get(struct store *, MDB_txn *, const uint8_t mid[16],
+/* A message's header, and a pointer to its sealed frame (valid until the
+ * transaction writes) when sealed is not NULL.  STORE_NOTFOUND if none. */
+int	store_msg_get(struct store *, struct store_txn *, const uint8_t mid[16],
 	    struct msg_hdr *, const uint8_t **sealed) CC_WUR;
-int	store_msg_put(struct store *, MDB_txn *, const uint8_t mid[16],
+/* Store a message: its header and, when frame is not NULL, the frame
+ * sealed under the mid. */
+int	store_msg_put(struct store *, struct store_txn *, const uint8_t mid[16],
 	    const struct msg_hdr *, const void *frame, size_t len) CC_WUR;
-/* Drop the payload once no recipient of the message is still queued. */
-int	store_msg_release(struct store *, MDB_txn *, const uint8_t mid[16]) CC_WUR;
-/* Every delivery state of a message, in agency order; returns the count or
- * -1.  Agency ids are copied into agencies[i]. */
-int	store_rstates(struct store *, MDB_txn *, const uint8_t mid[16],
-	    char (*agencies)[CC_ID_MAX + 1], struct rstate *, int max) CC_WUR;
+/* Drop the payload (and the subject index) once no recipient of the
+ * message is still queued; the header stays for idempotency and track. */
+int	store_msg_release(struct store *, struct store_txn *,
+	    const uint8_t mid[16]) CC_WUR;
+/* Forget a message: header and every delivery state (retention's end). */
+int	store_msg_forget(struct store *, struct store_txn *,
+	    const uint8_t mid[16]) CC_WUR;
+/* The canonical frame of a message (malloc'd, caller frees), or NULL when
+ * there is none or it cannot be opened. */
+void	*store_msg_frame(struct store *, struct store_txn *,
+	    const uint8_t mid[16], size_t *len);
+
+/* Index (add) or unindex a message under each pseudonym of its subject. */
+int	store_msg_index(struct store *, struct store_txn *,
+	    const uint8_t mid[16], const struct subject_ps *, bool add) CC_WUR;
+/* Every message indexed under any pseudonym of ps, each once.  fn may
+ * write in txn (release or drop the message it is given). */
+int	store_msgs_of_subject(struct store *, struct store_txn *,
+	    const struct subject_ps *,
+	    int (*fn)(const uint8_t mid[16], void *), void *arg) CC_WUR;
+
+int	store_rstate_put(struct store *, struct store_txn *,
+	    const uint8_t mid[16], const char *agency,
+	    const struct rstate *) CC_WUR;
+int	store_rstate_get(struct store *, struct store_txn *,
+	    const uint8_t mid[16], const char *agency, struct rstate *) CC_WUR;
+/* Every delivery state of a message, in agency order.  fn may write. */
+int	store_rstates(struct store *, struct store_txn *,
+	    const uint8_t mid[16],
+	    int (*fn)(const char *agency, const struct rstate *, void *),
+	    void *arg) CC_WUR;
+
 /*
  * The recipients of a message still waiting for it: each agency whose
- * delivery state is queued and whose queue still holds the entry, with
- * its dseq and the entry, at most max.  Returns the count, or -1.
+ * delivery state is queued and whose queue still holds the entry, with its
+ * dseq and the entry.  fn may write (drop the delivery it is given).
  */
 struct queued {
 	char		agency[CC_ID_MAX + 1];
 	uint64_t	dseq;
 	struct qent	q;
 };
-int	store_queued(struct store *, MDB_txn *, const uint8_t mid[16],
-	    struct queued *, int max) CC_WUR;
-/* The canonical frame of a message (malloc'd, caller frees), or NULL. */
-void	*store_msg_frame(struct store *, MDB_txn *, const uint8_t mid[16],
-	    size_t *len);
+int	store_queued(struct store *, struct store_txn *, const uint8_t mid[16],
+	    int (*fn)(const struct queued *, void *), void *arg) CC_WUR;
 
-/* Index (add) or unindex a message under each pseudonym of its subject. */
-int	store_msg_index(struct store *, MDB_txn *, const uint8_t mid[16],
-	    const struct subject_ps *, bool add) CC_WUR;
-/* The mids indexed under any pseudonym of ps, each once, at most max;
- * returns the count or -1. */
-int	store_msg_of_subject(struct store *, MDB_txn *,
-	    const struct subject_ps *, uint8_t (*mids)[16], int max) CC_WUR;
+/*
+ * The expiry index, in time order: phase 0 when a message's queued
+ * deliveries expire, phase 1 when the message itself is forgotten.
+ * store_expiry_first gives the earliest (STORE_NOTFOUND when empty).
+ */
+int	store_expiry_put(struct store *, struct store_txn *, int64_t at_ms,
+	    const uint8_t mid[16], uint8_t phase) CC_WUR;
+int	store_expiry_first(struct store *, struct store_txn *, int64_t *at_ms,
+	    uint8_t mid[16], uint8_t *phase) CC_WUR;
+int	store_expiry_del(struct store *, struct store_txn *, int64_t at_ms,
+	    const uint8_t mid[16]) CC_WUR;
 
-int	store_queue_put(struct store *, MDB_txn *, const char *agency,
+/* ---- queues (store_queue.c) ---- */
+
+int	store_queue_put(struct store *, struct store_txn *, const char *agency,
 	    uint64_t dseq, const struct qent *) CC_WUR;
-int	store_queue_get(struct store *, MDB_txn *, const char *agency,
+int	store_queue_get(struct store *, struct store_txn *, const char *agency,
 	    uint64_t dseq, struct qent *) CC_WUR;
-int	store_queue_del(struct store *, MDB_txn *, const char *agency,
+int	store_queue_del(struct store *, struct store_txn *, const char *agency,
 	    uint64_t dseq) CC_WUR;
-/* First entry of agency's queue with dseq > after; MDB_NOTFOUND at end. */
-int	store_queue_next(struct store *, MDB_txn *, const char *agency,
+/* First entry of agency's queue with dseq > after; STORE_NOTFOUND at the
+ * end. */
+int	store_queue_next(struct store *, struct store_txn *, const char *agency,
 	    uint64_t after, uint64_t *dseq, struct qent *) CC_WUR;
 /* Depth and oldest entry time of an agency's queue. */
-int	store_queue_depth(struct store *, MDB_txn *, const char *agency,
-	    size_t *depth, int64_t *oldest_ms) CC_WUR;
+int	store_queue_depth(struct store *, struct store_txn *,
+	    const char *agency, size_t *depth, int64_t *oldest_ms) CC_WUR;
+/* Every entry of every queue, by agency then dseq.  fn must not write. */
+int	store_queues_each(struct store *, struct store_txn *,
+	    int (*fn)(const char *agency, uint64_t dseq, const struct qent *,
+	    void *), void *arg) CC_WUR;
 
-int	store_rstate_put(struct store *, MDB_txn *, const uint8_t mid[16],
-	    const char *agency, const struct rstate *) CC_WUR;
-int	store_rstate_get(struct store *, MDB_txn *, const uint8_t mid[16],
-	    const char *agency, struct rstate *) CC_WUR;
+/* ---- the audit trail's storage (store_audit.c; audit.c says what an
+ * entry holds) ---- */
 
-int	store_sub_put(struct store *, MDB_txn *, const char *agency,
-	    const struct sub *) CC_WUR;
-
-/* Key helpers. */
-size_t	qkey_make(uint8_t *key, const char *agency, uint64_t dseq);
-int	qkey_split(const MDB_val *, char *agency, size_t, uint64_t *dseq);
-void	be64_put(uint8_t *, uint64_t);
-uint64_t be64_get(const uint8_t *);
+/* The newest entry: its seq and bytes (valid until txn writes);
+ * STORE_NOTFOUND when the trail is empty. */
+int	store_audit_last(struct store *, struct store_txn *, uint64_t *seq,
+	    const void **entry, size_t *len) CC_WUR;
+/* Append entry `seq`, which must be the newest + 1. */
+int	store_audit_append(struct store *, struct store_txn *, uint64_t seq,
+	    const void *entry, size_t len) CC_WUR;
+/* Every entry from seq `from` on, in order.  seq is 0 for an entry whose
+ * key is damaged.  fn must not write in txn. */
+int	store_audit_each(struct store *, struct store_txn *, uint64_t from,
+	    int (*fn)(uint64_t seq, const void *entry, size_t len, void *),
+	    void *arg) CC_WUR;
+/* The recorded head of the chain (opaque bytes, audit.c's format);
+ * STORE_NOTFOUND when none was recorded.  *len is the stored length. */
+int	store_audit_head_get(struct store *, struct store_txn *, void *head,
+	    size_t size, size_t *len) CC_WUR;
+int	store_audit_head_put(struct store *, struct store_txn *,
+	    const void *head, size_t len) CC_WUR;
 
 #endif /* CC_STORE_H */

@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include "store_impl.h"
 
 static int	consent_parse(const MDB_val *, struct consent *);
 static int	view_parse(const MDB_val *, struct consent *);
 static void	view_of(const struct consent_hdr *, struct cview *);
+static int	seen_before(struct store *, MDB_txn *,
+		    const struct subject_ps *, int, const struct consent *);
 
 static void
 view_of(const struct consent_hdr *h, struct cview *v)
@@ -74,31 +76,61 @@ view_parse(const MDB_val *v, struct consent *c)
 }
 
 int
-store_consent_get(struct store *st, MDB_txn *txn, const uint8_t cid[16],
-    struct consent *c)
+store_consent_get(struct store *st, struct store_txn *t,
+    const uint8_t cid[16], struct consent *c)
 {
 	MDB_val	k = { 16, (void *)cid }, v;
 	int	rc;
 
-	if ((rc = mdb_get(txn, st->consent, &k, &v)) != 0)
-		return rc;
+	if ((rc = mdb_get(txn_of(t), st->consent, &k, &v)) != 0)
+		return store_rc(rc, "consent");
 	memcpy(c->cid, cid, 16);
-	return consent_parse(&v, c) == 0 ? 0 : MDB_CORRUPTED;
+	return consent_parse(&v, c) == 0 ? 0 : store_rc(MDB_CORRUPTED,
+	    "consent");
+}
+
+/*
+ * Was this consent, found under identifier `scheme` of ps, already given
+ * under an earlier identifier of ps?  Only if its subject has that scheme
+ * with a matching tag, and then the index row says for certain.
+ */
+static int
+seen_before(struct store *st, MDB_txn *txn, const struct subject_ps *ps,
+    int scheme, const struct consent *c)
+{
+	uint8_t	key[CVIEW_KEYLEN + 16];
+	MDB_val	k = { sizeof(key), key }, v;
+	int	j, rc;
+
+	for (j = 0; j < scheme; j++) {
+		if (!(ps->has & c->v.has & (1u << j)) ||
+		    memcmp(c->v.tag[j], ps->id[j], CVIEW_TAGLEN) != 0)
+			continue;
+		memcpy(key, ps->id[j], CVIEW_KEYLEN);
+		memcpy(key + CVIEW_KEYLEN, c->cid, 16);
+		if ((rc = mdb_get(txn, st->cview, &k, &v)) == 0)
+			return 1;
+		if (rc != MDB_NOTFOUND)
+			return -1;
+	}
+	return 0;
 }
 
 int
-store_consents_of(struct store *st, MDB_txn *txn, const struct subject_ps *ps,
-    struct consent *out, int max)
+store_consents_of(struct store *st, struct store_txn *t,
+    const struct subject_ps *ps, int (*fn)(const struct consent *, void *),
+    void *arg)
 {
+	MDB_txn		*txn = txn_of(t);
 	MDB_cursor	*cur;
 	MDB_val		 k, v;
+	struct consent	 c;
 	uint8_t		 key[CVIEW_KEYLEN + 16];
-	int		 i, j, n = 0, rc;
-	bool		 seen;
+	int		 i, rc, seen, frc = 0;
 
-	if (mdb_cursor_open(txn, st->cview, &cur) != 0)
-		return -1;
-	for (i = 0; i < SCHEME__COUNT; i++) {
+	if ((rc = mdb_cursor_open(txn, st->cview, &cur)) != 0)
+		return store_rc(rc, "consent index");
+	for (i = 0; i < SCHEME__COUNT && frc == 0; i++) {
 		if (!(ps->has & (1u << i)))
 			continue;
 		memcpy(key, ps->id[i], CVIEW_KEYLEN);
@@ -106,37 +138,38 @@ store_consents_of(struct store *st, MDB_txn *txn, const struct subject_ps *ps,
 		k.mv_size = sizeof(key);
 		k.mv_data = key;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		while (rc == 0 && k.mv_size == sizeof(key) &&
+		while (rc == 0 && frc == 0 && k.mv_size == sizeof(key) &&
 		    memcmp(k.mv_data, ps->id[i], CVIEW_KEYLEN) == 0) {
-			const uint8_t *cid = (const uint8_t *)k.mv_data +
-			    CVIEW_KEYLEN;
-
-			seen = false;
-			for (j = 0; j < n && !seen; j++)
-				seen = memcmp(out[j].cid, cid, 16) == 0;
-			if (!seen) {
-				if (n == max || view_parse(&v, &out[n]) == -1)
-					goto fail;
-				memcpy(out[n].cid, cid, 16);
-				n++;
+			if (view_parse(&v, &c) == -1) {
+				rc = MDB_CORRUPTED;
+				break;
 			}
+			memcpy(c.cid, (const uint8_t *)k.mv_data +
+			    CVIEW_KEYLEN, 16);
+			if ((seen = seen_before(st, txn, ps, i, &c)) == -1) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+			if (!seen)
+				frc = fn(&c, arg);
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 		}
 		if (rc != 0 && rc != MDB_NOTFOUND)
-			goto fail;
+			break;
+		rc = 0;
 	}
 	mdb_cursor_close(cur);
-	return n;
-fail:
-	mdb_cursor_close(cur);
-	return -1;
+	if (rc != 0)
+		return store_rc(rc, "consent index");
+	return frc;
 }
 
 int
-store_consent_put(struct store *st, MDB_txn *txn, const uint8_t cid[16],
+store_consent_put(struct store *st, struct store_txn *t, const uint8_t cid[16],
     const struct consent_hdr *h0, const char *recip, const void *deny,
     const void *hist, size_t histlen)
 {
+	MDB_txn			*txn = txn_of(t);
 	struct consent_hdr	 h = *h0;
 	struct cview		 view;
 	MDB_val			 k = { 16, (void *)cid }, v;
@@ -146,14 +179,14 @@ store_consent_put(struct store *st, MDB_txn *txn, const uint8_t cid[16],
 	h.sealed_len = histlen + SEAL_OVERHEAD;
 	v.mv_size = sizeof(h) + h.recip_len + h.deny_len + h.sealed_len;
 	if ((rc = mdb_put(txn, st->consent, &k, &v, MDB_RESERVE)) != 0)
-		return rc;
+		return store_rc(rc, "consent");
 	p = v.mv_data;
 	memcpy(p, &h, sizeof(h));
 	memcpy(p + sizeof(h), recip, h.recip_len);
 	memcpy(p + sizeof(h) + h.recip_len, deny, h.deny_len);
 	if (seal_seal(&st->seal, cid, 16, hist, histlen,
 	    p + sizeof(h) + h.recip_len + h.deny_len) == -1)
-		return MDB_PANIC;
+		return STORE_NOMEM;
 	/* The decision view under each pseudonym. */
 	view_of(&h, &view);
 	for (i = 0; i < SCHEME__COUNT; i++) {
@@ -166,7 +199,7 @@ store_consent_put(struct store *st, MDB_txn *txn, const uint8_t cid[16],
 		memcpy(key + CVIEW_KEYLEN, cid, 16);
 		vv.mv_size = sizeof(view) + h.recip_len + h.deny_len;
 		if ((rc = mdb_put(txn, st->cview, &vk, &vv, MDB_RESERVE)) != 0)
-			return rc;
+			return store_rc(rc, "consent index");
 		p = vv.mv_data;
 		memcpy(p, &view, sizeof(view));
 		memcpy(p + sizeof(view), recip, h.recip_len);

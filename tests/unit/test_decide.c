@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <lmdb.h>
 
 #include "decide.h"
 #include "store.h"
@@ -160,7 +161,7 @@ static const struct dcase cases[] = {
 };
 
 static char		 dir[64];
-static struct store	 st;
+static struct store	*st;
 
 static void
 setup(void)
@@ -196,7 +197,7 @@ subject(const char *pnc, const char *noms, struct subject_ps *ps)
 		snprintf(s.pnc, sizeof(s.pnc), "%s", pnc);
 	if (noms != NULL)
 		snprintf(s.noms, sizeof(s.noms), "%s", noms);
-	cr_assert_eq(store_subject_ps(&st, &s, ps), 0);
+	cr_assert_eq(store_subject_ps(st, &s, ps), 0);
 }
 
 /* NUL-separated list from a comma-separated one. */
@@ -213,7 +214,7 @@ idlist(const char *csv, char *out)
 }
 
 static void
-put_consent(MDB_txn *txn, int i, const struct cspec *c, int64_t now)
+put_consent(struct store_txn *txn, int i, const struct cspec *c, int64_t now)
 {
 	struct consent_hdr	h;
 	struct deny_hdr		dh;
@@ -239,7 +240,7 @@ put_consent(MDB_txn *txn, int i, const struct cspec *c, int64_t now)
 		dlen = sizeof(dh) + dh.len;
 	}
 	h.deny_len = dlen;
-	cr_assert_eq(store_consent_put(&st, txn, cid, &h, recip, deny, "x", 1),
+	cr_assert_eq(store_consent_put(st, txn, cid, &h, recip, deny, "x", 1),
 	    0);
 }
 
@@ -253,15 +254,15 @@ Test(decide, table, .init = setup, .fini = teardown)
 		struct policy		 pol = { 0, 0, false };
 		struct subject_ps	 ps;
 		struct decision		 d;
-		MDB_txn			*txn;
+		struct store_txn	*txn;
 		int64_t			 now = cc_time_now_ms();
 
-		cr_assert_eq(store_begin(&st, true, &txn), 0);
+		cr_assert_eq(store_begin(st, true, &txn), 0);
 		for (j = 0; j < tc->nc; j++)
 			put_consent(txn, j, &tc->c[j], now);
 		subject(tc->pnc, tc->noms, &ps);
 		pol.receive = tc->receive == NOPOL ? 0 : tc->receive;
-		decide(&st, txn, &ps, tc->purpose, tc->recipient,
+		decide(st, txn, &ps, tc->purpose, tc->recipient,
 		    tc->receive == NOPOL ? NULL : &pol, now, &d);
 		cr_expect_eq(d.permit, tc->permit, "%s: permit %d", tc->name,
 		    d.permit);
@@ -271,7 +272,7 @@ Test(decide, table, .init = setup, .fini = teardown)
 		    tc->name, d.cats, tc->cats);
 		if (d.permit)
 			cr_expect_eq(d.version, 1, "%s", tc->name);
-		mdb_txn_abort(txn);	/* each case starts from an empty store */
+		store_abort(txn);	/* each case starts from an empty store */
 	}
 }
 
@@ -283,29 +284,60 @@ Test(decide, withdrawal_applies_to_next_decision, .init = setup,
 	struct policy		 pol = { 0, CATSET_ALL, false };
 	struct subject_ps	 ps;
 	struct decision		 d;
-	MDB_txn			*txn;
+	struct store_txn	*txn;
 	int64_t			 now = cc_time_now_ms();
 
-	cr_assert_eq(store_begin(&st, true, &txn), 0);
+	cr_assert_eq(store_begin(st, true, &txn), 0);
 	put_consent(txn, 0, &c, now);
-	cr_assert_eq(mdb_txn_commit(txn), 0);
+	cr_assert_eq(store_commit(txn), 0);
 	subject(PNC_A, NULL, &ps);
-	cr_assert_eq(store_begin(&st, false, &txn), 0);
-	decide(&st, txn, &ps, PURPOSE_CONTINUITY_OF_CARE, "cjit.leeds", &pol,
+	cr_assert_eq(store_begin(st, false, &txn), 0);
+	decide(st, txn, &ps, PURPOSE_CONTINUITY_OF_CARE, "cjit.leeds", &pol,
 	    now, &d);
-	mdb_txn_abort(txn);
+	store_abort(txn);
 	cr_assert(d.permit);
 
 	c.state = CS_WITHDRAWN;
-	cr_assert_eq(store_begin(&st, true, &txn), 0);
+	cr_assert_eq(store_begin(st, true, &txn), 0);
 	put_consent(txn, 0, &c, now);
-	cr_assert_eq(mdb_txn_commit(txn), 0);
-	cr_assert_eq(store_begin(&st, false, &txn), 0);
-	decide(&st, txn, &ps, PURPOSE_CONTINUITY_OF_CARE, "cjit.leeds", &pol,
+	cr_assert_eq(store_commit(txn), 0);
+	cr_assert_eq(store_begin(st, false, &txn), 0);
+	decide(st, txn, &ps, PURPOSE_CONTINUITY_OF_CARE, "cjit.leeds", &pol,
 	    now, &d);
-	mdb_txn_abort(txn);
+	store_abort(txn);
 	cr_assert_not(d.permit);
 	cr_assert_eq(d.reason, RS_NO_CONSENT);
+}
+
+/*
+ * Damage a row of the decision index behind the store's back, as a
+ * flipped bit or a bad sector would: through LMDB itself, with the store
+ * closed (one process must not open an environment twice).
+ */
+static void
+damage_cview(const struct subject_ps *ps)
+{
+	MDB_env		*e;
+	MDB_txn		*t;
+	MDB_dbi		 dbi;
+	uint8_t		 key[CVIEW_KEYLEN + 16] = { 0 };
+	MDB_val		 k = { sizeof(key), key }, v = { 3, "bad" };
+	char		 err[256];
+
+	store_close(&st);
+	memcpy(key, ps->id[SCHEME_PNC], CVIEW_KEYLEN);
+	key[CVIEW_KEYLEN] = 1;
+	cr_assert_eq(mdb_env_create(&e), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(e, 16), 0);
+	cr_assert_eq(mdb_env_set_mapsize(e, (size_t)64 << 20), 0);
+	cr_assert_eq(mdb_env_open(e, dir, 0, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(e, NULL, 0, &t), 0);
+	cr_assert_eq(mdb_dbi_open(t, "cview", 0, &dbi), 0);
+	cr_assert_eq(mdb_put(t, dbi, &k, &v, 0), 0);
+	cr_assert_eq(mdb_txn_commit(t), 0);
+	mdb_env_close(e);
+	cr_assert_eq(store_open(&st, dir, 64, false, err, sizeof(err)), 0,
+	    "%s", err);
 }
 
 /* Rule 9: a consent that cannot be read withholds, never permits. */
@@ -315,21 +347,19 @@ Test(decide, unreadable_store_fails_closed, .init = setup, .fini = teardown)
 	struct policy		 pol = { 0, CATSET_ALL, false };
 	struct subject_ps	 ps;
 	struct decision		 d;
-	MDB_txn			*txn;
-	uint8_t			 key[CVIEW_KEYLEN + 16] = { 0 };
-	MDB_val			 k = { sizeof(key), key }, v = { 3, "bad" };
+	struct store_txn	*txn;
 	int64_t			 now = cc_time_now_ms();
 
-	cr_assert_eq(store_begin(&st, true, &txn), 0);
+	cr_assert_eq(store_begin(st, true, &txn), 0);
 	put_consent(txn, 0, &c, now);
+	cr_assert_eq(store_commit(txn), 0);
 	subject(PNC_A, NULL, &ps);
 	/* Damage the decision view the consent is read through. */
-	memcpy(key, ps.id[SCHEME_PNC], CVIEW_KEYLEN);
-	key[CVIEW_KEYLEN] = 1;
-	cr_assert_eq(mdb_put(txn, st.cview, &k, &v, 0), 0);
-	decide(&st, txn, &ps, PURPOSE_CONTINUITY_OF_CARE, "cjit.leeds", &pol,
+	damage_cview(&ps);
+	cr_assert_eq(store_begin(st, false, &txn), 0);
+	decide(st, txn, &ps, PURPOSE_CONTINUITY_OF_CARE, "cjit.leeds", &pol,
 	    now, &d);
-	mdb_txn_abort(txn);
+	store_abort(txn);
 	cr_assert_not(d.permit);
 	cr_assert_eq(d.reason, RS_STORE_UNAVAILABLE);
 }
@@ -340,15 +370,15 @@ Test(decide, identity_conflict_at_grant, .init = setup, .fini = teardown)
 	struct cspec		 c = { PNC_A, NOMS_X, "cjit.leeds", CONT, BASIC,
 	    false, CS_ACTIVE, -DAY, 300 * DAY, NULL, 0 };
 	struct subject_ps	 ps;
-	MDB_txn			*txn;
+	struct store_txn	*txn;
 
-	cr_assert_eq(store_begin(&st, true, &txn), 0);
+	cr_assert_eq(store_begin(st, true, &txn), 0);
 	put_consent(txn, 0, &c, cc_time_now_ms());
 	subject(PNC_A, NOMS_Y, &ps);
-	cr_expect_eq(decide_identity_conflict(&st, txn, &ps, NULL), 1);
+	cr_expect_eq(decide_identity_conflict(st, txn, &ps, NULL), 1);
 	subject(PNC_A, NOMS_X, &ps);
-	cr_expect_eq(decide_identity_conflict(&st, txn, &ps, NULL), 0);
+	cr_expect_eq(decide_identity_conflict(st, txn, &ps, NULL), 0);
 	subject(PNC_B, NOMS_Y, &ps);
-	cr_expect_eq(decide_identity_conflict(&st, txn, &ps, NULL), 0);
-	mdb_txn_abort(txn);
+	cr_expect_eq(decide_identity_conflict(st, txn, &ps, NULL), 0);
+	store_abort(txn);
 }

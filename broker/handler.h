@@ -1,0 +1,22 @@
+/*
+ * handler.h - one handler per wire op (handle_<op>.c), called by
+ * dispatch.c.  Each returns 0 (answered, or nothing to answer), or a store
+ * error that undoes the request: the batch is then run again with each
+ * request on its own, and the one that met the error is answered
+ * `storage-full` or `busy`.
+ */
+#ifndef CC_HANDLER_H
+#define CC_HANDLER_H
+
+#include "broker.h"
+
+int	handle_hello(struct broker *, struct req *) CC_WUR;
+int	handle_subscribe(struct broker *, struct req *) CC_WUR;
+int	handle_publish(struct broker *, struct req *) CC_WUR;
+int	handle_consent_grant(struct broker *, struct req *) CC_WUR;
+int	handle_consent_withdraw(struct broker *, struct req *) CC_WUR;
+int	handle_consent_refuse(struct broker *, struct req *) CC_WUR;
+int	handle_ack(struct broker *, struct req *) CC_WUR;
+int	handle_track(struct broker *, struct req *) CC_WUR;
+
+#endif /* CC_HANDLER_H */

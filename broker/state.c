@@ -1,0 +1,158 @@
+/*
+ * state.c - the agencies' sessions, and what the loop keeps in the store
+ * besides requests: subscriptions, counters and who is online survive a
+ * restart and are read by `ccbroker stats` in another process.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_impl.h"
+#include "log.h"
+
+#define ONLINE_MAX	65536	/* bytes of ids in the online list */
+
+static int	load_sub(const char *, const struct sub *, void *);
+
+/* One session per agency known from the configuration or the directory;
+ * the sessions of agencies still known are kept. */
+int
+state_peers_build(struct broker *b)
+{
+	struct peer	*np;
+	size_t		 n = 0, i, j, cap = b->conf.nagency + b->auth.nagency;
+	const char	*id;
+
+	if ((np = calloc(cap > 0 ? cap : 1, sizeof(*np))) == NULL)
+		return -1;
+	for (i = 0; i < cap; i++) {
+		struct peer	*old;
+
+		id = i < b->conf.nagency ? b->conf.agency[i].id :
+		    b->auth.agency[i - b->conf.nagency].cert.cn;
+		for (j = 0; j < n; j++)
+			if (strcmp(np[j].id, id) == 0)
+				break;
+		if (j < n)
+			continue;
+		if ((old = broker_peer(b, id)) != NULL)
+			np[n] = *old;
+		else
+			snprintf(np[n].id, sizeof(np[n].id), "%s", id);
+		n++;
+	}
+	free(b->peer);
+	b->peer = np;
+	b->npeer = n;
+	return 0;
+}
+
+static int
+load_sub(const char *agency, const struct sub *s, void *arg)
+{
+	struct peer	*p;
+
+	if ((p = broker_peer(arg, agency)) != NULL) {
+		p->sub = *s;
+		p->has_sub = true;
+	}
+	return 0;
+}
+
+/* Subscriptions and counters survive restarts. */
+int
+state_load(struct broker *b)
+{
+	struct store_txn	*txn;
+	struct store_counters	 c;
+	int			 rc;
+
+	if ((rc = store_begin(b->st, false, &txn)) != 0)
+		return rc;
+	if ((rc = store_subs_each(b->st, txn, load_sub, b)) == 0 &&
+	    (rc = store_counters_get(b->st, txn, &c)) == 0) {
+		b->count.n[CNT_ACCEPTED] = c.accepted;
+		b->count.n[CNT_DELIVERED] = c.delivered;
+		b->count.n[CNT_WITHHELD] = c.withheld;
+		b->count.n[CNT_PURGED] = c.purged;
+		b->count.n[CNT_EXPIRED] = c.expired;
+		b->count.n[CNT_REJECTED] = c.rejected;
+		b->auth.refused = c.refused;
+	}
+	store_abort(txn);
+	return rc;
+}
+
+/*
+ * What a turn records besides its requests: the next dseq and the head of
+ * the audit chain, then counters and who is online, for `ccbroker stats`
+ * in another process.
+ */
+int
+state_save(struct broker *b, struct store_txn *txn)
+{
+	struct store_counters	 c;
+	static char		 online[ONLINE_MAX];
+	size_t			 i, n = 0;
+	int			 rc;
+
+	if ((rc = store_save_dseq(b->st, txn)) != 0 ||
+	    (rc = audit_seal(b->st, txn)) != 0)
+		return rc;
+	memset(&c, 0, sizeof(c));
+	c.accepted = b->count.n[CNT_ACCEPTED];
+	c.delivered = b->count.n[CNT_DELIVERED];
+	c.withheld = b->count.n[CNT_WITHHELD];
+	c.purged = b->count.n[CNT_PURGED];
+	c.expired = b->count.n[CNT_EXPIRED];
+	c.rejected = b->count.n[CNT_REJECTED];
+	c.refused = b->auth.refused;
+	if ((rc = store_counters_put(b->st, txn, &c)) != 0)
+		return rc;
+	for (i = 0; i < b->npeer; i++) {
+		size_t l = strlen(b->peer[i].id) + 1;
+
+		if (!b->peer[i].online || !b->peer[i].connected ||
+		    n + l > sizeof(online))
+			continue;
+		memcpy(online + n, b->peer[i].id, l);
+		n += l;
+	}
+	return store_online_put(b->st, txn, online, n);
+}
+
+/* Nobody is connected to a stopped broker: say so to `stats`. */
+void
+state_save_final(struct broker *b)
+{
+	struct store_txn	*txn;
+	size_t			 i;
+
+	for (i = 0; i < b->npeer; i++)
+		b->peer[i].connected = false;
+	if (store_begin(b->st, true, &txn) != 0) {
+		log_warnx("could not record the final state");
+		return;
+	}
+	if (state_save(b, txn) != 0) {
+		store_abort(txn);
+		log_warnx("could not record the final state");
+	} else if (store_commit(txn) != 0)
+		log_warnx("could not record the final state");
+}
+
+/* A refused handshake, to be audited in the next turn's transaction. */
+void
+state_on_refused(void *arg, const char *agency, const char *fp,
+    const char *why)
+{
+	struct broker	*b = arg;
+
+	(void)fp;
+	if (b->nrefused == REFUSED_MAX)
+		return;
+	snprintf(b->refused[b->nrefused].agency, CC_ID_MAX + 1, "%s",
+	    agency != NULL ? agency : "");
+	snprintf(b->refused[b->nrefused].why, 64, "%s", why);
+	b->nrefused++;
+}
