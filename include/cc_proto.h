@@ -236,6 +236,14 @@ cc_catset	 proto_catset(const msgpack_object *list);
 int		 proto_rtype(const struct cc_msg *);
 
 /*
+ * True when a record type is direct only (DESIGN §7: handover, referral):
+ * it goes to the agencies in `to` alone, and a subscription to it
+ * nominates nothing.  False for every other type and for a value out of
+ * range.
+ */
+bool		 proto_rtype_direct_only(enum cc_rtype);
+
+/*
  * Minimisation.  Pack the message's body (and subject) keeping only fields
  * whose category is in `allowed`; *withheld gets the categories of fields
  * present in the message but removed.  A subject is wholly cj-identifiers.

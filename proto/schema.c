@@ -238,18 +238,22 @@ static const struct field housing_status_rows[] = {
 };
 SCHEMA(housing_status, housing_status_rows, housing_status_rule);
 
-/* Handover and referral are direct only (DESIGN §7): they need `to`. */
-/* DESIGN §4.4 gives each record type its purpose(s). */
+/*
+ * DESIGN §4.4 gives each record type its purpose(s).  Handover and referral
+ * are direct only (DESIGN §7): a publish needs `to`, the agencies it names
+ * are the only recipients, and a subscription to them nominates nothing.
+ */
 #define PURP(p)	(1u << (p))
 const struct rtype_def schema_rtype[RT__COUNT] = {
-	[RT_RELEASE_PLAN] = { &release_plan_schema, false,
-	    PURP(PURPOSE_CONTINUITY_OF_CARE) },
-	[RT_HANDOVER] = { &handover_schema, true,
-	    PURP(PURPOSE_CONTINUITY_OF_CARE) },
-	[RT_REFERRAL] = { &referral_schema, true,
-	    PURP(PURPOSE_HOUSING_SUPPORT) | PURP(PURPOSE_TREATMENT) },
-	[RT_HOUSING_STATUS] = { &housing_status_schema, false,
-	    PURP(PURPOSE_HOUSING_SUPPORT) },
+	[RT_RELEASE_PLAN] = { .body = &release_plan_schema,
+	    .purposes = PURP(PURPOSE_CONTINUITY_OF_CARE) },
+	[RT_HANDOVER] = { .body = &handover_schema, .direct_only = true,
+	    .purposes = PURP(PURPOSE_CONTINUITY_OF_CARE) },
+	[RT_REFERRAL] = { .body = &referral_schema, .direct_only = true,
+	    .purposes = PURP(PURPOSE_HOUSING_SUPPORT) |
+	    PURP(PURPOSE_TREATMENT) },
+	[RT_HOUSING_STATUS] = { .body = &housing_status_schema,
+	    .purposes = PURP(PURPOSE_HOUSING_SUPPORT) },
 };
 
 /* Agent -> broker ops of DESIGN §7. */
@@ -456,6 +460,12 @@ const struct schema *const schema_op[OP__COUNT] = {
 	[OP_ERROR] = &error_schema,
 };
 
+bool
+proto_rtype_direct_only(enum cc_rtype rt)
+{
+	return (int)rt >= 0 && rt < RT__COUNT && schema_rtype[rt].direct_only;
+}
+
 const struct field *
 schema_find(const struct schema *s, const char *name, size_t len)
 {
@@ -546,7 +556,8 @@ publish_rule(struct vctx *v, const msgpack_object *map)
 		return vctx_fail(v, ERR_INVALID_FIELD, "purpose",
 		    "a %s is not sent for %s", cc_rtype_name((enum cc_rtype)rt),
 		    cc_purpose_name((enum cc_purpose)pu));
-	if (rt >= 0 && schema_rtype[rt].direct && map_get(map, "to") == NULL)
+	if (rt >= 0 && proto_rtype_direct_only((enum cc_rtype)rt) &&
+	    map_get(map, "to") == NULL)
 		return vctx_fail(v, ERR_MISSING_FIELD, "to",
 		    "a %s goes direct to named agencies",
 		    cc_rtype_name((enum cc_rtype)rt));

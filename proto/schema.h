@@ -82,7 +82,7 @@ struct schema {
 /* What a record type's body looks like and how it may travel. */
 struct rtype_def {
 	const struct schema	*body;
-	bool			 direct;	/* needs `to`, DESIGN §7 */
+	bool			 direct_only;	/* `to` alone, DESIGN §7 */
 	unsigned		 purposes;	/* allowed, 1 << cc_purpose */
 };
 

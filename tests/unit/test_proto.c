@@ -935,6 +935,46 @@ Test(proto, names_and_parsers_agree)
 }
 
 /*
+ * DESIGN §7, restated: handover and referral are direct only.  Each row's
+ * example is a publish of the type; without `to` a direct-only type is
+ * refused as missing-field `to`, any other is accepted.
+ */
+static const struct {
+	enum cc_rtype	 rt;
+	const char	*example;
+	bool		 direct_only;
+} direct_types[] = {
+	{ RT_RELEASE_PLAN, "release-plan", false },
+	{ RT_HANDOVER, "handover", true },
+	{ RT_REFERRAL, "referral", true },
+	{ RT_HOUSING_STATUS, "housing-status", false },
+};
+
+Test(proto, handover_and_referral_are_direct_only)
+{
+	size_t	i;
+
+	cr_assert_eq(NITEMS(direct_types), RT__COUNT);
+	for (i = 0; i < NITEMS(direct_types); i++) {
+		json_t	*doc = texample(direct_types[i].example, true);
+
+		cr_expect_eq(proto_rtype_direct_only(direct_types[i].rt),
+		    direct_types[i].direct_only, "%s", direct_types[i].example);
+		tset(doc, "to", DEL);
+		if (direct_types[i].direct_only)
+			texpect_err(doc, ERR_MISSING_FIELD, "to",
+			    direct_types[i].example);
+		else
+			texpect_ok(doc, direct_types[i].example);
+		tset(doc, "to", "['cjit.leeds']");
+		texpect_ok(doc, direct_types[i].example);
+		json_decref(doc);
+	}
+	cr_expect_eq(proto_rtype_direct_only(RT__COUNT), false);
+	cr_expect_eq(proto_rtype_direct_only((enum cc_rtype)-1), false);
+}
+
+/*
  * Frames that are not a message at all.  Each is refused as malformed (or
  * too-large), never crashes, and leaves *out NULL.
  */
