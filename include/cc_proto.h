@@ -245,9 +245,11 @@ bool		 proto_rtype_direct_only(enum cc_rtype);
 
 /*
  * Minimisation.  Pack the message's body (and subject) keeping only fields
- * whose category is in `allowed`; *withheld gets the categories of fields
- * present in the message but removed.  A subject is wholly cj-identifiers.
- * Returns 0, or -1 on allocation failure.
+ * whose category, as the schema gives it, is in `allowed`; *withheld gets
+ * the categories of fields present in the message but removed.  Every
+ * identifier of a subject is cj-identifiers (DESIGN §4.1), so a subject
+ * goes whole or as an empty map.  Returns 0, or -1 when the message has no
+ * body (subject) or on allocation failure.
  */
 int		 proto_pack_stripped_body(msgpack_packer *, const struct cc_msg *,
 		    cc_catset allowed, cc_catset *withheld) CC_WUR;
@@ -260,6 +262,10 @@ cc_catset	 proto_categories_present(const struct cc_msg *);
 
 /* Category of a body field of a record type (or -1 if no such field). */
 int		 proto_field_category(enum cc_rtype, const char *field);
+
+/* Category of a subject identifier ("pnc", "noms", "crn"), or -1 if no
+ * such identifier. */
+int		 proto_subject_category(const char *field);
 
 /*
  * Identifiers.  Canonicalise a PNC written in any accepted form (2- or

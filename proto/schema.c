@@ -3,8 +3,9 @@
  * DESIGN §4.4, as tables of field descriptors.
  *
  * Each row gives a field's name, type, flags (required, list, set, and for
- * a body's top-level fields its data category of DESIGN §4.1; nested
- * objects inherit it), limits, enumeration and sub-object.  The few rules
+ * the top-level fields of a record body and of a subject its data category
+ * of DESIGN §4.1; nested objects inherit it), limits, enumeration and
+ * sub-object.  The few rules
  * that span fields sit beside their table.  Nothing else in the project
  * restates a field: validate.c, strip.c and json.c only walk these tables.
  */
@@ -30,6 +31,7 @@
 #define HOUSEHOLD_MAX	20
 
 #define C_ID	FCAT(CAT_IDENTITY)
+#define C_CI	FCAT(CAT_CJ_IDENTIFIERS)
 #define C_CJ	FCAT(CAT_CRIMINAL_JUSTICE)
 #define C_TS	FCAT(CAT_TREATMENT_SUMMARY)
 #define C_TC	FCAT(CAT_TREATMENT_CLINICAL)
@@ -133,11 +135,15 @@ static const struct field appointment_rows[] = {
 };
 SCHEMA(appointment, appointment_rows, NULL);
 
-/* DESIGN §4.2: a subject holds at least one identifier. */
+/*
+ * DESIGN §4.2: a subject holds at least one identifier.  Its fields are
+ * cj-identifiers (DESIGN §4.1) wherever it appears; stripping a delivery's
+ * subject reads the category here as it does a body's.
+ */
 static const struct field subject_rows[] = {
-	FLD("pnc", FT_PNC, 0),
-	FLD("noms", FT_NOMS, 0),
-	FLD("crn", FT_CRN, 0),
+	FLD("pnc", FT_PNC, C_CI),
+	FLD("noms", FT_NOMS, C_CI),
+	FLD("crn", FT_CRN, C_CI),
 };
 SCHEMA(subject, subject_rows, subject_rule);
 

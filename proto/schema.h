@@ -43,7 +43,10 @@ enum ftype {
 	FT_BODY		/* map checked against the body of sibling `type` */
 };
 
-/* Field flags; a body field's category sits above them (FCAT). */
+/*
+ * Field flags; the category of a top-level field of a body or a subject
+ * sits above them (FCAT).
+ */
 #define F_REQUIRED	0x01	/* absence is missing-field */
 #define F_LIST		0x02	/* an array of values of the type */
 #define F_NONEMPTY	0x04	/* a list with at least one item */
