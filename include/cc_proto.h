@@ -226,6 +226,17 @@ int		 proto_get_strn(const struct cc_msg *, const char *,
 int		 proto_get_bool(const struct cc_msg *, const char *, bool *);
 int		 proto_get_u64(const struct cc_msg *, const char *, uint64_t *);
 
+/*
+ * A top-level time field of the op's schema (`created`, `expires`,
+ * `valid_from`, `valid_until`, `captured`, `at`, `time`) as milliseconds
+ * since the epoch, as cc_time_parse reads it.  Returns 0, or -1 when the
+ * field is absent or the op's schema does not make it an RFC 3339 time
+ * (a date, a string, an object, an unknown name).  Validation has parsed
+ * every present time already, so the caller need not judge it again.
+ */
+int		 proto_get_time(const struct cc_msg *, const char *field,
+		    int64_t *ms) CC_WUR;
+
 /* The canonical subject of a message that has one; 0, or -1 when absent. */
 int		 proto_subject(const struct cc_msg *, struct cc_subject *);
 
