@@ -291,6 +291,9 @@ bool		 cc_noms_valid(const char *, size_t);
 bool		 cc_crn_valid(const char *, size_t);
 bool		 cc_agency_id_valid(const char *, size_t);
 bool		 cc_uuid_valid(const char *, size_t);
+/* An ONS area code, ^[EWSN][0-9]{8}$ (E08000035): the wire's `area` and
+ * `areas`, and the areas of the configuration files. */
+bool		 cc_area_valid(const char *, size_t);
 
 /*
  * Pack helpers for building broker or agent frames; each returns 0, or -1

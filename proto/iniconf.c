@@ -536,11 +536,9 @@ iniconf_area_add(char (*areas)[ICF_AREA_LEN], size_t *n, size_t max,
 {
 	size_t	i;
 
-	if (len != 9 || s[0] == '\0' || strchr("EWSN", s[0]) == NULL)
-		goto bad;
-	for (i = 1; i < len; i++)
-		if (s[i] < '0' || s[i] > '9')
-			goto bad;
+	if (!cc_area_valid(s, len))
+		return icf_why(why, whylen, "'%.*s' is not an ONS area code "
+		    "(like E08000035)", (int)(len > 64 ? 64 : len), s);
 	for (i = 0; i < *n; i++)
 		if (strncmp(areas[i], s, len) == 0 && areas[i][len] == '\0')
 			return icf_why(why, whylen, "area %.*s listed twice",
@@ -551,9 +549,6 @@ iniconf_area_add(char (*areas)[ICF_AREA_LEN], size_t *n, size_t max,
 	areas[*n][len] = '\0';
 	(*n)++;
 	return 0;
- bad:
-	return icf_why(why, whylen, "'%.*s' is not an ONS area code "
-	    "(like E08000035)", (int)(len > 64 ? 64 : len), s);
 }
 
 /* Record the first failure: "file:line: what" or "file: what". */

@@ -148,7 +148,6 @@ int64_t		 tm_epoch_ms(const struct cc_tm *);
 int		 days_in_month(int year, int mon);
 
 /* Strict identifier checks that ident.c provides besides the public ones. */
-bool		 ident_ons_valid(const char *, size_t);
 bool		 ident_nomis_valid(const char *, size_t);
 bool		 ident_sha256_valid(const char *, size_t);
 
