@@ -26,6 +26,7 @@
 #include <openssl/x509v3.h>
 #include <zmq.h>
 
+#include "bytes.h"
 #include "log.h"
 #include "pki.h"
 
@@ -331,10 +332,8 @@ pki_z85(const uint8_t key[32], char out[41])
 void
 pki_fingerprint(const uint8_t key[32], char out[17])
 {
-	static const char	 hex[] = "0123456789abcdef";
-	unsigned char		 md[EVP_MAX_MD_SIZE];
-	unsigned int		 mdlen = 0;
-	int			 i;
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned int	mdlen = 0;
 
 	if (EVP_Digest(key, 32, md, &mdlen, EVP_sha256(), NULL) != 1 ||
 	    mdlen < 8) {
@@ -342,11 +341,7 @@ pki_fingerprint(const uint8_t key[32], char out[17])
 		memcpy(out, "????????????????", 17);
 		return;
 	}
-	for (i = 0; i < 8; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 0xf];
-	}
-	out[16] = '\0';
+	(void)cc_hex(md, 8, out);
 }
 
 /*

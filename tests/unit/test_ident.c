@@ -7,6 +7,7 @@
 
 #include <criterion/criterion.h>
 
+#include "bytes.h"
 #include "cc_proto.h"
 #include "iniconf.h"
 
@@ -326,6 +327,31 @@ Test(ident, wire_areas_are_the_same_area_codes)
 		}
 		proto_msg_destroy(&m);
 		msgpack_sbuffer_destroy(&sbuf);
+	}
+}
+
+/* Hex is lower case, two digits a byte, NUL-terminated, into out. */
+Test(ident, hex_is_lower_case_two_digits_a_byte)
+{
+	static const struct {
+		const char	*bytes;
+		size_t		 n;
+		const char	*hex;
+	} rows[] = {
+		{ "", 0, "" },
+		{ "\x00", 1, "00" },
+		{ "\x0f\xf0", 2, "0ff0" },
+		{ "\x01\x23\x45\x67\x89\xab\xcd\xef", 8, "0123456789abcdef" },
+		{ "\xff\xa5\x5a\x10", 4, "ffa55a10" },
+	};
+	char	out[32];
+	size_t	i;
+
+	for (i = 0; i < NITEMS(rows); i++) {
+		memset(out, '#', sizeof(out));
+		cr_expect_eq(cc_hex((const uint8_t *)rows[i].bytes, rows[i].n,
+		    out), out, "row %zu", i);
+		cr_expect_str_eq(out, rows[i].hex, "row %zu", i);
 	}
 }
 
