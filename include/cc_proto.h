@@ -205,7 +205,12 @@ int		 proto_encode(const struct cc_msg *, msgpack_sbuffer *) CC_WUR;
  * NULL on allocation failure.  `pretty` indents it. */
 char		*proto_to_json(const struct cc_msg *, bool pretty);
 
-/* Convert any msgpack object to a jansson-encoded JSON text (malloc'd). */
+/*
+ * Any msgpack object as JSON text (malloc'd, caller frees), converted as
+ * proto_object_to_jansson (proto/json.h) does, or NULL when that refuses
+ * it: out of memory, binary or extension values, non-string or repeated
+ * keys, text not UTF-8, integers above INT64_MAX, NaN or infinities.
+ */
 char		*proto_object_to_json(const msgpack_object *, bool pretty);
 
 enum cc_op	 proto_op(const struct cc_msg *);
