@@ -205,7 +205,12 @@ int		 proto_encode(const struct cc_msg *, msgpack_sbuffer *) CC_WUR;
  * NULL on allocation failure.  `pretty` indents it. */
 char		*proto_to_json(const struct cc_msg *, bool pretty);
 
-/* Convert any msgpack object to a jansson-encoded JSON text (malloc'd). */
+/*
+ * Any msgpack object as JSON text (malloc'd, caller frees), converted as
+ * proto_object_to_jansson (proto/json.h) does, or NULL when that refuses
+ * it: out of memory, binary or extension values, non-string or repeated
+ * keys, text not UTF-8, integers above INT64_MAX, NaN or infinities.
+ */
 char		*proto_object_to_json(const msgpack_object *, bool pretty);
 
 enum cc_op	 proto_op(const struct cc_msg *);
@@ -226,6 +231,17 @@ int		 proto_get_strn(const struct cc_msg *, const char *,
 int		 proto_get_bool(const struct cc_msg *, const char *, bool *);
 int		 proto_get_u64(const struct cc_msg *, const char *, uint64_t *);
 
+/*
+ * A top-level time field of the op's schema (`created`, `expires`,
+ * `valid_from`, `valid_until`, `captured`, `at`, `time`) as milliseconds
+ * since the epoch, as cc_time_parse reads it.  Returns 0, or -1 when the
+ * field is absent or the op's schema does not make it an RFC 3339 time
+ * (a date, a string, an object, an unknown name).  Validation has parsed
+ * every present time already, so the caller need not judge it again.
+ */
+int		 proto_get_time(const struct cc_msg *, const char *field,
+		    int64_t *ms) CC_WUR;
+
 /* The canonical subject of a message that has one; 0, or -1 when absent. */
 int		 proto_subject(const struct cc_msg *, struct cc_subject *);
 
@@ -236,10 +252,20 @@ cc_catset	 proto_catset(const msgpack_object *list);
 int		 proto_rtype(const struct cc_msg *);
 
 /*
+ * True when a record type is direct only (DESIGN §7: handover, referral):
+ * it goes to the agencies in `to` alone, and a subscription to it
+ * nominates nothing.  False for every other type and for a value out of
+ * range.
+ */
+bool		 proto_rtype_direct_only(enum cc_rtype);
+
+/*
  * Minimisation.  Pack the message's body (and subject) keeping only fields
- * whose category is in `allowed`; *withheld gets the categories of fields
- * present in the message but removed.  A subject is wholly cj-identifiers.
- * Returns 0, or -1 on allocation failure.
+ * whose category, as the schema gives it, is in `allowed`; *withheld gets
+ * the categories of fields present in the message but removed.  Every
+ * identifier of a subject is cj-identifiers (DESIGN §4.1), so a subject
+ * goes whole or as an empty map.  Returns 0, or -1 when the message has no
+ * body (subject) or on allocation failure.
  */
 int		 proto_pack_stripped_body(msgpack_packer *, const struct cc_msg *,
 		    cc_catset allowed, cc_catset *withheld) CC_WUR;
@@ -252,6 +278,10 @@ cc_catset	 proto_categories_present(const struct cc_msg *);
 
 /* Category of a body field of a record type (or -1 if no such field). */
 int		 proto_field_category(enum cc_rtype, const char *field);
+
+/* Category of a subject identifier ("pnc", "noms", "crn"), or -1 if no
+ * such identifier. */
+int		 proto_subject_category(const char *field);
 
 /*
  * Identifiers.  Canonicalise a PNC written in any accepted form (2- or
@@ -266,6 +296,9 @@ bool		 cc_noms_valid(const char *, size_t);
 bool		 cc_crn_valid(const char *, size_t);
 bool		 cc_agency_id_valid(const char *, size_t);
 bool		 cc_uuid_valid(const char *, size_t);
+/* An ONS area code, ^[EWSN][0-9]{8}$ (E08000035): the wire's `area` and
+ * `areas`, and the areas of the configuration files. */
+bool		 cc_area_valid(const char *, size_t);
 
 /*
  * Pack helpers for building broker or agent frames; each returns 0, or -1

@@ -329,6 +329,21 @@ proto_get_u64(const struct cc_msg *msg, const char *name, uint64_t *out)
 	return 0;
 }
 
+/* The schema says which fields are times; validation has parsed them. */
+int
+proto_get_time(const struct cc_msg *msg, const char *name, int64_t *ms)
+{
+	const struct field	*f;
+	const char		*p;
+	size_t			 len;
+
+	f = schema_find(schema_op[msg->op], name, strlen(name));
+	if (f == NULL || f->type != FT_TIME || (f->flags & F_LIST) ||
+	    proto_get_strn(msg, name, &p, &len) == -1)
+		return -1;
+	return cc_time_parse(p, len, ms);
+}
+
 int
 proto_subject(const struct cc_msg *msg, struct cc_subject *out)
 {

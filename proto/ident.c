@@ -148,8 +148,13 @@ cc_uuid_valid(const char *s, size_t len)
 	return true;
 }
 
+/*
+ * An ONS area code: a country letter (England, Wales, Scotland, Northern
+ * Ireland) and 8 digits.  The one check for the wire's `area` and `areas`
+ * and for the areas of both configuration files.
+ */
 bool
-ident_ons_valid(const char *s, size_t len)
+cc_area_valid(const char *s, size_t len)
 {
 	return len == 9 && memchr("EWSN", s[0], 4) != NULL &&
 	    all_digits(s + 1, 8);

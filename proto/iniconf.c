@@ -145,7 +145,7 @@ iniconf_load(const char *path, const struct iniconf_section *table,
 	rc = 0;
  fail:
 	if (st.fp != NULL)
-		fclose(st.fp);
+		(void)fclose(st.fp);
 	for (i = 0; i < st.nseen; i++)
 		free(st.seen[i].name);
 	free(st.seen);
@@ -515,7 +515,7 @@ rtype_item(void *arg, const char *s, size_t len, char *why, size_t whylen)
 	int		 t;
 
 	if ((t = cc_rtype_parse(s, len)) == -1) {
-		snprintf(why, whylen, "'%.*s' is not a record type",
+		(void)snprintf(why, whylen, "'%.*s' is not a record type",
 		    (int)(len > 64 ? 64 : len), s);
 		return -1;
 	}
@@ -536,11 +536,9 @@ iniconf_area_add(char (*areas)[ICF_AREA_LEN], size_t *n, size_t max,
 {
 	size_t	i;
 
-	if (len != 9 || s[0] == '\0' || strchr("EWSN", s[0]) == NULL)
-		goto bad;
-	for (i = 1; i < len; i++)
-		if (s[i] < '0' || s[i] > '9')
-			goto bad;
+	if (!cc_area_valid(s, len))
+		return icf_why(why, whylen, "'%.*s' is not an ONS area code "
+		    "(like E08000035)", (int)(len > 64 ? 64 : len), s);
 	for (i = 0; i < *n; i++)
 		if (strncmp(areas[i], s, len) == 0 && areas[i][len] == '\0')
 			return icf_why(why, whylen, "area %.*s listed twice",
@@ -551,9 +549,6 @@ iniconf_area_add(char (*areas)[ICF_AREA_LEN], size_t *n, size_t max,
 	areas[*n][len] = '\0';
 	(*n)++;
 	return 0;
- bad:
-	return icf_why(why, whylen, "'%.*s' is not an ONS area code "
-	    "(like E08000035)", (int)(len > 64 ? 64 : len), s);
 }
 
 /* Record the first failure: "file:line: what" or "file: what". */
@@ -576,7 +571,7 @@ icf_fail(struct icf *st, bool atline, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= st->errlen)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(st->err + n, st->errlen - n, fmt, ap);
+	(void)vsnprintf(st->err + n, st->errlen - n, fmt, ap);
 	va_end(ap);
 }
 
@@ -588,7 +583,7 @@ icf_why(char *why, size_t whylen, const char *fmt, ...)
 
 	if (whylen > 0) {
 		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
+		(void)vsnprintf(why, whylen, fmt, ap);
 		va_end(ap);
 	}
 	return -1;

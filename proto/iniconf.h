@@ -114,8 +114,8 @@ int	iniconf_rtypes(const char *value, unsigned *mask, char *why,
 	    size_t whylen) CC_WUR;
 
 /*
- * Add an ONS area code (^[EWSN][0-9]{8}$, e.g. E08000035) to a list of
- * at most max codes.  Returns 0, or -1 with why when the code is bad,
+ * Add an ONS area code (cc_area_valid: ^[EWSN][0-9]{8}$, e.g. E08000035)
+ * to a list of at most max codes.  Returns 0, or -1 with why when the code is bad,
  * listed twice or one too many.
  */
 #define ICF_AREA_LEN	16

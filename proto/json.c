@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "cc_proto.h"
+#include "json.h"
 #include "schema.h"
 
 /* Deep enough for any record; a deeper generic object is not converted. */
@@ -27,6 +28,7 @@ enum pack_rc {
 };
 
 static enum pack_rc	 pack_json(msgpack_packer *, json_t *, int);
+static const char	*str_ptr(const msgpack_object *);
 static json_t		*object_json(const msgpack_object *, int, bool);
 static char		*dump(json_t *, bool);
 
@@ -160,15 +162,25 @@ fail:
 }
 
 /*
- * A msgpack value as a new JSON value, or NULL for what JSON cannot hold
- * exactly: binary, extensions, non-string keys, text that is not UTF-8,
- * integers past the signed 64-bit range, infinities and NaN.
+ * The bytes of a msgpack string.  msgpack-c leaves an empty string's
+ * pointer NULL when no string came before it in the frame, and jansson
+ * takes a NULL pointer for an error.
+ */
+static const char *
+str_ptr(const msgpack_object *o)
+{
+	return o->via.str.ptr != NULL ? o->via.str.ptr : "";
+}
+
+/*
+ * A msgpack value as a new JSON value, or NULL as proto_object_to_jansson
+ * says.  `skip_header` leaves out the `v` and `op` of the top-level map.
  */
 static json_t *
 object_json(const msgpack_object *o, int depth, bool skip_header)
 {
 	const msgpack_object_kv	*kv;
-	json_t			*j, *item;
+	json_t			*j = NULL, *item;
 	uint32_t		 i;
 
 	if (depth > JSON_OUT_DEPTH)
@@ -186,19 +198,19 @@ object_json(const msgpack_object *o, int depth, bool skip_header)
 		return json_integer((json_int_t)o->via.i64);
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
-		return json_real(o->via.f64);
+		return json_real(o->via.f64);	/* NULL if not finite */
 	case MSGPACK_OBJECT_STR:
-		return json_stringn(o->via.str.ptr, o->via.str.size);
+		return json_stringn(str_ptr(o), o->via.str.size);
 	case MSGPACK_OBJECT_ARRAY:
 		if ((j = json_array()) == NULL)
 			return NULL;
 		for (i = 0; i < o->via.array.size; i++) {
 			item = object_json(&o->via.array.ptr[i], depth + 1,
 			    false);
-			if (item == NULL || json_array_append_new(j, item)) {
-				json_decref(j);
-				return NULL;
-			}
+			/* A failed append has freed item. */
+			if (item == NULL ||
+			    json_array_append_new(j, item) != 0)
+				goto fail;
 		}
 		return j;
 	case MSGPACK_OBJECT_MAP:
@@ -207,22 +219,26 @@ object_json(const msgpack_object *o, int depth, bool skip_header)
 		for (i = 0; i < o->via.map.size; i++) {
 			kv = &o->via.map.ptr[i];
 			if (kv->key.type != MSGPACK_OBJECT_STR)
-				goto badmap;
+				goto fail;
 			if (skip_header && (str_is(&kv->key, "v") ||
 			    str_is(&kv->key, "op")))
 				continue;
+			/* A repeated key would quietly replace the first. */
+			if (json_object_getn(j, str_ptr(&kv->key),
+			    kv->key.via.str.size) != NULL)
+				goto fail;
 			item = object_json(&kv->val, depth + 1, false);
 			if (item == NULL || json_object_setn_new(j,
-			    kv->key.via.str.ptr, kv->key.via.str.size, item))
-				goto badmap;
+			    str_ptr(&kv->key), kv->key.via.str.size, item) != 0)
+				goto fail;
 		}
 		return j;
-badmap:
-		json_decref(j);
-		return NULL;
 	default:
-		return NULL;
+		return NULL;		/* bin, ext */
 	}
+fail:
+	json_decref(j);
+	return NULL;
 }
 
 /* Takes ownership of j. */
@@ -245,8 +261,14 @@ proto_to_json(const struct cc_msg *msg, bool pretty)
 	return dump(object_json(&msg->up.data, 0, true), pretty);
 }
 
+json_t *
+proto_object_to_jansson(const msgpack_object *o)
+{
+	return object_json(o, 0, false);
+}
+
 char *
 proto_object_to_json(const msgpack_object *o, bool pretty)
 {
-	return dump(object_json(o, 0, false), pretty);
+	return dump(proto_object_to_jansson(o), pretty);
 }

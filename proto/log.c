@@ -40,27 +40,32 @@ vlog(const char *level, const char *suffix, int errnum, const char *fmt,
 	char		 line[1024], ts[32];
 	struct timespec	 now;
 	struct tm	 tm;
-	int		 n;
+	int		 n, m;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* A line without its time is still worth writing. */
+	if (clock_gettime(CLOCK_REALTIME, &now) == -1)
+		memset(&now, 0, sizeof(now));
+	if (gmtime_r(&now.tv_sec, &tm) == NULL ||
+	    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		(void)snprintf(ts, sizeof(ts), "1970-01-01T00:00:00");
 	n = snprintf(line, sizeof(line), "%s.%03ldZ %s: %s: ", ts,
 	    now.tv_nsec / 1000000, log_prog, level);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
-	n += vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	if ((m = vsnprintf(line + n, sizeof(line) - n, fmt, ap)) > 0)
+		n += m;
 	if ((size_t)n >= sizeof(line) - 1)
 		n = sizeof(line) - 2;
-	if (suffix != NULL && errnum != 0)
-		n += snprintf(line + n, sizeof(line) - n, ": %s",
-		    strerror(errnum));
+	if (suffix != NULL && errnum != 0 && (m = snprintf(line + n,
+	    sizeof(line) - n, ": %s", strerror(errnum))) > 0)
+		n += m;
 	if ((size_t)n >= sizeof(line) - 1)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
 	line[n] = '\0';
-	fputs(line, stderr);
-	fflush(stderr);
+	/* There is nowhere left to report a failure to log. */
+	(void)fputs(line, stderr);
+	(void)fflush(stderr);
 }
 
 void

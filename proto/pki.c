@@ -26,6 +26,7 @@
 #include <openssl/x509v3.h>
 #include <zmq.h>
 
+#include "bytes.h"
 #include "log.h"
 #include "pki.h"
 
@@ -88,7 +89,7 @@ pki_ca_load(const char *ca, const char *crl, char *err, size_t errlen)
 		    pki_ossl_reason());
 		goto fail;
 	}
-	fclose(fp);
+	(void)fclose(fp);
 	fp = NULL;
 	if (X509_check_ca(pc->ca) == 0) {
 		pki_err(err, errlen, "%s: not a CA certificate", ca);
@@ -111,7 +112,7 @@ pki_ca_load(const char *ca, const char *crl, char *err, size_t errlen)
 		    pki_ossl_reason());
 		goto fail;
 	}
-	fclose(fp);
+	(void)fclose(fp);
 	fp = NULL;
 	/* A CRL from another CA would silently revoke nothing. */
 	if ((capub = X509_get0_pubkey(pc->ca)) == NULL ||
@@ -126,7 +127,7 @@ pki_ca_load(const char *ca, const char *crl, char *err, size_t errlen)
 	return pc;
  fail:
 	if (fp != NULL)
-		fclose(fp);
+		(void)fclose(fp);
 	ERR_clear_error();
 	pki_ca_destroy(&pc);
 	return NULL;
@@ -316,7 +317,7 @@ pki_key_read(const char *path, uint8_t sec[32], uint8_t pub[32], char *err,
 		OPENSSL_cleanse(buf, got);
 		free(buf);
 	}
-	close(fd);
+	(void)close(fd);
 	ERR_clear_error();
 	return rc;
 }
@@ -331,10 +332,8 @@ pki_z85(const uint8_t key[32], char out[41])
 void
 pki_fingerprint(const uint8_t key[32], char out[17])
 {
-	static const char	 hex[] = "0123456789abcdef";
-	unsigned char		 md[EVP_MAX_MD_SIZE];
-	unsigned int		 mdlen = 0;
-	int			 i;
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned int	mdlen = 0;
 
 	if (EVP_Digest(key, 32, md, &mdlen, EVP_sha256(), NULL) != 1 ||
 	    mdlen < 8) {
@@ -342,11 +341,7 @@ pki_fingerprint(const uint8_t key[32], char out[17])
 		memcpy(out, "????????????????", 17);
 		return;
 	}
-	for (i = 0; i < 8; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 0xf];
-	}
-	out[16] = '\0';
+	(void)cc_hex(md, 8, out);
 }
 
 /*
@@ -372,14 +367,17 @@ pki_load(const char *path, struct pki_cert *out, char *why, size_t whylen)
 		return NULL;
 	}
 	x = PEM_read_X509(fp, NULL, NULL, NULL);
-	fclose(fp);
+	(void)fclose(fp);
 	if (x == NULL) {
 		pki_err(why, whylen, "not a PEM certificate (%s)",
 		    pki_ossl_reason());
 		goto fail;
 	}
 
-	subj = X509_get_subject_name(x);
+	if ((subj = X509_get_subject_name(x)) == NULL) {
+		pki_err(why, whylen, "no subject name");
+		goto fail;
+	}
 	if (pki_name_field(subj, NID_commonName, out->cn,
 	    sizeof(out->cn)) == -1) {
 		pki_err(why, whylen, "CN is not an agency id");
@@ -416,7 +414,7 @@ pki_load(const char *path, struct pki_cert *out, char *why, size_t whylen)
 		pki_err(why, whylen, "bad serial number");
 		goto fail;
 	}
-	snprintf(out->serial, sizeof(out->serial), "%s", hex);
+	(void)snprintf(out->serial, sizeof(out->serial), "%s", hex);
 	OPENSSL_free(hex);
 	BN_free(bn);
 	return x;
@@ -436,6 +434,7 @@ static int
 pki_name_field(const X509_NAME *name, int nid, char *buf, size_t size)
 {
 	const X509_NAME_ENTRY	*ent;
+	const ASN1_STRING	*data;
 	unsigned char		*utf = NULL;
 	int			 i, len, rc = -1;
 
@@ -445,8 +444,8 @@ pki_name_field(const X509_NAME *name, int nid, char *buf, size_t size)
 	if (X509_NAME_get_index_by_NID(name, nid, i) >= 0)
 		return -1;
 	if ((ent = X509_NAME_get_entry(name, i)) == NULL ||
-	    (len = ASN1_STRING_to_UTF8(&utf,
-	    X509_NAME_ENTRY_get_data(ent))) < 0)
+	    (data = X509_NAME_ENTRY_get_data(ent)) == NULL ||
+	    (len = ASN1_STRING_to_UTF8(&utf, data)) < 0)
 		goto fail;
 	if ((size_t)len >= size || memchr(utf, '\0', (size_t)len) != NULL)
 		goto fail;
@@ -514,7 +513,7 @@ pki_err(char *err, size_t errlen, const char *fmt, ...)
 
 	if (errlen > 0) {
 		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
+		(void)vsnprintf(err, errlen, fmt, ap);
 		va_end(ap);
 	}
 	return -1;

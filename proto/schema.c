@@ -3,8 +3,9 @@
  * DESIGN §4.4, as tables of field descriptors.
  *
  * Each row gives a field's name, type, flags (required, list, set, and for
- * a body's top-level fields its data category of DESIGN §4.1; nested
- * objects inherit it), limits, enumeration and sub-object.  The few rules
+ * the top-level fields of a record body and of a subject its data category
+ * of DESIGN §4.1; nested objects inherit it), limits, enumeration and
+ * sub-object.  The few rules
  * that span fields sit beside their table.  Nothing else in the project
  * restates a field: validate.c, strip.c and json.c only walk these tables.
  */
@@ -30,6 +31,7 @@
 #define HOUSEHOLD_MAX	20
 
 #define C_ID	FCAT(CAT_IDENTITY)
+#define C_CI	FCAT(CAT_CJ_IDENTIFIERS)
 #define C_CJ	FCAT(CAT_CRIMINAL_JUSTICE)
 #define C_TS	FCAT(CAT_TREATMENT_SUMMARY)
 #define C_TC	FCAT(CAT_TREATMENT_CLINICAL)
@@ -133,11 +135,15 @@ static const struct field appointment_rows[] = {
 };
 SCHEMA(appointment, appointment_rows, NULL);
 
-/* DESIGN §4.2: a subject holds at least one identifier. */
+/*
+ * DESIGN §4.2: a subject holds at least one identifier.  Its fields are
+ * cj-identifiers (DESIGN §4.1) wherever it appears; stripping a delivery's
+ * subject reads the category here as it does a body's.
+ */
 static const struct field subject_rows[] = {
-	FLD("pnc", FT_PNC, 0),
-	FLD("noms", FT_NOMS, 0),
-	FLD("crn", FT_CRN, 0),
+	FLD("pnc", FT_PNC, C_CI),
+	FLD("noms", FT_NOMS, C_CI),
+	FLD("crn", FT_CRN, C_CI),
 };
 SCHEMA(subject, subject_rows, subject_rule);
 
@@ -238,18 +244,22 @@ static const struct field housing_status_rows[] = {
 };
 SCHEMA(housing_status, housing_status_rows, housing_status_rule);
 
-/* Handover and referral are direct only (DESIGN §7): they need `to`. */
-/* DESIGN §4.4 gives each record type its purpose(s). */
+/*
+ * DESIGN §4.4 gives each record type its purpose(s).  Handover and referral
+ * are direct only (DESIGN §7): a publish needs `to`, the agencies it names
+ * are the only recipients, and a subscription to them nominates nothing.
+ */
 #define PURP(p)	(1u << (p))
 const struct rtype_def schema_rtype[RT__COUNT] = {
-	[RT_RELEASE_PLAN] = { &release_plan_schema, false,
-	    PURP(PURPOSE_CONTINUITY_OF_CARE) },
-	[RT_HANDOVER] = { &handover_schema, true,
-	    PURP(PURPOSE_CONTINUITY_OF_CARE) },
-	[RT_REFERRAL] = { &referral_schema, true,
-	    PURP(PURPOSE_HOUSING_SUPPORT) | PURP(PURPOSE_TREATMENT) },
-	[RT_HOUSING_STATUS] = { &housing_status_schema, false,
-	    PURP(PURPOSE_HOUSING_SUPPORT) },
+	[RT_RELEASE_PLAN] = { .body = &release_plan_schema,
+	    .purposes = PURP(PURPOSE_CONTINUITY_OF_CARE) },
+	[RT_HANDOVER] = { .body = &handover_schema, .direct_only = true,
+	    .purposes = PURP(PURPOSE_CONTINUITY_OF_CARE) },
+	[RT_REFERRAL] = { .body = &referral_schema, .direct_only = true,
+	    .purposes = PURP(PURPOSE_HOUSING_SUPPORT) |
+	    PURP(PURPOSE_TREATMENT) },
+	[RT_HOUSING_STATUS] = { .body = &housing_status_schema,
+	    .purposes = PURP(PURPOSE_HOUSING_SUPPORT) },
 };
 
 /* Agent -> broker ops of DESIGN §7. */
@@ -456,6 +466,12 @@ const struct schema *const schema_op[OP__COUNT] = {
 	[OP_ERROR] = &error_schema,
 };
 
+bool
+proto_rtype_direct_only(enum cc_rtype rt)
+{
+	return (int)rt >= 0 && rt < RT__COUNT && schema_rtype[rt].direct_only;
+}
+
 const struct field *
 schema_find(const struct schema *s, const char *name, size_t len)
 {
@@ -546,7 +562,8 @@ publish_rule(struct vctx *v, const msgpack_object *map)
 		return vctx_fail(v, ERR_INVALID_FIELD, "purpose",
 		    "a %s is not sent for %s", cc_rtype_name((enum cc_rtype)rt),
 		    cc_purpose_name((enum cc_purpose)pu));
-	if (rt >= 0 && schema_rtype[rt].direct && map_get(map, "to") == NULL)
+	if (rt >= 0 && proto_rtype_direct_only((enum cc_rtype)rt) &&
+	    map_get(map, "to") == NULL)
 		return vctx_fail(v, ERR_MISSING_FIELD, "to",
 		    "a %s goes direct to named agencies",
 		    cc_rtype_name((enum cc_rtype)rt));

@@ -43,7 +43,10 @@ enum ftype {
 	FT_BODY		/* map checked against the body of sibling `type` */
 };
 
-/* Field flags; a body field's category sits above them (FCAT). */
+/*
+ * Field flags; the category of a top-level field of a body or a subject
+ * sits above them (FCAT).
+ */
 #define F_REQUIRED	0x01	/* absence is missing-field */
 #define F_LIST		0x02	/* an array of values of the type */
 #define F_NONEMPTY	0x04	/* a list with at least one item */
@@ -82,7 +85,7 @@ struct schema {
 /* What a record type's body looks like and how it may travel. */
 struct rtype_def {
 	const struct schema	*body;
-	bool			 direct;	/* needs `to`, DESIGN §7 */
+	bool			 direct_only;	/* `to` alone, DESIGN §7 */
 	unsigned		 purposes;	/* allowed, 1 << cc_purpose */
 };
 
@@ -145,7 +148,6 @@ int64_t		 tm_epoch_ms(const struct cc_tm *);
 int		 days_in_month(int year, int mon);
 
 /* Strict identifier checks that ident.c provides besides the public ones. */
-bool		 ident_ons_valid(const char *, size_t);
 bool		 ident_nomis_valid(const char *, size_t);
 bool		 ident_sha256_valid(const char *, size_t);
 

@@ -353,7 +353,7 @@ check_scalar(struct vctx *v, const struct field *f, msgpack_object *o)
 			    "not an agency id");
 		return 0;
 	case FT_ONS:
-		if (!ident_ons_valid(s, n))
+		if (!cc_area_valid(s, n))
 			return fail_here(v, ERR_INVALID_FIELD,
 			    "not an ONS area code");
 		return 0;

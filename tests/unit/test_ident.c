@@ -1,13 +1,15 @@
 /*
  * test_ident.c - identifiers of DESIGN §4.2 (PNC, NOMS, CRN), agency ids,
- * UUIDs, and the dates and times of DESIGN §4.
+ * UUIDs, ONS area codes, and the dates and times of DESIGN §4.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
 
+#include "bytes.h"
 #include "cc_proto.h"
+#include "iniconf.h"
 
 #define NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -215,6 +217,142 @@ Test(ident, uuids)
 	for (i = 0; i < NITEMS(rows); i++)
 		cr_expect_eq(cc_uuid_valid(rows[i].s, strlen(rows[i].s)),
 		    rows[i].ok, "%s", rows[i].s);
+}
+
+/*
+ * ONS area codes, ^[EWSN][0-9]{8}$, with their lengths: one table for
+ * cc_area_valid, the configuration files' areas (iniconf_area_add) and
+ * the wire's `areas`, which must all agree.  Only `len` bytes are read.
+ */
+#define AREA(s)	s, sizeof(s) - 1
+static const struct {
+	const char	*s;
+	size_t		 len;
+	bool		 ok;
+} areas[] = {
+	{ AREA("E08000035"), true },
+	{ AREA("W06000015"), true },
+	{ AREA("S12000036"), true },
+	{ AREA("N09000003"), true },
+	{ AREA("E00000000"), true },
+	{ AREA("E99999999"), true },
+	{ "E08000035X", 9, true },
+	{ "E08000035", 8, false },
+	{ AREA(""), false },
+	{ AREA("E0800003"), false },
+	{ AREA("E080000355"), false },
+	{ AREA("X08000035"), false },
+	{ AREA("e08000035"), false },
+	{ AREA("w06000015"), false },
+	{ AREA("EE8000035"), false },
+	{ AREA("08000035E"), false },
+	{ AREA("E0800003A"), false },
+	{ AREA("E08 00035"), false },
+	{ AREA(" E0800003"), false },
+	{ AREA("E08000035 "), false },
+	{ AREA("E-8000035"), false },
+	{ AREA("\0" "08000035"), false },
+	{ AREA("E\0" "8000035"), false },
+	{ AREA("\xef\xbc\xa5" "08000035"), false },
+};
+
+Test(ident, area_codes)
+{
+	size_t	i;
+
+	for (i = 0; i < NITEMS(areas); i++)
+		cr_expect_eq(cc_area_valid(areas[i].s, areas[i].len),
+		    areas[i].ok, "row %zu: %.*s", i, (int)areas[i].len,
+		    areas[i].s);
+}
+
+Test(ident, config_areas_are_the_same_area_codes)
+{
+	char	list[2][ICF_AREA_LEN], why[128], want[128];
+	size_t	i, n;
+
+	for (i = 0; i < NITEMS(areas); i++) {
+		n = 1;
+		memset(list, 0, sizeof(list));
+		why[0] = '\0';
+		if (areas[i].ok) {
+			cr_expect_eq(iniconf_area_add(list, &n, 2, areas[i].s,
+			    areas[i].len, why, sizeof(why)), 0, "row %zu: %s",
+			    i, why);
+			cr_expect_eq(n, 2, "row %zu", i);
+			cr_expect_eq(strlen(list[1]), 9, "row %zu", i);
+			cr_expect_eq(memcmp(list[1], areas[i].s, 9), 0,
+			    "row %zu", i);
+			continue;
+		}
+		(void)snprintf(want, sizeof(want), "'%.*s' is not an ONS "
+		    "area code (like E08000035)", (int)areas[i].len,
+		    areas[i].s);
+		cr_expect_eq(iniconf_area_add(list, &n, 2, areas[i].s,
+		    areas[i].len, why, sizeof(why)), -1, "row %zu accepted",
+		    i);
+		cr_expect_eq(n, 1, "row %zu", i);
+		cr_expect_str_eq(why, want, "row %zu", i);
+	}
+}
+
+Test(ident, wire_areas_are_the_same_area_codes)
+{
+	size_t	i;
+
+	for (i = 0; i < NITEMS(areas); i++) {
+		msgpack_sbuffer	 sbuf;
+		msgpack_packer	 pk;
+		struct cc_msg	*m = NULL;
+		struct cc_error	 e;
+		int		 rc;
+
+		msgpack_sbuffer_init(&sbuf);
+		msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+		cr_assert_eq(msgpack_pack_map(&pk, 4), 0);
+		cr_assert_eq(proto_pack_header(&pk, "subscribe"), 0);
+		cr_assert_eq(proto_pack_cstr(&pk, "types"), 0);
+		cr_assert_eq(msgpack_pack_array(&pk, 0), 0);
+		cr_assert_eq(proto_pack_cstr(&pk, "areas"), 0);
+		cr_assert_eq(msgpack_pack_array(&pk, 1), 0);
+		cr_assert_eq(proto_pack_strn(&pk, areas[i].s, areas[i].len),
+		    0);
+		rc = proto_decode(sbuf.data, sbuf.size, CC_MAX_FRAME_DEFAULT,
+		    &m, &e);
+		cr_expect_eq(rc, areas[i].ok ? 0 : -1, "row %zu", i);
+		if (rc == -1) {
+			cr_expect_eq(e.code, ERR_INVALID_FIELD, "row %zu: %s",
+			    i, cc_err_name(e.code));
+			cr_expect_str_eq(e.field, "areas.0", "row %zu", i);
+		}
+		proto_msg_destroy(&m);
+		msgpack_sbuffer_destroy(&sbuf);
+	}
+}
+
+/* Hex is lower case, two digits a byte, NUL-terminated, into out. */
+Test(ident, hex_is_lower_case_two_digits_a_byte)
+{
+	static const struct {
+		const char	*bytes;
+		size_t		 n;
+		const char	*hex;
+	} rows[] = {
+		{ "", 0, "" },
+		{ "\x00", 1, "00" },
+		{ "\x0f\xf0", 2, "0ff0" },
+		{ "\x01\x23\x45\x67\x89\xab\xcd\xef", 8, "0123456789abcdef" },
+		{ "\xff\xa5\x5a\x10", 4, "ffa55a10" },
+	};
+	char	out[32];
+	size_t	i;
+
+	for (i = 0; i < NITEMS(rows); i++) {
+		memset(out, '#', sizeof(out));
+		cr_expect_eq(cc_hex((const uint8_t *)rows[i].bytes, rows[i].n,
+		    out), out, "row %zu", i);
+		cr_expect_str_eq(out, rows[i].hex, "row %zu", i);
+	}
 }
 
 Test(ident, new_uuids_are_valid_lower_case_and_differ)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json.h"
 #include "proto_testutil.h"
 
 /* Table rows leave their optional trailing members out. */
@@ -325,6 +326,228 @@ Test(json, any_msgpack_object_converts_or_returns_null)
 		msgpack_unpacked_destroy(&up);
 	}
 	msgpack_sbuffer_destroy(&sbuf);
+}
+
+/*
+ * proto_object_to_jansson over every msgpack type, from raw bytes: the
+ * exact JSON value (integers and reals kept apart by json_equal), or NULL
+ * for what JSON cannot hold.  The bytes were checked with python3-msgpack,
+ * which decodes each convertible row to the value given.
+ */
+#define MP(s)	s, sizeof(s) - 1
+static const struct {
+	const char	*bytes;
+	size_t		 len;
+	const char	*json;		/* single-quoted; NULL: refused */
+} to_jansson[] = {
+	/* nil */
+	{ MP("\xc0"), "null" },
+	/* true */
+	{ MP("\xc3"), "true" },
+	/* false */
+	{ MP("\xc2"), "false" },
+	/* positive fixint */
+	{ MP("\x00"), "0" },
+	{ MP("\x7f"), "127" },
+	/* uint 8 */
+	{ MP("\xcc\xff"), "255" },
+	/* uint 16 */
+	{ MP("\xcd\xff\xff"), "65535" },
+	/* uint 32 */
+	{ MP("\xce\xff\xff\xff\xff"), "4294967295" },
+	/* 2^53 + 1, exact */
+	{ MP("\xcf\x00 \x00\x00\x00\x00\x00\x01"), "9007199254740993" },
+	/* INT64_MAX */
+	{ MP("\xcf\x7f\xff\xff\xff\xff\xff\xff\xff"), "9223372036854775807" },
+	/* INT64_MAX + 1 */
+	{ MP("\xcf\x80\x00\x00\x00\x00\x00\x00\x00"), NULL },
+	/* UINT64_MAX */
+	{ MP("\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), NULL },
+	/* int 64 holding a positive */
+	{ MP("\xd3\x00\x00\x00\x00\x00\x00\x00\x05"), "5" },
+	/* negative fixint */
+	{ MP("\xff"), "-1" },
+	{ MP("\xe0"), "-32" },
+	/* int 8 */
+	{ MP("\xd0\x80"), "-128" },
+	/* int 16 */
+	{ MP("\xd1\x80\x00"), "-32768" },
+	/* int 32 */
+	{ MP("\xd2\x80\x00\x00\x00"), "-2147483648" },
+	/* INT64_MIN */
+	{ MP("\xd3\x80\x00\x00\x00\x00\x00\x00\x00"), "-9223372036854775808" },
+	/* float 32 */
+	{ MP("\xca?\xc0\x00\x00"), "1.5" },
+	/* float 64 */
+	{ MP("\xcb@\x04\x00\x00\x00\x00\x00\x00"), "2.5" },
+	/* a real, not the integer 1 */
+	{ MP("\xcb?\xf0\x00\x00\x00\x00\x00\x00"), "1.0" },
+	{ MP("\xcb?\xb9\x99\x99\x99\x99\x99\x9a"), "0.1" },
+	/* NaN */
+	{ MP("\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00"), NULL },
+	/* +infinity */
+	{ MP("\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00"), NULL },
+	/* -infinity, float 32 */
+	{ MP("\xca\xff\x80\x00\x00"), NULL },
+	/* empty string first */
+	{ MP("\xa0"), "''" },
+	/* fixstr */
+	{ MP("\xa3" "abc"), "'abc'" },
+	/* str 8 */
+	{ MP("\xd9\x03" "abc"), "'abc'" },
+	/* str 16 */
+	{ MP("\xda\x00\x03" "abc"), "'abc'" },
+	/* str 32 */
+	{ MP("\xdb\x00\x00\x00\x03" "abc"), "'abc'" },
+	/* UTF-8 */
+	{ MP("\xa5" "caf\xc3\xa9"), "'café'" },
+	/* a NUL inside */
+	{ MP("\xa3" "a\x00" "b"), "'a\\u0000b'" },
+	/* not UTF-8 */
+	{ MP("\xa1\xff"), NULL },
+	/* overlong NUL */
+	{ MP("\xa2\xc0\x80"), NULL },
+	/* a surrogate */
+	{ MP("\xa3\xed\xa0\x80"), NULL },
+	/* bin 8 */
+	{ MP("\xc4\x02" "ab"), NULL },
+	/* empty bin */
+	{ MP("\xc4\x00"), NULL },
+	/* bin 16 */
+	{ MP("\xc5\x00\x01x"), NULL },
+	/* fixext 1 */
+	{ MP("\xd4\x01\x02"), NULL },
+	/* timestamp 32 */
+	{ MP("\xd6\xff\x00\x00\x00\x00"), NULL },
+	/* ext 8 */
+	{ MP("\xc7\x01\x05x"), NULL },
+	/* empty array */
+	{ MP("\x90"), "[]" },
+	/* fixarray */
+	{ MP("\x93\x01\xa1" "a\xc0"), "[1,'a',null]" },
+	/* array 16 */
+	{ MP("\xdc\x00\x01\x01"), "[1]" },
+	/* array 32 */
+	{ MP("\xdd\x00\x00\x00\x01\x01"), "[1]" },
+	/* nested */
+	{ MP("\x92\x91\x91\x90\x81\xa1k\x91\xc3"), "[[[[]]],{'k':[true]}]" },
+	/* empty map */
+	{ MP("\x80"), "{}" },
+	/* fixmap */
+	{ MP("\x82\xa1" "a\x01\xa1" "b\x92\xc2\xa0"), "{'a':1,'b':[false,'']}" },
+	/* map 16 */
+	{ MP("\xde\x00\x01\xa1" "a\xc0"), "{'a':null}" },
+	/* map 32 */
+	{ MP("\xdf\x00\x00\x00\x01\xa1" "a\xc0"), "{'a':null}" },
+	/* empty key first */
+	{ MP("\x81\xa0\x01"), "{'':1}" },
+	/* v and op kept */
+	{ MP("\x82\xa1v\x01\xa2op\xa5hello"), "{'v':1,'op':'hello'}" },
+	/* bin inside an array */
+	{ MP("\x92\x01\xc4\x01x"), NULL },
+	/* ext inside a map */
+	{ MP("\x81\xa1k\xd4\x01\x02"), NULL },
+	/* NaN deep inside */
+	{ MP("\x81\xa1k\x91\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00"), NULL },
+	/* integer key */
+	{ MP("\x81\x01\x02"), NULL },
+	/* nil key */
+	{ MP("\x81\xc0\x01"), NULL },
+	/* bin key */
+	{ MP("\x81\xc4\x01k\x01"), NULL },
+	/* array key */
+	{ MP("\x81\x90\x01"), NULL },
+	/* integer key inside */
+	{ MP("\x91\x81\x01\x02"), NULL },
+	/* key not UTF-8 */
+	{ MP("\x81\xa1\xff\x01"), NULL },
+	/* repeated key */
+	{ MP("\x82\xa1k\x01\xa1k\x02"), NULL },
+	/* repeated key, same value */
+	{ MP("\x83\xa1k\x01\xa1j\x02\xa1k\x01"), NULL },
+};
+
+Test(json, object_to_jansson_converts_every_msgpack_type_exactly)
+{
+	size_t	i;
+
+	for (i = 0; i < NITEMS(to_jansson); i++) {
+		msgpack_unpacked	 up;
+		size_t			 off = 0;
+		json_t			*j, *want, *back;
+		char			*text, *got;
+
+		msgpack_unpacked_init(&up);
+		cr_assert_eq(msgpack_unpack_next(&up, to_jansson[i].bytes,
+		    to_jansson[i].len, &off), MSGPACK_UNPACK_SUCCESS,
+		    "row %zu", i);
+		cr_assert_eq(off, to_jansson[i].len, "row %zu", i);
+		j = proto_object_to_jansson(&up.data);
+		text = proto_object_to_json(&up.data, false);
+		if (to_jansson[i].json == NULL) {
+			cr_expect_null(j, "row %zu converted", i);
+			cr_expect_null(text, "row %zu: %s", i, text);
+		} else {
+			want = tjson(to_jansson[i].json);
+			got = j == NULL ? NULL : json_dumps(j, JSON_ENCODE_ANY);
+			cr_expect(j != NULL && json_equal(j, want),
+			    "row %zu: %s, want %s", i, got, to_jansson[i].json);
+			/* The text form is the same value. */
+			cr_assert_not_null(text, "row %zu", i);
+			back = json_loads(text, JSON_DECODE_ANY |
+			    JSON_ALLOW_NUL, NULL);
+			cr_expect(back != NULL && json_equal(back, want),
+			    "row %zu: %s", i, text);
+			json_decref(back);
+			json_decref(want);
+			free(got);
+		}
+		json_decref(j);
+		free(text);
+		msgpack_unpacked_destroy(&up);
+	}
+}
+
+/*
+ * Trees built by hand, past what msgpack-c's unpacker nests: 65 levels of
+ * arrays convert, 66 do not; a float32 is a real.
+ */
+Test(json, object_to_jansson_nests_64_deep_and_no_deeper)
+{
+	static const struct {
+		size_t	levels;
+		bool	ok;
+	} rows[] = {
+		{ 1, true }, { 64, true }, { 65, true }, { 66, false },
+	};
+	msgpack_object	o[66];
+	json_t		*j, *inner;
+	size_t		i, k, depth;
+
+	for (i = 0; i < NITEMS(rows); i++) {
+		memset(o, 0, sizeof(o));
+		for (k = 0; k < rows[i].levels; k++) {
+			o[k].type = MSGPACK_OBJECT_ARRAY;
+			o[k].via.array.size = k + 1 < rows[i].levels ? 1 : 0;
+			o[k].via.array.ptr = k + 1 < rows[i].levels ?
+			    &o[k + 1] : NULL;
+		}
+		j = proto_object_to_jansson(&o[0]);
+		cr_expect_eq(j != NULL, rows[i].ok, "%zu levels", rows[i].levels);
+		for (inner = j, depth = 0; inner != NULL &&
+		    json_array_size(inner) == 1; depth++)
+			inner = json_array_get(inner, 0);
+		if (j != NULL)
+			cr_expect_eq(depth + 1, rows[i].levels);
+		json_decref(j);
+	}
+
+	memset(o, 0, sizeof(o));
+	o[0].type = MSGPACK_OBJECT_FLOAT32;
+	o[0].via.f64 = 0.25;
+	j = proto_object_to_jansson(&o[0]);
+	cr_expect(json_is_real(j) && json_real_value(j) == 0.25);
+	json_decref(j);
 }
 
 /* A delivery as in/MID.json: the deliver fields, minus op and v. */

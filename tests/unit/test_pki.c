@@ -344,3 +344,32 @@ Test(pki, z85_and_fingerprint)
 	pki_fingerprint(key, fp);
 	cr_assert_str_eq(fp, "66687aadf862bd77");
 }
+
+/*
+ * Fingerprints: the first 8 bytes of SHA-256 in lower-case hex, the form
+ * the logs and audit entries have always had.  Digests computed with
+ * python3: hashlib.sha256(bytes(key)).hexdigest()[:16].
+ */
+Test(pki, fingerprint_is_sha256_prefix_in_lower_case_hex)
+{
+	static const struct {
+		int		 first, step;	/* key[i] = first + i * step */
+		const char	*fp;
+	} rows[] = {
+		{ 0, 0, "66687aadf862bd77" },
+		{ 1, 7, "8c731c199b130cb0" },
+		{ 0, 1, "630dcd2966c43366" },
+		{ 0xff, 0, "af9613760f72635f" },
+	};
+	uint8_t	key[32];
+	char	fp[17];
+	size_t	i, k;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		for (k = 0; k < sizeof(key); k++)
+			key[k] = (uint8_t)(rows[i].first + k * rows[i].step);
+		memset(fp, '#', sizeof(fp));
+		pki_fingerprint(key, fp);
+		cr_expect_str_eq(fp, rows[i].fp, "row %zu", i);
+	}
+}

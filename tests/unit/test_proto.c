@@ -854,6 +854,123 @@ Test(proto, getters_read_top_level_fields)
 	json_decref(doc);
 }
 
+/*
+ * proto_get_time reads the fields the schema makes times, and only them.
+ * Milliseconds computed with python3's datetime, e.g.
+ * datetime(2026, 5, 1, 9, tzinfo=timezone.utc).timestamp() * 1000.
+ */
+static const struct {
+	const char	*example;
+	struct mutation	 m;
+	const char	*field;
+	int		 rc;
+	int64_t		 ms;
+} times[] = {
+	{ "release-plan", { NULL }, "created", 0, INT64_C(1777626000000) },
+	{ "release-plan", { NULL }, "expires", 0, INT64_C(1780304400000) },
+	{ "handover", { NULL }, "created", 0, INT64_C(1777626000250) },
+	{ "release-plan", { "created", "'2026-05-01T09:00:00.123456+00:00'" },
+	  "created", 0, INT64_C(1777626000123) },
+	{ "release-plan", { "created", "'1900-01-01t00:00:00z'" }, "created",
+	  0, INT64_C(-2208988800000) },
+	{ "consent-grant", { NULL }, "valid_from", 0, INT64_C(1777593600000) },
+	{ "consent-grant", { NULL }, "valid_until", 0,
+	  INT64_C(1809129600000) },
+	{ "consent-withdraw", { NULL }, "captured", 0,
+	  INT64_C(1780304400000) },
+	{ "consent-refuse", { NULL }, "captured", 0, INT64_C(1780304400000) },
+	{ "receipt", { NULL }, "at", 0, INT64_C(1777626001000) },
+	{ "welcome", { NULL }, "time", 0, INT64_C(1777626000000) },
+	{ "deliver", { NULL }, "created", 0, INT64_C(1777626000000) },
+	/* Absent, or not a time in this op's schema. */
+	{ "handover", { NULL }, "expires", -1 },
+	{ "release-plan", { NULL }, "mid", -1 },
+	{ "release-plan", { NULL }, "body", -1 },
+	{ "release-plan", { NULL }, "release_date", -1 },
+	{ "release-plan", { NULL }, "nothing", -1 },
+	{ "consent-grant", { NULL }, "captured", -1 },
+	{ "consent-grant", { NULL }, "evidence", -1 },
+	{ "ack", { NULL }, "created", -1 },
+	{ "error", { "detail", "'2026-05-01T09:00:00Z'" }, "detail", -1 },
+};
+
+Test(proto, get_time_reads_the_schemas_time_fields)
+{
+	size_t	i;
+
+	for (i = 0; i < NITEMS(times); i++) {
+		json_t		*doc = texample(times[i].example, true);
+		struct cc_msg	*m = NULL;
+		struct cc_error	 e;
+		int64_t		 ms = 7;
+
+		apply(doc, &times[i].m);
+		cr_assert_eq(tdecode(doc, &m, &e), 0, "row %zu: %s", i,
+		    e.detail);
+		cr_expect_eq(proto_get_time(m, times[i].field, &ms),
+		    times[i].rc, "row %zu: %s %s", i, times[i].example,
+		    times[i].field);
+		cr_expect_eq(ms, times[i].rc == 0 ? times[i].ms : 7,
+		    "row %zu: %s %s: %lld", i, times[i].example,
+		    times[i].field, (long long)ms);
+		proto_msg_destroy(&m);
+		json_decref(doc);
+	}
+}
+
+/*
+ * DESIGN §5, restated per category: a grant naming treatment-clinical or
+ * narrative without `explicit: true` is invalid-field `explicit`; any
+ * other category needs no explicit consent.  The broker reads the same
+ * set as CATSET_EXPLICIT.
+ */
+static const struct {
+	enum cc_cat	 cat;
+	bool		 needs_explicit;
+} explicit_cats[] = {
+	{ CAT_IDENTITY, false },
+	{ CAT_CJ_IDENTIFIERS, false },
+	{ CAT_CRIMINAL_JUSTICE, false },
+	{ CAT_TREATMENT_SUMMARY, false },
+	{ CAT_TREATMENT_CLINICAL, true },
+	{ CAT_HOUSING, false },
+	{ CAT_HOUSING_ADDRESS, false },
+	{ CAT_CONTACTS, false },
+	{ CAT_NARRATIVE, true },
+};
+
+Test(proto, explicit_consent_is_needed_for_special_categories_only)
+{
+	static const char *const expl[] = { NULL, "false", "true" };
+	cc_catset	want = 0;
+	size_t		i, k;
+	char		cats[64], what[128];
+
+	cr_assert_eq(NITEMS(explicit_cats), CAT__COUNT);
+	for (i = 0; i < NITEMS(explicit_cats); i++) {
+		if (explicit_cats[i].needs_explicit)
+			want |= CATSET(explicit_cats[i].cat);
+		(void)snprintf(cats, sizeof(cats), "['%s']",
+		    cc_cat_name(explicit_cats[i].cat));
+		for (k = 0; k < NITEMS(expl); k++) {
+			json_t *doc = texample("consent-grant", true);
+
+			tset(doc, "categories", cats);
+			tset(doc, "deny", DEL);
+			tset(doc, "explicit", expl[k]);
+			(void)snprintf(what, sizeof(what), "%s, explicit %s",
+			    cats, expl[k] == NULL ? "absent" : expl[k]);
+			if (explicit_cats[i].needs_explicit && k < 2)
+				texpect_err(doc, ERR_INVALID_FIELD, "explicit",
+				    what);
+			else
+				texpect_ok(doc, what);
+			json_decref(doc);
+		}
+	}
+	cr_expect_eq(CATSET_EXPLICIT, want);
+}
+
 Test(proto, error_frame_decodes_as_the_error_it_packs)
 {
 	struct cc_error	 e = { 0 }, got;
@@ -932,6 +1049,46 @@ Test(proto, names_and_parsers_agree)
 	cr_expect_eq(cc_cat_parse("identit", 7), -1);
 	cr_expect_str_eq(cc_err_name(ERR_TOO_LARGE), "too-large");
 	cr_expect_str_eq(cc_reason_name(RS_NO_CONSENT), "no-consent");
+}
+
+/*
+ * DESIGN §7, restated: handover and referral are direct only.  Each row's
+ * example is a publish of the type; without `to` a direct-only type is
+ * refused as missing-field `to`, any other is accepted.
+ */
+static const struct {
+	enum cc_rtype	 rt;
+	const char	*example;
+	bool		 direct_only;
+} direct_types[] = {
+	{ RT_RELEASE_PLAN, "release-plan", false },
+	{ RT_HANDOVER, "handover", true },
+	{ RT_REFERRAL, "referral", true },
+	{ RT_HOUSING_STATUS, "housing-status", false },
+};
+
+Test(proto, handover_and_referral_are_direct_only)
+{
+	size_t	i;
+
+	cr_assert_eq(NITEMS(direct_types), RT__COUNT);
+	for (i = 0; i < NITEMS(direct_types); i++) {
+		json_t	*doc = texample(direct_types[i].example, true);
+
+		cr_expect_eq(proto_rtype_direct_only(direct_types[i].rt),
+		    direct_types[i].direct_only, "%s", direct_types[i].example);
+		tset(doc, "to", DEL);
+		if (direct_types[i].direct_only)
+			texpect_err(doc, ERR_MISSING_FIELD, "to",
+			    direct_types[i].example);
+		else
+			texpect_ok(doc, direct_types[i].example);
+		tset(doc, "to", "['cjit.leeds']");
+		texpect_ok(doc, direct_types[i].example);
+		json_decref(doc);
+	}
+	cr_expect_eq(proto_rtype_direct_only(RT__COUNT), false);
+	cr_expect_eq(proto_rtype_direct_only((enum cc_rtype)-1), false);
 }
 
 /*

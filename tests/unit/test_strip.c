@@ -316,6 +316,65 @@ Test(strip, subject_is_wholly_cj_identifiers)
 	proto_msg_destroy(&m);
 }
 
+/*
+ * DESIGN §4.1 and §4.2, restated: each identifier of a subject is
+ * cj-identifiers, and a subject holding only it is stripped by it.
+ */
+static const struct {
+	const char	*field;
+	const char	*value;		/* NULL: not an identifier */
+	int		 cat;
+} subject_fields[] = {
+	{ "pnc", "'2004/0012345D'", CAT_CJ_IDENTIFIERS },
+	{ "noms", "'A1234BC'", CAT_CJ_IDENTIFIERS },
+	{ "crn", "'X123456'", CAT_CJ_IDENTIFIERS },
+	{ "PNC", NULL, -1 },
+	{ "person", NULL, -1 },
+	{ "", NULL, -1 },
+};
+
+Test(strip, every_subject_identifier_is_cj_identifiers)
+{
+	size_t	i;
+
+	for (i = 0; i < NITEMS(subject_fields); i++) {
+		json_t		*doc;
+		struct cc_msg	*m = NULL;
+		struct cc_error	 e;
+		struct stripped	 st;
+		char		 sq[64];
+		cc_catset	 cat;
+
+		cr_expect_eq(proto_subject_category(subject_fields[i].field),
+		    subject_fields[i].cat, "%s", subject_fields[i].field);
+		if (subject_fields[i].value == NULL)
+			continue;
+		cat = CATSET(subject_fields[i].cat);
+		doc = texample("release-plan", true);
+		(void)snprintf(sq, sizeof(sq), "{'%s':%s}",
+		    subject_fields[i].field, subject_fields[i].value);
+		tset(doc, "subject", sq);
+		cr_assert_eq(tdecode(doc, &m, &e), 0, "%s: %s",
+		    subject_fields[i].field, e.detail);
+		cr_expect_eq(proto_categories_present(m) & cat, cat);
+
+		strip(m, cat, true, &st);
+		cr_expect(msgpack_object_equal(st.up.data,
+		    *proto_get(m, "subject")), "%s removed",
+		    subject_fields[i].field);
+		cr_expect_eq(st.withheld, 0);
+		stripped_free(&st);
+
+		strip(m, CATSET_ALL & ~cat, true, &st);
+		cr_expect_eq(st.up.data.via.map.size, 0, "%s kept",
+		    subject_fields[i].field);
+		cr_expect_eq(st.withheld, cat);
+		stripped_free(&st);
+		proto_msg_destroy(&m);
+		json_decref(doc);
+	}
+}
+
 Test(strip, categories_present_are_those_of_body_and_subject)
 {
 	int	rt;
