@@ -351,15 +351,12 @@ handle_consent_grant(struct broker *b, struct req *r)
 	h.purposes = purposes_of(proto_get(r->msg, "purposes"));
 	(void)proto_get_bool(r->msg, "explicit", &expl);
 	h.explicit_ = expl;
-	if ((h.cats & CATSET_EXPLICIT) && !expl)
-		return reply_error(b, r, ERR_INVALID_FIELD, "explicit",
-		    "treatment-clinical and narrative need explicit consent");
-	if (proto_get_str(r->msg, "valid_from", text, sizeof(text)) == -1 ||
-	    cc_time_parse(text, strlen(text), &h.from_ms) == -1)
+	/* Validation already refused special categories without explicit
+	 * consent, and times that are not RFC 3339 (the schema). */
+	if (proto_get_time(r->msg, "valid_from", &h.from_ms) == -1)
 		return reply_error(b, r, ERR_INVALID_FIELD, "valid_from",
 		    "not an RFC 3339 time");
-	if (proto_get_str(r->msg, "valid_until", text, sizeof(text)) == -1 ||
-	    cc_time_parse(text, strlen(text), &h.until_ms) == -1)
+	if (proto_get_time(r->msg, "valid_until", &h.until_ms) == -1)
 		return reply_error(b, r, ERR_INVALID_FIELD, "valid_until",
 		    "not an RFC 3339 time");
 	if ((rc = req_hash(r->msg, h.req_hash)) != 0)

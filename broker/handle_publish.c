@@ -42,7 +42,6 @@ handle_publish(struct broker *b, struct req *r)
 	msgpack_sbuffer		 frame;
 	uint8_t			 mid[16];
 	char			 midtext[40], field[32], id[CC_ID_MAX + 1];
-	char			 expires[40];
 	int64_t			 exp_ms, now = broker_now(b);
 	bool			 queued = false;
 	size_t			 npeer;
@@ -77,7 +76,9 @@ handle_publish(struct broker *b, struct req *r)
 		return reply_error(b, r, ERR_NOT_PERMITTED, "type",
 		    "this agency type may not publish %s",
 		    cc_rtype_name(rtype));
-	if ((rtype == RT_HANDOVER || rtype == RT_REFERRAL) && to == NULL)
+	/* Validation refuses a direct-only type without `to`; checked here
+	 * too, since a message with no recipient could never be routed. */
+	if (proto_rtype_direct_only(rtype) && to == NULL)
 		return reply_error(b, r, ERR_MISSING_FIELD, "to",
 		    "%s is sent to named agencies only", cc_rtype_name(rtype));
 	for (i = 0; to != NULL && i < to->via.array.size; i++) {
@@ -100,8 +101,7 @@ handle_publish(struct broker *b, struct req *r)
 	h.purpose = purpose;
 	h.accepted_ms = now;
 	h.expires_ms = now + (int64_t)conf->retention_days * 86400000LL;
-	if (proto_get_str(r->msg, "expires", expires, sizeof(expires)) == 0 &&
-	    cc_time_parse(expires, strlen(expires), &exp_ms) == 0 &&
+	if (proto_get_time(r->msg, "expires", &exp_ms) == 0 &&
 	    exp_ms < h.expires_ms)
 		h.expires_ms = exp_ms;
 	if (proto_subject(r->msg, &subj) == -1 ||

@@ -19,6 +19,7 @@
 #include "audit.h"
 #include "bytes.h"
 #include "igcmd.h"
+#include "json.h"
 #include "log.h"
 #include "store.h"
 
@@ -57,17 +58,15 @@ print_json(json_t *j)
 	return rc == 0 && fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* A msgpack value as JSON; null when absent or not representable. */
 static json_t *
 mp_to_json(const msgpack_object *o)
 {
-	char	*text;
 	json_t	*j;
 
-	if (o == NULL || (text = proto_object_to_json(o, false)) == NULL)
+	if (o == NULL || (j = proto_object_to_jansson(o)) == NULL)
 		return json_null();
-	j = json_loads(text, JSON_DECODE_ANY, NULL);
-	free(text);
-	return j != NULL ? j : json_null();
+	return j;
 }
 
 /* A field of a msgpack map as JSON (null when absent). */

@@ -164,7 +164,7 @@ route_publish(struct broker *b, struct store_txn *txn, const uint8_t mid[16],
 			    sender, h, id, queued)) != 0)
 				return rc;
 		}
-	} else if (h->rtype != RT_HANDOVER && h->rtype != RT_REFERRAL) {
+	} else if (!proto_rtype_direct_only(h->rtype)) {
 		if (proto_get_str(m, "area", area, sizeof(area)) == -1)
 			return 0;
 		/* Subscriptions only nominate; decide() rules each one. */
