@@ -20,7 +20,7 @@ static volatile sig_atomic_t	got_term, got_hup;
 
 static void	on_signal(int);
 static void	reload(struct broker *);
-static void	serve(struct broker *, const char *, uint8_t sec[32]);
+static void	serve(struct broker *, const char *);
 static void	loop(struct broker *, int *status);
 
 static void
@@ -150,7 +150,7 @@ reload(struct broker *b)
  * key is wiped once the socket holds it.
  */
 static void
-serve(struct broker *b, const char *path, uint8_t sec[32])
+serve(struct broker *b, const char *path)
 {
 	char		 z85[41];
 	int		 one = 1, zero = 0, rc, hwm = 100000, rcvhwm = 1000;
@@ -169,7 +169,7 @@ serve(struct broker *b, const char *path, uint8_t sec[32])
 	maxmsg = (int64_t)b->conf.max_size * 16;
 	if (maxmsg < 1 << 20)
 		maxmsg = 1 << 20;
-	if (zmq_z85_encode(z85, sec, 32) == NULL)
+	if (zmq_z85_encode(z85, b->sec, 32) == NULL)
 		fatalx("cannot encode the broker's key");
 	rc = zmq_setsockopt(b->router, ZMQ_CURVE_SERVER, &one, sizeof(one));
 	rc |= zmq_setsockopt(b->router, ZMQ_CURVE_SECRETKEY, z85, 40);
@@ -188,7 +188,7 @@ serve(struct broker *b, const char *path, uint8_t sec[32])
 	 */
 	rc |= zmq_setsockopt(b->router, ZMQ_RCVHWM, &rcvhwm, sizeof(rcvhwm));
 	rc |= zmq_setsockopt(b->router, ZMQ_LINGER, &zero, sizeof(zero));
-	explicit_bzero(sec, 32);
+	explicit_bzero(b->sec, sizeof(b->sec));
 	explicit_bzero(z85, sizeof(z85));
 	if (rc != 0)
 		fatalx("cannot configure the socket: %s", zmq_strerror(errno));
@@ -266,40 +266,77 @@ loop(struct broker *b, int *status)
 }
 
 int
+broker_open(struct broker *b, const char *path, struct run_as *ra, char *err,
+    size_t errlen)
+{
+	uint8_t		pub[32];
+	struct pki_cert	self;
+
+	memset(b, 0, sizeof(*b));
+	if (broker_conf_load(path, &b->conf, err, errlen) == -1)
+		return -1;
+	/*
+	 * What refuses a start comes before the agency directory, which
+	 * logs what it finds: a refusal is then the one line said.
+	 */
+	priv_check_user(&b->conf, ra);
+	if (pki_key_read(b->conf.key, b->sec, pub, err, errlen) == -1)
+		goto fail;
+	/* Agents pin the certificate's key: the two must be one pair. */
+	if (pki_cert_read(b->conf.certificate, &self, err, errlen) == -1)
+		goto fail;
+	if (memcmp(self.key, pub, sizeof(pub)) != 0) {
+		snprintf(err, errlen, "%s: does not hold the public key of %s",
+		    b->conf.certificate, b->conf.key);
+		goto fail;
+	}
+	if (store_open(&b->st, b->conf.data, b->conf.map_size_mb, false, err,
+	    errlen) == -1)
+		goto fail;
+	if (auth_load(&b->auth, &b->conf, err, errlen) == -1)
+		goto fail;
+	if (state_peers_build(b) == -1 || state_load(b) != 0) {
+		snprintf(err, errlen, "cannot read state from %s",
+		    b->conf.data);
+		goto fail;
+	}
+	b->next_sweep = 0;
+	b->purge_invalid = true;
+	return 0;
+fail:
+	broker_close(b);
+	return -1;
+}
+
+void
+broker_close(struct broker *b)
+{
+	explicit_bzero(b->sec, sizeof(b->sec));
+	store_close(&b->st);
+	auth_clear(&b->auth);
+	broker_conf_free(&b->conf);
+	out_drop(b, 0);
+	free(b->out);
+	free(b->peer);
+	free(b->conn);
+	b->out = NULL;
+	b->peer = NULL;
+	b->conn = NULL;
+	b->npeer = b->outcap = b->conncap = 0;
+}
+
+int
 broker_run(const char *path)
 {
 	struct broker	 b;
 	struct sigaction sa;
 	char		 err[512];
-	uint8_t		 sec[32], pub[32];
-	struct pki_cert	 self;
 	struct run_as	 ra;
 	int		 status = 0;
 
-	memset(&b, 0, sizeof(b));
-	if (broker_conf_load(path, &b.conf, err, sizeof(err)) == -1)
-		fatalx("%s", err);
-	/*
-	 * What refuses a start comes before the agency directory, which
-	 * logs what it finds: a refusal is then the one line said.
-	 */
-	priv_check_user(&b.conf, &ra);
-	if (pki_key_read(b.conf.key, sec, pub, err, sizeof(err)) == -1)
-		fatalx("%s", err);
-	/* Agents pin the certificate's key: the two must be one pair. */
-	if (pki_cert_read(b.conf.certificate, &self, err, sizeof(err)) == -1)
-		fatalx("%s", err);
-	if (memcmp(self.key, pub, sizeof(pub)) != 0)
-		fatalx("%s: does not hold the public key of %s",
-		    b.conf.certificate, b.conf.key);
-	if (store_open(&b.st, b.conf.data, b.conf.map_size_mb, false, err,
-	    sizeof(err)) == -1)
-		fatalx("%s", err);
-	if (auth_load(&b.auth, &b.conf, err, sizeof(err)) == -1)
+	if (broker_open(&b, path, &ra, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	conn_raise_nofile();
-	if (state_peers_build(&b) == -1 || state_load(&b) != 0)
-		fatalx("cannot read state from %s", b.conf.data);
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -310,14 +347,12 @@ broker_run(const char *path)
 	    signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		fatal("sigaction");
 
-	serve(&b, path, sec);
+	serve(&b, path);
 	log_info("listening on %s, %zu valid agencies, data %s", b.conf.bind,
 	    b.auth.nagency, b.conf.data);
 	priv_drop(&b.conf, &ra);
 	b.fds_base = conn_fds_open();
 
-	b.next_sweep = 0;
-	b.purge_invalid = true;
 	loop(&b, &status);
 	log_info("stopping");
 	state_save_final(&b);
@@ -325,12 +360,6 @@ broker_run(const char *path)
 	zmq_close(b.router);
 	auth_zap_close(&b.auth);
 	zmq_ctx_term(b.ctx);
-	store_close(&b.st);
-	auth_clear(&b.auth);
-	broker_conf_free(&b.conf);
-	out_drop(&b, 0);
-	free(b.out);
-	free(b.peer);
-	free(b.conn);
+	broker_close(&b);
 	return status;
 }

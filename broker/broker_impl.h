@@ -30,6 +30,7 @@ struct counters {
 
 struct broker {
 	struct broker_conf	 conf;
+	uint8_t			 sec[32];	/* CURVE secret, until bound */
 	struct auth		 auth;
 	struct store		*st;
 	void			*ctx;
@@ -64,8 +65,15 @@ struct broker {
 	char			 shed_agency[CC_ID_MAX + 1];
 };
 
-/* broker.c */
+/* broker.c: run the broker (returns its exit status); or, without
+ * sockets, open and close everything else: configuration, the key pair
+ * (checked to match the certificate), the store, the agency directory
+ * and the sessions (returns 0, or -1 with err). */
 int	broker_run(const char *conf_path);
+struct run_as;
+int	broker_open(struct broker *, const char *conf_path, struct run_as *,
+	    char *err, size_t errlen) CC_WUR;
+void	broker_close(struct broker *);
 
 /* batch.c: one turn.  Returns 0, or -1 when the store cannot begin a
  * transaction (the broker stops for a restart). */
