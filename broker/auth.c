@@ -221,9 +221,10 @@ auth_zap_handle(struct auth *a, time_t now, auth_refused_fn refused_cb,
 	char			 q[80];
 	int			 nf = 0, i, more, rc = -1, saved = 0;
 
+	/* zmq_msg_init cannot fail (it only zeroes the message). */
 	for (i = 0; i < ZAP_FRAMES_MAX; i++)
-		zmq_msg_init(&f[i]);
-	zmq_msg_init(&extra);
+		(void)zmq_msg_init(&f[i]);
+	(void)zmq_msg_init(&extra);
 
 	/* Read the whole request; libzmq hands over all parts at once. */
 	do {

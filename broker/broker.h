@@ -95,7 +95,7 @@ void			 broker_sweep_next(struct broker *, int64_t ms);
 
 /* Copy a msgpack string into buf (NUL-terminated); -1 if not a string or
  * too long. */
-int	objstr(const msgpack_object *, char *buf, size_t size);
+int	objstr(const msgpack_object *, char *buf, size_t size) CC_WUR;
 
 /* ---- replies (reply.c) ---- */
 

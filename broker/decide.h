@@ -38,6 +38,6 @@ void	decide(struct store *, struct store_txn *, const struct subject_ps *subj,
  * cid to ignore (the consent being amended).
  */
 int	decide_identity_conflict(struct store *, struct store_txn *,
-	    const struct subject_ps *subj, const uint8_t *except);
+	    const struct subject_ps *subj, const uint8_t *except) CC_WUR;
 
 #endif /* CC_DECIDE_H */

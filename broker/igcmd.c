@@ -28,6 +28,8 @@ static json_t	*mp_to_json(const msgpack_object *);
 static json_t	*mp_get(const msgpack_object *, const char *);
 static json_t	*entry_json(const msgpack_object *);
 static int	print_json(json_t *);
+static void	jput(json_t *, const char *, json_t *);
+static void	jref(json_t *, const char *, json_t *);
 static int	subject_entry(uint64_t, const void *, size_t, void *);
 static int	collect_cid(const struct consent *, void *);
 static json_t	*consent_json(struct store *, struct consent *, int64_t);
@@ -45,6 +47,25 @@ open_store(const struct broker_conf *c)
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
 	return st;
+}
+
+/*
+ * Set a member (taking the value's reference, or a new one to a borrowed
+ * value; an absent value is null).  These commands print a report and
+ * exit, so running out of memory while building it ends the command
+ * with that said, rather than printing a report with holes in it.
+ */
+static void
+jput(json_t *o, const char *k, json_t *v)
+{
+	if (v == NULL || json_object_set_new(o, k, v) != 0)
+		fatalx("out of memory");
+}
+
+static void
+jref(json_t *o, const char *k, json_t *v)
+{
+	jput(o, k, v != NULL ? json_incref(v) : json_null());
 }
 
 static int
@@ -99,6 +120,8 @@ entry_json(const msgpack_object *map)
 	json_t		*j = json_object();
 	uint32_t	 i;
 
+	if (j == NULL)
+		return NULL;
 	for (i = 0; map->type == MSGPACK_OBJECT_MAP &&
 	    i < map->via.map.size; i++) {
 		const msgpack_object_kv *kv = &map->via.map.ptr[i];
@@ -106,8 +129,11 @@ entry_json(const msgpack_object *map)
 		if (kv->key.type != MSGPACK_OBJECT_STR ||
 		    kv->val.type == MSGPACK_OBJECT_BIN)
 			continue;
-		json_object_setn_new(j, kv->key.via.str.ptr,
-		    kv->key.via.str.size, mp_to_json(&kv->val));
+		if (json_object_setn_new(j, kv->key.via.str.ptr,
+		    kv->key.via.str.size, mp_to_json(&kv->val)) != 0) {
+			json_decref(j);
+			return NULL;
+		}
 	}
 	return j;
 }
@@ -183,19 +209,19 @@ subject_entry(uint64_t seq, const void *data, size_t len, void *arg)
 		cc_time_format(json_integer_value(json_object_get(e, "t")), at);
 		/* Whole seconds, as the report has always given them. */
 		strcpy(at + 19, "Z");
-		json_object_set_new(out, "time", json_string(at));
+		jput(out, "time", json_string(at));
 	}
-	json_object_set(out, "mid", json_object_get(e, "id"));
-	json_object_set(out, "type", json_object_get(e, "type"));
-	json_object_set(out, "sender", json_object_get(e, "sender"));
-	json_object_set(out, "recipient", json_object_get(e, "recipient"));
+	jref(out, "mid", json_object_get(e, "id"));
+	jref(out, "type", json_object_get(e, "type"));
+	jref(out, "sender", json_object_get(e, "sender"));
+	jref(out, "recipient", json_object_get(e, "recipient"));
 	if (strcmp(json_string_value(ev), "delivered") == 0) {
-		json_object_set(out, "categories", json_object_get(e, "cats"));
-		json_object_set(out, "consent", json_object_get(e, "consent"));
+		jref(out, "categories", json_object_get(e, "cats"));
+		jref(out, "consent", json_object_get(e, "consent"));
 		if (json_array_append_new(w->disc, out) != 0)
 			goto nomem;
 	} else if (strcmp(json_string_value(ev), "withheld") == 0) {
-		json_object_set(out, "reason", json_object_get(e, "reason"));
+		jref(out, "reason", json_object_get(e, "reason"));
 		if (json_array_append_new(w->with, out) != 0)
 			goto nomem;
 	} else
@@ -248,8 +274,8 @@ consent_json(struct store *st, struct consent *c, int64_t now)
 	if ((o = json_object()) == NULL)
 		return NULL;
 	uuid_unparse_lower(c->cid, cid);
-	json_object_set_new(o, "cid", json_string(cid));
-	json_object_set_new(o, "recorded_by", json_string(c->h.recorded_by));
+	jput(o, "cid", json_string(cid));
+	jput(o, "recorded_by", json_string(c->h.recorded_by));
 	msgpack_unpacked_init(&up);
 	raw = store_consent_history(st, c, &len);
 	if (raw != NULL && msgpack_unpack_next(&up, (char *)raw, len,
@@ -269,25 +295,25 @@ consent_json(struct store *st, struct consent *c, int64_t now)
 		}
 	} else
 		log_warnx("consent %s: history cannot be opened", cid);
-	json_object_set_new(o, "recipients", mp_get(grant, "recipients"));
-	json_object_set_new(o, "purposes", mp_get(grant, "purposes"));
-	json_object_set_new(o, "categories", mp_get(grant, "categories"));
-	json_object_set_new(o, "deny", mp_get(grant, "deny"));
-	json_object_set_new(o, "explicit", json_boolean(c->h.explicit_));
-	json_object_set_new(o, "valid_from", mp_get(grant, "valid_from"));
-	json_object_set_new(o, "valid_until", mp_get(grant, "valid_until"));
+	jput(o, "recipients", mp_get(grant, "recipients"));
+	jput(o, "purposes", mp_get(grant, "purposes"));
+	jput(o, "categories", mp_get(grant, "categories"));
+	jput(o, "deny", mp_get(grant, "deny"));
+	jput(o, "explicit", json_boolean(c->h.explicit_));
+	jput(o, "valid_from", mp_get(grant, "valid_from"));
+	jput(o, "valid_until", mp_get(grant, "valid_until"));
 	/* A consent past its period is reported as expired. */
-	json_object_set_new(o, "state", json_string(
+	jput(o, "state", json_string(
 	    c->h.state == CS_ACTIVE && c->h.until_ms <= now ? "expired" :
 	    c->h.state < CS__COUNT ? state[c->h.state] : "?"));
 	h = mp_to_json(hist);
-	json_object_set_new(o, "history", h);
+	jput(o, "history", h);
 	/* The evidence the consent rests on: of the latest grant, or of the
 	 * refusal. */
 	if (grant != NULL)
-		json_object_set_new(o, "evidence", mp_get(grant, "evidence"));
+		jput(o, "evidence", mp_get(grant, "evidence"));
 	else if (json_array_size(h) > 0)
-		json_object_set(o, "evidence", json_object_get(
+		jref(o, "evidence", json_object_get(
 		    json_array_get(h, json_array_size(h) - 1), "evidence"));
 	msgpack_unpacked_destroy(&up);
 	if (raw != NULL) {
@@ -351,14 +377,14 @@ ig_audit_subject(const struct broker_conf *c, const char *scheme,
 	    (w.disc = json_array()) == NULL || (w.with = json_array()) == NULL ||
 	    (cons = json_array()) == NULL)
 		fatalx("out of memory");
-	json_object_set_new(js, scheme, json_string(s == SCHEME_PNC ?
+	jput(js, scheme, json_string(s == SCHEME_PNC ?
 	    subj.pnc : value));
-	json_object_set_new(rep, "subject", js);
+	jput(rep, "subject", js);
 	w.hex = hex;
 	if ((rc = store_audit_each(st, txn, 0, subject_entry, &w)) != 0)
 		fatalx("cannot read the audit: %s", store_strerror(rc));
-	json_object_set_new(rep, "disclosures", w.disc);
-	json_object_set_new(rep, "withheld", w.with);
+	jput(rep, "disclosures", w.disc);
+	jput(rep, "withheld", w.with);
 
 	if ((rc = store_consents_of(st, txn, &ps, collect_cid, &all)) != 0)
 		fatalx("cannot read consents: %s", store_strerror(rc));
@@ -371,7 +397,7 @@ ig_audit_subject(const struct broker_conf *c, const char *scheme,
 			fatalx("out of memory");
 	}
 	free(all.cid);
-	json_object_set_new(rep, "consents", cons);
+	jput(rep, "consents", cons);
 	store_abort(txn);
 	store_close(&st);
 	return print_json(rep);
@@ -400,16 +426,14 @@ stats_queue(const char *agency, uint64_t dseq, const struct qent *q,
 
 	(void)dseq;
 	if ((e = json_object_get(w->queues, agency)) == NULL) {
-		if ((e = json_object()) == NULL ||
-		    json_object_set_new(w->queues, agency, e) != 0)
-			return STORE_NOMEM;
-		json_object_set_new(e, "depth", json_integer(0));
-		json_object_set_new(e, "oldest_age_s", json_integer(age));
+		jput(w->queues, agency, e = json_object());
+		jput(e, "depth", json_integer(0));
+		jput(e, "oldest_age_s", json_integer(age));
 	}
-	json_object_set_new(e, "depth", json_integer(
+	jput(e, "depth", json_integer(
 	    json_integer_value(json_object_get(e, "depth")) + 1));
 	if (age > json_integer_value(json_object_get(e, "oldest_age_s")))
-		json_object_set_new(e, "oldest_age_s", json_integer(age));
+		jput(e, "oldest_age_s", json_integer(age));
 	return 0;
 }
 
@@ -434,28 +458,28 @@ ig_stats(const struct broker_conf *c)
 	w.now = cc_time_now_ms();
 	if ((rc = store_online_each(st, txn, stats_online, conns)) != 0)
 		fatalx("cannot read who is online: %s", store_strerror(rc));
-	json_object_set_new(rep, "connections", conns);
+	jput(rep, "connections", conns);
 	/* Queue depth and oldest entry per agency, in one pass. */
 	if ((rc = store_queues_each(st, txn, stats_queue, &w)) != 0)
 		fatalx("cannot read queues: %s", store_strerror(rc));
-	json_object_set_new(rep, "queues", w.queues);
+	jput(rep, "queues", w.queues);
 	if ((rc = store_counters_get(st, txn, &cnt)) != 0)
 		fatalx("cannot read the counters: %s", store_strerror(rc));
 	store_abort(txn);
-	json_object_set_new(out, "accepted", json_integer(cnt.accepted));
-	json_object_set_new(out, "delivered", json_integer(cnt.delivered));
-	json_object_set_new(out, "withheld", json_integer(cnt.withheld));
-	json_object_set_new(out, "purged", json_integer(cnt.purged));
-	json_object_set_new(out, "expired", json_integer(cnt.expired));
-	json_object_set_new(out, "refused_connections",
+	jput(out, "accepted", json_integer(cnt.accepted));
+	jput(out, "delivered", json_integer(cnt.delivered));
+	jput(out, "withheld", json_integer(cnt.withheld));
+	jput(out, "purged", json_integer(cnt.purged));
+	jput(out, "expired", json_integer(cnt.expired));
+	jput(out, "refused_connections",
 	    json_integer(cnt.refused));
-	json_object_set_new(out, "rejected_inputs", json_integer(cnt.rejected));
-	json_object_set_new(rep, "outcomes", out);
+	jput(out, "rejected_inputs", json_integer(cnt.rejected));
+	jput(rep, "outcomes", out);
 	if (store_usage(st, &used, &map) != 0)
 		fatalx("cannot measure the store");
-	json_object_set_new(store, "used_bytes", json_integer(used));
-	json_object_set_new(store, "map_bytes", json_integer(map));
-	json_object_set_new(rep, "store", store);
+	jput(store, "used_bytes", json_integer(used));
+	jput(store, "map_bytes", json_integer(map));
+	jput(rep, "store", store);
 	store_close(&st);
 	return print_json(rep);
 }

@@ -178,6 +178,9 @@ seal_open(const struct seal *s, const void *ad, size_t adlen,
 		goto fail;
 	rc = 0;
 fail:
+	/* What failed to authenticate is never left for a caller to read. */
+	if (rc != 0 && clen > 0)
+		explicit_bzero(out, clen);
 	EVP_CIPHER_CTX_free(c);
 	return rc;
 }

@@ -294,7 +294,7 @@ int	store_consent_put(struct store *, struct store_txn *,
 
 /* Open the sealed history of a consent (malloc'd msgpack), or NULL. */
 void	*store_consent_history(struct store *, const struct consent *,
-	    size_t *len);
+	    size_t *len) CC_WUR;
 
 /* Does a NUL-separated id list name `id`? */
 bool	idlist_has(const char *list, size_t len, const char *id);
@@ -319,7 +319,7 @@ int	store_msg_forget(struct store *, struct store_txn *,
 /* The canonical frame of a message (malloc'd, caller frees), or NULL when
  * there is none or it cannot be opened. */
 void	*store_msg_frame(struct store *, struct store_txn *,
-	    const uint8_t mid[16], size_t *len);
+	    const uint8_t mid[16], size_t *len) CC_WUR;
 
 /* Index (add) or unindex a message under each pseudonym of its subject. */
 int	store_msg_index(struct store *, struct store_txn *,
