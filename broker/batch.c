@@ -13,6 +13,7 @@
 
 #include "broker_impl.h"
 #include "deliver.h"
+#include "dispatch.h"
 #include "log.h"
 #include "route.h"
 

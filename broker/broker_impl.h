@@ -79,9 +79,6 @@ void	broker_close(struct broker *);
  * transaction (the broker stops for a restart). */
 int	batch_turn(struct broker *);
 
-/* dispatch.c: run the handler of the request's op. */
-int	dispatch(struct broker *, struct req *);
-
 /* reply.c: the output queue. */
 void	out_flush(struct broker *);
 void	out_drop(struct broker *, size_t keep);

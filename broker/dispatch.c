@@ -1,7 +1,7 @@
 /*
  * dispatch.c - one request to the handler of its op.
  */
-#include "broker_impl.h"
+#include "dispatch.h"
 #include "handler.h"
 
 int
