@@ -21,6 +21,7 @@
 #define ZAP_MECHANISM	"CURVE"
 #define ZAP_FRAMES_MAX	8	/* version .. credentials; more is malformed */
 #define ZAP_META_TYPE	"Agency-Type"
+#define ZAP_META_KEY	AUTH_META_KEY
 
 /* The frames of a ZAP request, RFC 27. */
 enum zap_frame {
@@ -53,6 +54,7 @@ static bool	 zap_frame_is(zmq_msg_t *, const char *);
 static int	 zap_reply(void *, zmq_msg_t *, const char *, const char *,
 		    const struct agency *);
 static int	 zap_send(void *, const void *, size_t, bool);
+static size_t	 zap_prop(uint8_t *, size_t, const char *, const char *);
 static const char *auth_quote(const char *, char *, size_t);
 
 int
@@ -166,13 +168,31 @@ auth_clear(struct auth *a)
 	a->nbad = 0;
 }
 
+/* Certificates of one id are sorted by not_before: the newest valid one
+ * is the last valid one seen. */
 const struct agency *
 auth_agency(const struct auth *a, const char *id, time_t now)
+{
+	const struct agency	*found = NULL;
+	size_t			 i;
+
+	for (i = 0; i < a->nagency; i++)
+		if (strcmp(a->agency[i].cert.cn, id) == 0 &&
+		    now >= a->agency[i].cert.not_before &&
+		    now <= a->agency[i].cert.not_after)
+			found = &a->agency[i];
+	return found;
+}
+
+const struct agency *
+auth_agency_key(const struct auth *a, const char *id, const uint8_t key[32],
+    time_t now)
 {
 	size_t	i;
 
 	for (i = 0; i < a->nagency; i++)
-		if (strcmp(a->agency[i].cert.cn, id) == 0 &&
+		if (memcmp(a->agency[i].cert.key, key, 32) == 0 &&
+		    strcmp(a->agency[i].cert.cn, id) == 0 &&
 		    now >= a->agency[i].cert.not_before &&
 		    now <= a->agency[i].cert.not_after)
 			return &a->agency[i];
@@ -321,6 +341,11 @@ auth_decide(const struct auth *a, zmq_msg_t *f, int nf, time_t now,
 	}
 	key = zmq_msg_data(&f[ZAPF_CREDENTIALS]);
 
+	/*
+	 * A key may be in more than one certificate of the agency (a
+	 * renewal keeps the key): any one valid now admits it, so an expired
+	 * older certificate never shadows its renewal.
+	 */
 	for (i = 0; i < a->nagency; i++) {
 		ag = &a->agency[i];
 		if (memcmp(ag->cert.key, key, sizeof(ag->cert.key)) != 0)
@@ -330,12 +355,17 @@ auth_decide(const struct auth *a, zmq_msg_t *f, int nf, time_t now,
 			ans->reason = "not yet valid";
 		else if (now > ag->cert.not_after)
 			ans->reason = "expired";
-		else if (a->full)
+		else if (a->full) {
 			ans->reason = "connection limit reached";
-		else
+			return;
+		} else {
 			ans->ok = ag;
-		return;
+			ans->reason = NULL;
+			return;
+		}
 	}
+	if (ans->agency != NULL)
+		return;
 	for (i = 0; i < a->nbad; i++) {
 		if (memcmp(a->bad[i].cert.key, key, 32) == 0) {
 			if (a->bad[i].cert.cn[0] != '\0')
@@ -349,32 +379,25 @@ auth_decide(const struct auth *a, zmq_msg_t *f, int nf, time_t now,
 
 /*
  * The reply of RFC 27: version, request id, status code, status text,
- * user id, metadata.  The metadata holds the agency type, encoded as
- * ZMTP properties: name length (1 byte), name, value length (4 bytes,
- * network order), value.
+ * user id, metadata.  The metadata holds the agency type and the key
+ * (Z85) that authenticated the connection, encoded as ZMTP properties:
+ * name length (1 byte), name, value length (4 bytes, network order),
+ * value.  Every message of the connection carries them (zmq_msg_gets).
  */
 static int
 zap_reply(void *zap, zmq_msg_t *reqid, const char *code, const char *text,
     const struct agency *ag)
 {
-	uint8_t		 meta[1 + sizeof(ZAP_META_TYPE) + 4 + 64];
-	const char	*type;
-	size_t		 mlen = 0, tlen, nlen = sizeof(ZAP_META_TYPE) - 1;
+	uint8_t		 meta[2 * (1 + 16 + 4 + 64)];
+	char		 z85[41];
+	size_t		 mlen = 0;
 
 	if (ag != NULL) {
-		type = cc_atype_name(ag->cert.type);
-		tlen = type != NULL ? strlen(type) : 0;
-		if (tlen > 64)
-			tlen = 64;
-		meta[mlen++] = (uint8_t)nlen;
-		memcpy(meta + mlen, ZAP_META_TYPE, nlen);
-		mlen += nlen;
-		meta[mlen++] = (uint8_t)(tlen >> 24);
-		meta[mlen++] = (uint8_t)(tlen >> 16);
-		meta[mlen++] = (uint8_t)(tlen >> 8);
-		meta[mlen++] = (uint8_t)tlen;
-		memcpy(meta + mlen, type, tlen);
-		mlen += tlen;
+		if (zmq_z85_encode(z85, ag->cert.key, 32) == NULL)
+			return -1;
+		mlen = zap_prop(meta, mlen, ZAP_META_TYPE,
+		    cc_atype_name(ag->cert.type));
+		mlen = zap_prop(meta, mlen, ZAP_META_KEY, z85);
 	}
 	if (zap_send(zap, ZAP_VERSION, strlen(ZAP_VERSION), true) == -1 ||
 	    zap_send(zap, reqid != NULL ? zmq_msg_data(reqid) : "",
@@ -386,6 +409,25 @@ zap_reply(void *zap, zmq_msg_t *reqid, const char *code, const char *text,
 	    zap_send(zap, meta, mlen, false) == -1)
 		return -1;
 	return 0;
+}
+
+/* Append one ZMTP property (name and value at most 64 bytes each). */
+static size_t
+zap_prop(uint8_t *meta, size_t off, const char *name, const char *value)
+{
+	size_t	nlen = strlen(name), vlen = value != NULL ? strlen(value) : 0;
+
+	if (vlen > 64)
+		vlen = 64;
+	meta[off++] = (uint8_t)nlen;
+	memcpy(meta + off, name, nlen);
+	off += nlen;
+	meta[off++] = (uint8_t)(vlen >> 24);
+	meta[off++] = (uint8_t)(vlen >> 16);
+	meta[off++] = (uint8_t)(vlen >> 8);
+	meta[off++] = (uint8_t)vlen;
+	memcpy(meta + off, value, vlen);
+	return off + vlen;
 }
 
 static int

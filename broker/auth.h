@@ -16,6 +16,9 @@
 #include "pki.h"
 
 #define ZAP_DOMAIN	"ccbroker"
+/* The metadata property holding the key (Z85) a connection authenticated
+ * with; every request and delivery is checked against its certificate. */
+#define AUTH_META_KEY	"Key"
 #define ZAP_ENDPOINT	"inproc://zeromq.zap.01"
 
 struct agency {
@@ -54,9 +57,15 @@ int		 auth_load(struct auth *, const struct broker_conf *,
 		    char *err, size_t errlen) CC_WUR;
 void		 auth_clear(struct auth *);
 
-/* The agency with this id whose certificate is valid at `now`, or NULL. */
+/* The agency with this id whose certificate is valid at `now` (the
+ * newest, when several are), or NULL. */
 const struct agency *auth_agency(const struct auth *, const char *id,
 		    time_t now);
+/* The certificate of agency `id` with this key, valid at `now`, or NULL:
+ * what a connection authenticated with that key may still do (DESIGN §3,
+ * service follows the key). */
+const struct agency *auth_agency_key(const struct auth *, const char *id,
+		    const uint8_t key[32], time_t now);
 
 /* Bind the ZAP socket (ZMQ_REP on ZAP_ENDPOINT) in ctx, before any CURVE
  * server socket binds.  Returns 0, or -1 with errno set by libzmq. */

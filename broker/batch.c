@@ -31,8 +31,9 @@ struct asked {
 };
 
 static int	handle_one(struct broker *, struct store_txn *, bool isolate,
-		    zmq_msg_t *rid, zmq_msg_t *body, struct asked *,
-		    unsigned *taken);
+		    size_t i, struct asked *, unsigned *taken);
+static const struct agency *authenticated(struct broker *, zmq_msg_t *,
+		    const char **uid);
 static int	refuse_invalid(struct broker *, struct req *, zmq_msg_t *,
 		    const char *);
 static int	run_batch(struct broker *, struct store_txn *, bool isolate,
@@ -40,7 +41,7 @@ static int	run_batch(struct broker *, struct store_txn *, bool isolate,
 static void	undo_batch(struct broker *, const struct counters *,
 		    uint64_t refused);
 static bool	recv_request(struct broker *, zmq_msg_t *rid,
-		    zmq_msg_t *body);
+		    zmq_msg_t *body, bool *multi);
 static size_t	conn_of(uint16_t *slot, const struct asked *, size_t n);
 static int	shed(struct broker *, struct req *, struct asked *);
 static int	audit_refused(struct broker *, struct store_txn *);
@@ -48,8 +49,10 @@ static void	pump(struct broker *, struct store_txn *);
 static void	fail_batch(struct broker *, int rc, size_t nasked,
 		    const struct counters *, uint64_t refused);
 
-/* The requests of this turn: routing id and body of each. */
+/* The requests of this turn: routing id and body of each, and whether the
+ * body came in more than one frame. */
 static zmq_msg_t	batch_rid[BATCH_MAX], batch_body[BATCH_MAX];
+static bool		batch_multi[BATCH_MAX];
 static struct asked	asked[BATCH_MAX];
 
 /*
@@ -135,6 +138,24 @@ refuse_invalid(struct broker *b, struct req *r, zmq_msg_t *body,
 }
 
 /*
+ * The certificate a request is served under: the one of the agency the
+ * ZAP handler named whose key authenticated this connection, if it is
+ * still valid (DESIGN §3: service follows the key, not only the name).
+ */
+static const struct agency *
+authenticated(struct broker *b, zmq_msg_t *body, const char **uid)
+{
+	const char	*z85;
+	uint8_t		 key[32];
+
+	if ((*uid = zmq_msg_gets(body, "User-Id")) == NULL ||
+	    (z85 = zmq_msg_gets(body, AUTH_META_KEY)) == NULL ||
+	    strlen(z85) != 40 || zmq_z85_decode(key, z85) == NULL)
+		return NULL;
+	return auth_agency_key(&b->auth, *uid, key, (time_t)(b->now / 1000));
+}
+
+/*
  * One request: attribute it to the authenticated agency (never to anything
  * the client wrote), decode and validate it, and run its handler.  *taken
  * counts the requests of its connection handled in this turn.
@@ -147,9 +168,10 @@ refuse_invalid(struct broker *b, struct req *r, zmq_msg_t *body,
  * own, so that the failure costs only the request that met it.
  */
 static int
-handle_one(struct broker *b, struct store_txn *txn, bool isolate,
-    zmq_msg_t *rid, zmq_msg_t *body, struct asked *a, unsigned *taken)
+handle_one(struct broker *b, struct store_txn *txn, bool isolate, size_t i,
+    struct asked *a, unsigned *taken)
 {
+	zmq_msg_t		*rid = &batch_rid[i], *body = &batch_body[i];
 	struct cc_error		 err;
 	struct req		 r;
 	struct audit_ev		 ev;
@@ -165,13 +187,18 @@ handle_one(struct broker *b, struct store_txn *txn, bool isolate,
 	r.len = zmq_msg_size(body);
 	a->re[0] = '\0';
 	a->answered = true;
-	uid = zmq_msg_gets(body, "User-Id");
-	if (uid == NULL || (r.from = auth_agency(&b->auth, uid,
-	    (time_t)(b->now / 1000))) == NULL ||
+	if ((r.from = authenticated(b, body, &uid)) == NULL ||
 	    (r.peer = broker_peer(b, uid)) == NULL)
 		return refuse_invalid(b, &r, body, uid);
-	if (proto_decode(zmq_msg_data(body), zmq_msg_size(body),
-	    b->conf.max_size, &r.msg, &err) == -1) {
+	memcpy(r.key, r.from->cert.key, sizeof(r.key));
+	/* A request is one frame (DESIGN §7); more is malformed. */
+	if (batch_multi[i]) {
+		memset(&err, 0, sizeof(err));
+		(void)cc_error_set(&err, ERR_MALFORMED, NULL,
+		    "one frame per message");
+	}
+	if (batch_multi[i] || proto_decode(zmq_msg_data(body),
+	    zmq_msg_size(body), b->conf.max_size, &r.msg, &err) == -1) {
 		snprintf(a->re, sizeof(a->re), "%s", err.re);
 		if (++*taken > CONN_TURN_MAX)
 			return shed(b, &r, a);
@@ -253,8 +280,8 @@ run_batch(struct broker *b, struct store_txn *txn, bool isolate, size_t n)
 		    asked[i].ridlen);
 		if ((conn = conn_of(slot, asked, i)) == i)
 			taken[conn] = 0;
-		if ((rc = handle_one(b, txn, isolate, &batch_rid[i],
-		    &batch_body[i], &asked[i], &taken[conn])) != 0)
+		if ((rc = handle_one(b, txn, isolate, i, &asked[i],
+		    &taken[conn])) != 0)
 			return rc;
 	}
 	return 0;
@@ -287,11 +314,13 @@ undo_batch(struct broker *b, const struct counters *count, uint64_t refused)
 
 /*
  * Read one request, or return false when none is waiting.  A request is
- * one routing id and one body frame: a body of several frames is made a
- * malformed one (0xc1, never valid msgpack).
+ * one routing id and one body frame: the frames after the first of a body
+ * sent in several are read and dropped, and *multi set, so the request is
+ * refused as malformed and still attributed (the first frame keeps the
+ * connection's metadata).
  */
 static bool
-recv_request(struct broker *b, zmq_msg_t *rid, zmq_msg_t *body)
+recv_request(struct broker *b, zmq_msg_t *rid, zmq_msg_t *body, bool *multi)
 {
 	size_t	optlen;
 	int	more;
@@ -315,23 +344,16 @@ recv_request(struct broker *b, zmq_msg_t *rid, zmq_msg_t *body)
 			zmq_msg_close(body);
 			continue;
 		}
-		while (zmq_msg_more(body)) {
+		*multi = false;
+		for (more = zmq_msg_more(body); more; ) {
 			zmq_msg_t extra;
 
+			*multi = true;
 			if (zmq_msg_init(&extra) == -1 ||
 			    zmq_msg_recv(&extra, b->router, 0) == -1)
 				break;
 			more = zmq_msg_more(&extra);
 			zmq_msg_close(&extra);
-			if (!more) {
-				zmq_msg_close(body);
-				if (zmq_msg_init_size(body, 1) == -1) {
-					zmq_msg_close(rid);
-					return false;
-				}
-				*(uint8_t *)zmq_msg_data(body) = 0xc1;
-				break;
-			}
 		}
 		return true;
 	}
@@ -451,7 +473,8 @@ batch_turn(struct broker *b)
 	work = b->nrefused > 0 || b->now >= b->next_sweep || b->purge_invalid;
 
 	while (nasked < BATCH_MAX &&
-	    recv_request(b, &batch_rid[nasked], &batch_body[nasked]))
+	    recv_request(b, &batch_rid[nasked], &batch_body[nasked],
+	    &batch_multi[nasked]))
 		nasked++;
 	if (nasked > 0) {
 		/*

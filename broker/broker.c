@@ -15,6 +15,8 @@
 #include "log.h"
 
 #define ZAP_BATCH	256	/* handshakes decided per loop, at most */
+#define HANDSHAKE_MS	10000	/* a CURVE handshake's time to finish */
+#define HEARTBEAT_MS	10000	/* ZMTP PING interval; 3 missed: gone */
 
 static volatile sig_atomic_t	got_term, got_hup;
 
@@ -90,6 +92,21 @@ broker_policy_of(struct broker *b, const char *id)
 	return &b->conf.policy[a->cert.type];
 }
 
+const struct policy *
+broker_policy_cert(struct broker *b, const struct agency *a)
+{
+	if (a == NULL || a->cert.type < 0 || a->cert.type >= AT__COUNT)
+		return NULL;
+	return &b->conf.policy[a->cert.type];
+}
+
+bool
+broker_session_valid(struct broker *b, const struct peer *p)
+{
+	return auth_agency_key(&b->auth, p->id, p->key,
+	    (time_t)(b->now / 1000)) != NULL;
+}
+
 void
 broker_count(struct broker *b, enum counter c)
 {
@@ -153,7 +170,9 @@ static void
 serve(struct broker *b, const char *path)
 {
 	char		 z85[41];
-	int		 one = 1, zero = 0, rc, hwm = 100000, rcvhwm = 1000;
+	int		 one = 1, zero = 0, rc, rcvhwm = 1000, sndhwm;
+	int		 handshake = HANDSHAKE_MS, hb = HEARTBEAT_MS;
+	int		 hbtimeout = 3 * HEARTBEAT_MS;
 	int64_t		 maxmsg;
 
 	if ((b->ctx = zmq_ctx_new()) == NULL)
@@ -179,7 +198,27 @@ serve(struct broker *b, const char *path)
 	    sizeof(one));
 	rc |= zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg,
 	    sizeof(maxmsg));
-	rc |= zmq_setsockopt(b->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	/*
+	 * Frames waiting to be sent to one connection.  Deliveries are never
+	 * more than the window unacked, and answers come at most two
+	 * batches a turn: past that the client is not reading, and what
+	 * would queue for it is dropped instead of held.  So a connection
+	 * costs at most window x max_size of deliveries plus 2 x BATCH_MAX
+	 * answers (each well under 1 KiB): 16 MiB + 1 MiB by default.
+	 */
+	sndhwm = (int)b->conf.window + 2 * BATCH_MAX;
+	rc |= zmq_setsockopt(b->router, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm));
+	/*
+	 * A handshake not finished in time is dropped (a client that opens
+	 * connections and says nothing holds nothing for long), and a peer
+	 * gone without a FIN is noticed by ZMTP heartbeats, so `stats` and
+	 * the descriptor count do not keep it.
+	 */
+	rc |= zmq_setsockopt(b->router, ZMQ_HANDSHAKE_IVL, &handshake,
+	    sizeof(handshake));
+	rc |= zmq_setsockopt(b->router, ZMQ_HEARTBEAT_IVL, &hb, sizeof(hb));
+	rc |= zmq_setsockopt(b->router, ZMQ_HEARTBEAT_TIMEOUT, &hbtimeout,
+	    sizeof(hbtimeout));
 	/*
 	 * Frames read from one connection and not yet taken by a turn: a
 	 * client sending faster than it is served meets back-pressure here

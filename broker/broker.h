@@ -38,6 +38,7 @@ struct peer {
 	bool		online;
 	uint8_t		rid[RID_MAX];
 	size_t		ridlen;
+	uint8_t		key[32];	/* the key that connection used */
 	uint64_t	cursor;		/* last dseq sent on this connection */
 	unsigned	inflight;	/* sent, not yet acked */
 	bool		dirty;		/* may have something to send */
@@ -53,7 +54,10 @@ struct peer {
 struct req {
 	const uint8_t		*rid;
 	size_t			 ridlen;
-	const struct agency	*from;		/* authenticated and valid */
+	const struct agency	*from;		/* the certificate whose key
+						 * authenticated the connection,
+						 * valid now */
+	uint8_t			 key[32];	/* that key */
 	struct peer		*peer;
 	struct cc_msg		*msg;
 	struct store_txn	*txn;		/* the turn's, or its own */
@@ -84,6 +88,13 @@ struct peer		*broker_peers(struct broker *, size_t *n);
 /* The policy of a currently valid agency, or NULL (DESIGN §3: an agency
  * no longer valid gets no further service). */
 const struct policy	*broker_policy_of(struct broker *, const char *id);
+/* The policy of the type a certificate names (a request's r->from). */
+const struct policy	*broker_policy_cert(struct broker *,
+			    const struct agency *);
+/* Is the certificate whose key the peer's receiving session used still
+ * valid?  When not, nothing more is sent on that session. */
+bool			 broker_session_valid(struct broker *,
+			    const struct peer *);
 /* Is there room for about `cost` more bytes below the full mark?  Counts
  * them against this batch when there is. */
 bool			 broker_room(struct broker *, size_t cost);

@@ -226,6 +226,18 @@ deliver_pump(struct broker *b, struct store_txn *txn)
 			p->dirty = false;
 			continue;
 		}
+		/*
+		 * Nor does a session whose key's certificate was revoked or
+		 * expired, though the agency has another (re-keyed): its
+		 * queue waits for a connection made with a valid key.
+		 */
+		if (!broker_session_valid(b, p)) {
+			log_warnx("agency=%s: the key of its session is no "
+			    "longer valid; nothing more is sent on it", p->id);
+			p->online = false;
+			p->dirty = false;
+			continue;
+		}
 		while (p->inflight < window) {
 			rc = store_queue_next(st, txn, p->id, p->cursor,
 			    &dseq, &q);

@@ -47,6 +47,8 @@ static int	audit_consent(struct broker *, struct req *,
 static int	change_state(struct broker *, struct req *, struct consent *,
 		    enum consent_state, const char *, enum audit_event);
 static int	collect_cid(const struct consent *, void *);
+static int	owned_by(struct broker *, const struct consent *,
+		    const char *);
 
 static int
 reply_recorded(struct broker *b, struct req *r, const uint8_t *cid,
@@ -261,6 +263,61 @@ out:
 	return rc;
 }
 
+/*
+ * Rule 11: did `agency` record the consent's first version?  The first
+ * entry of the sealed history says who did (the header names only the
+ * latest version's recorder, which a withdrawal by another agency
+ * changes).  Returns 1, 0, or a store error.
+ */
+static int
+owned_by(struct broker *b, const struct consent *c, const char *agency)
+{
+	msgpack_unpacked	 up;
+	const msgpack_object	*first = NULL;
+	uint8_t			*hist;
+	size_t			 len, off = 0;
+	uint32_t		 i, j;
+	int			 rc = STORE_CORRUPT;
+
+	if ((hist = store_consent_history(broker_store(b), c, &len)) == NULL)
+		return STORE_CORRUPT;
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, (char *)hist, len, &off) !=
+	    MSGPACK_UNPACK_SUCCESS || up.data.type != MSGPACK_OBJECT_MAP)
+		goto out;
+	for (i = 0; i < up.data.via.map.size; i++) {
+		const msgpack_object_kv *kv = &up.data.via.map.ptr[i];
+
+		if (kv->key.type == MSGPACK_OBJECT_STR &&
+		    kv->key.via.str.size == 7 &&
+		    memcmp(kv->key.via.str.ptr, "history", 7) == 0 &&
+		    kv->val.type == MSGPACK_OBJECT_ARRAY &&
+		    kv->val.via.array.size > 0)
+			first = &kv->val.via.array.ptr[0];
+	}
+	for (j = 0; first != NULL && first->type == MSGPACK_OBJECT_MAP &&
+	    j < first->via.map.size; j++) {
+		const msgpack_object_kv *kv = &first->via.map.ptr[j];
+
+		if (kv->key.type == MSGPACK_OBJECT_STR &&
+		    kv->key.via.str.size == 2 &&
+		    memcmp(kv->key.via.str.ptr, "by", 2) == 0 &&
+		    kv->val.type == MSGPACK_OBJECT_STR) {
+			rc = kv->val.via.str.size == strlen(agency) &&
+			    memcmp(kv->val.via.str.ptr, agency,
+			    kv->val.via.str.size) == 0;
+			break;
+		}
+	}
+out:
+	if (rc == STORE_CORRUPT)
+		log_warnx("consent: stored history unreadable");
+	msgpack_unpacked_destroy(&up);
+	explicit_bzero(hist, len);
+	free(hist);
+	return rc;
+}
+
 static int
 audit_consent(struct broker *b, struct req *r, enum audit_event ev_kind,
     const uint8_t cid[16], const struct consent_hdr *h)
@@ -286,7 +343,7 @@ audit_consent(struct broker *b, struct req *r, enum audit_event ev_kind,
 int
 handle_consent_grant(struct broker *b, struct req *r)
 {
-	const struct policy	*pol = broker_policy_of(b, r->from->cert.cn);
+	const struct policy	*pol = broker_policy_cert(b, r->from);
 	const msgpack_object	*deny = proto_get(r->msg, "deny");
 	struct consent_hdr	 h;
 	struct consent		 old;
@@ -367,6 +424,13 @@ handle_consent_grant(struct broker *b, struct req *r)
 		return rc;
 	have_old = rc == 0;
 	if (have_old) {
+		/* Rule 11: later versions only by the first recorder. */
+		if ((rc = owned_by(b, &old, r->from->cert.cn)) == 0)
+			return reply_error(b, r, ERR_NOT_PERMITTED, "cid",
+			    "this consent was recorded by another agency; "
+			    "record a consent of your own");
+		if (rc != 1)
+			return rc;
 		if (memcmp(old.h.req_hash, h.req_hash, 16) == 0 &&
 		    old.h.state == CS_ACTIVE)
 			return reply_recorded(b, r, cid, old.h.version);
@@ -524,7 +588,7 @@ out:
 int
 handle_consent_refuse(struct broker *b, struct req *r)
 {
-	const struct policy	*pol = broker_policy_of(b, r->from->cert.cn);
+	const struct policy	*pol = broker_policy_cert(b, r->from);
 	struct consent_hdr	 h;
 	struct consent		 old;
 	struct cc_subject	 subj;
@@ -549,6 +613,13 @@ handle_consent_refuse(struct broker *b, struct req *r)
 	if (rc != 0 && rc != STORE_NOTFOUND)
 		return rc;
 	if (rc == 0) {
+		/* Rule 11: later versions only by the first recorder. */
+		if ((rc = owned_by(b, &old, r->from->cert.cn)) == 0)
+			return reply_error(b, r, ERR_NOT_PERMITTED, "cid",
+			    "this consent was recorded by another agency; "
+			    "record a consent of your own");
+		if (rc != 1)
+			return rc;
 		if (memcmp(&old.h.subj, &h.subj, sizeof(h.subj)) != 0)
 			return reply_error(b, r, ERR_IDENTITY_CONFLICT, "subject",
 			    "this consent is about another subject");

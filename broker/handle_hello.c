@@ -27,6 +27,7 @@ handle_hello(struct broker *b, struct req *r)
 	if (receive) {
 		memcpy(p->rid, r->rid, r->ridlen);
 		p->ridlen = r->ridlen;
+		memcpy(p->key, r->key, sizeof(p->key));
 		p->online = true;
 		p->connected = true;
 		p->fd = r->fd;

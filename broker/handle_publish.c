@@ -34,7 +34,7 @@ handle_publish(struct broker *b, struct req *r)
 	struct store		*st = broker_store(b);
 	const struct broker_conf *conf = broker_conf(b);
 	const char		*sender = r->from->cert.cn;
-	const struct policy	*pol = broker_policy_of(b, sender);
+	const struct policy	*pol = broker_policy_cert(b, r->from);
 	const msgpack_object	*to = proto_get(r->msg, "to");
 	struct cc_subject	 subj;
 	struct msg_hdr		 h;

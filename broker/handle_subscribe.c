@@ -17,7 +17,7 @@ handle_subscribe(struct broker *b, struct req *r)
 	const msgpack_object	*types = proto_get(r->msg, "types");
 	const msgpack_object	*areas = proto_get(r->msg, "areas");
 	const struct agency_conf *ac = r->from->conf;
-	const struct policy	*pol = broker_policy_of(b, r->from->cert.cn);
+	const struct policy	*pol = broker_policy_cert(b, r->from);
 	struct sub		 s;
 	struct reply		 rp;
 	msgpack_packer		*pk;
