@@ -184,7 +184,8 @@ setup(struct agentd *d, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	if (outbox_prune(d->ob, PRUNE_AGE_MS) == -1)
-		log_warnx("%s: cannot prune old seen keys", d->conf.data);
+		log_warnx("%s: cannot prune old seen keys: %s", d->conf.data,
+		    outbox_error(d->ob));
 	return 0;
 }
 
@@ -199,7 +200,7 @@ recover_tmp(struct agentd *d)
 	struct spool_file	*f = NULL;
 	char			 key[300];
 	size_t			 len;
-	int			 n, i;
+	int			 n, i, seen;
 	enum spool_dir		 dir;
 
 	if ((n = spool_scan(&d->sp, SP_TMP, 0, &f)) == -1)
@@ -213,7 +214,18 @@ recover_tmp(struct agentd *d)
 		if (dir != SP__COUNT && len > 8) {
 			(void)snprintf(key, sizeof(key), "%.*s",
 			    (int)(len - 8), name + 3);
-			if (outbox_seen(d->ob, key) == 1 &&
+			/*
+			 * A seen-set that cannot be read says nothing: the
+			 * file stays for the next start or the next copy
+			 * (store() finishes it), or a stored record whose
+			 * key is seen would be dropped as a duplicate.
+			 */
+			if ((seen = outbox_seen(d->ob, key)) == -1) {
+				log_warnx("tmp/%s kept: %s", name,
+				    outbox_error(d->ob));
+				continue;
+			}
+			if (seen == 1 &&
 			    spool_commit(&d->sp, name, dir, name + 3) == 0) {
 				log_info("recovered %s/%s", spool_dirname(dir),
 				    name + 3);
@@ -325,7 +337,8 @@ take(void *arg, const char *name)
 		goto out;
 	}
 	if ((r = outbox_put(d->ob, mid, name, doc, &seq)) == -1) {
-		log_warnx("outbox: cannot queue out/%s; will retry", name);
+		log_warnx("cannot queue out/%s; will retry: %s", name,
+		    outbox_error(d->ob));
 		goto out;
 	}
 	if (r == 1)
@@ -365,7 +378,8 @@ fill(struct agentd *d)
 	while (d->nwin < WINDOW) {
 		if ((r = outbox_next(d->ob, d->loaded, &e)) != 0) {
 			if (r == -1)
-				log_warnx("outbox: cannot read");
+				log_warnx("cannot read the next record: %s",
+				    outbox_error(d->ob));
 			return;
 		}
 		f = &d->win[d->nwin++];
@@ -443,7 +457,8 @@ on_accepted(struct agentd *d, size_t i)
 	    strlen(answer)) == -1)
 		log_warn("sent/%s", target);
 	if (outbox_done(d->ob, f->seq, f->mid) == -1)
-		log_warnx("outbox: cannot remove mid=%s", f->mid);
+		log_warnx("cannot remove mid=%s: %s", f->mid,
+		    outbox_error(d->ob));
 	log_info("accepted file=%s mid=%s", f->name, f->mid);
 	win_remove(d, i);
 }
@@ -465,7 +480,8 @@ on_refused(struct agentd *d, size_t i, const struct cc_agent_error *e)
 		log_warn("rejected/%s", target);
 	free(s);
 	if (outbox_done(d->ob, f->seq, f->mid) == -1)
-		log_warnx("outbox: cannot remove mid=%s", f->mid);
+		log_warnx("cannot remove mid=%s: %s", f->mid,
+		    outbox_error(d->ob));
 	log_info("refused file=%s mid=%s code=%s field=%s", f->name, f->mid,
 	    cc_agent_strerror(e->code), e->field[0] ? e->field : "-");
 	win_remove(d, i);
@@ -541,7 +557,7 @@ store(struct agentd *d, cc_delivery *dl)
 	}
 	(void)snprintf(name, sizeof(name), "%s.json", key);
 	if ((seen = outbox_seen(d->ob, key)) == -1) {
-		log_warnx("seen-set unreadable; %s not stored yet", name);
+		log_warnx("%s not stored yet: %s", name, outbox_error(d->ob));
 		return -1;
 	}
 	if (seen == 1) {
@@ -559,7 +575,8 @@ store(struct agentd *d, cc_delivery *dl)
 			return -1;
 		}
 		if (outbox_seen_put(d->ob, key) == -1) {
-			log_warnx("seen-set: cannot record %s", name);
+			log_warnx("cannot record %s as seen: %s", name,
+			    outbox_error(d->ob));
 			(void)spool_unlink(&d->sp, SP_TMP, tmp);
 			return -1;
 		}
