@@ -49,8 +49,8 @@ static void	on_event(cc_agent *);
 static void	on_frame(cc_agent *, const void *, size_t);
 static void	on_welcome(cc_agent *, const struct cc_msg *);
 static void	session_step(cc_agent *);
-static int	send_hello(cc_agent *);
-static int	send_subscribe(cc_agent *);
+static int	send_packed(cc_agent *,
+		    int (*)(const cc_agent *, msgpack_sbuffer *));
 static void	drain(cc_agent *);
 static void	session_ready(cc_agent *);
 static void	join(char *, size_t, const char *);
@@ -351,9 +351,13 @@ on_event(cc_agent *a)
 	uint32_t	val;
 	int		more;
 
-	zmq_msg_init(&m);
+	/*
+	 * zmq_msg_init "always returns zero" (zmq_msg_init(3)), and closing
+	 * a message this function initialised cannot fail.
+	 */
+	(void)zmq_msg_init(&m);
 	if (zmq_msg_recv(&m, a->mon, ZMQ_DONTWAIT) == -1) {
-		zmq_msg_close(&m);
+		(void)zmq_msg_close(&m);
 		return;
 	}
 	more = zmq_msg_more(&m);
@@ -365,13 +369,13 @@ on_event(cc_agent *a)
 		memcpy(&val, (char *)zmq_msg_data(&m) + 2, 4);
 	}
 	while (more) {
-		zmq_msg_close(&m);
-		zmq_msg_init(&m);
+		(void)zmq_msg_close(&m);
+		(void)zmq_msg_init(&m);
 		if (zmq_msg_recv(&m, a->mon, 0) == -1)
 			break;
 		more = zmq_msg_more(&m);
 	}
-	zmq_msg_close(&m);
+	(void)zmq_msg_close(&m);
 
 	switch (ev) {
 	case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
@@ -429,12 +433,16 @@ on_welcome(cc_agent *a, const struct cc_msg *m)
 		}
 	}
 	if (a->receive && a->subscribe != 0) {
-		if (send_subscribe(a) == 0) {
+		if (send_packed(a, ccx_pack_subscribe) == 0) {
 			a->state = SESS_SUBSCRIBING;
 			return;
 		}
-		/* Cut off again: the next handshake starts over. */
-		a->state = SESS_DOWN;
+		/*
+		 * Start over with hello, whose welcome sends the subscription
+		 * again: the connection may well still be up (memory ran out),
+		 * and nothing else would ever subscribe this session.
+		 */
+		a->state = SESS_NEED_HELLO;
 		return;
 	}
 	session_ready(a);
@@ -514,6 +522,13 @@ on_frame(cc_agent *a, const void *data, size_t len)
 		break;
 	}
 	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		/*
+		 * A delivery comes again after the next hello; a request is
+		 * sent again when its answer does not come.
+		 */
+		if (a->log)
+			log_warnx("out of memory: a %s from the broker "
+			    "dropped", cc_op_name(proto_op(m)));
 		proto_msg_destroy(&m);
 		return;
 	}
@@ -524,64 +539,75 @@ on_frame(cc_agent *a, const void *data, size_t len)
 		ccx_queue_push(&a->answers, f);
 }
 
-static int
-send_hello(cc_agent *a)
+int
+ccx_pack_hello(const cc_agent *a, msgpack_sbuffer *sb)
 {
-	msgpack_sbuffer	sb;
 	msgpack_packer	pk;
-	int		rc;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	rc = msgpack_pack_map(&pk, 4);
-	proto_pack_cstr(&pk, "v");
-	rc |= msgpack_pack_int(&pk, CC_PROTO_VERSION);
-	proto_pack_cstr(&pk, "op");
-	proto_pack_cstr(&pk, "hello");
-	proto_pack_cstr(&pk, "agent");
-	proto_pack_cstr(&pk, "ccagent/" CC_AGENT_VERSION);
-	proto_pack_cstr(&pk, "receive");
-	rc |= a->receive ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-	if (rc == 0)
-		rc = zmq_send(a->sock, sb.data, sb.size, ZMQ_DONTWAIT) == -1 ?
-		    -1 : 0;
-	msgpack_sbuffer_destroy(&sb);
-	return rc;
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	if (msgpack_pack_map(&pk, 4) != 0 ||
+	    proto_pack_header(&pk, "hello") != 0 ||
+	    proto_pack_cstr(&pk, "agent") != 0 ||
+	    proto_pack_cstr(&pk, "ccagent/" CC_AGENT_VERSION) != 0 ||
+	    proto_pack_cstr(&pk, "receive") != 0 ||
+	    (a->receive ? msgpack_pack_true(&pk) :
+	    msgpack_pack_false(&pk)) != 0)
+		return -1;
+	return 0;
 }
 
 /* The configured areas, or all the welcome listed for us. */
-static int
-send_subscribe(cc_agent *a)
+int
+ccx_pack_subscribe(const cc_agent *a, msgpack_sbuffer *sb)
 {
-	msgpack_sbuffer	 sb;
 	msgpack_packer	 pk;
-	char		(*areas)[CCX_AREA_LEN] = a->nareas > 0 ? a->areas :
+	const char	(*areas)[CCX_AREA_LEN] = a->nareas > 0 ? a->areas :
 			    a->welcome_areas;
 	size_t		 n = a->nareas > 0 ? a->nareas : a->nwelcome_areas;
 	size_t		 i, ntypes = 0;
-	int		 t, rc;
+	int		 t;
 
 	for (t = 0; t < RT__COUNT; t++)
 		ntypes += (a->subscribe & (1u << t)) != 0;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	rc = msgpack_pack_map(&pk, 4);
-	proto_pack_cstr(&pk, "v");
-	rc |= msgpack_pack_int(&pk, CC_PROTO_VERSION);
-	proto_pack_cstr(&pk, "op");
-	proto_pack_cstr(&pk, "subscribe");
-	proto_pack_cstr(&pk, "types");
-	rc |= msgpack_pack_array(&pk, ntypes);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	if (msgpack_pack_map(&pk, 4) != 0 ||
+	    proto_pack_header(&pk, "subscribe") != 0 ||
+	    proto_pack_cstr(&pk, "types") != 0 ||
+	    msgpack_pack_array(&pk, ntypes) != 0)
+		return -1;
 	for (t = 0; t < RT__COUNT; t++)
-		if (a->subscribe & (1u << t))
-			proto_pack_cstr(&pk, cc_rtype_name((enum cc_rtype)t));
-	proto_pack_cstr(&pk, "areas");
-	rc |= msgpack_pack_array(&pk, n);
+		if ((a->subscribe & (1u << t)) &&
+		    proto_pack_cstr(&pk, cc_rtype_name((enum cc_rtype)t)) != 0)
+			return -1;
+	if (proto_pack_cstr(&pk, "areas") != 0 ||
+	    msgpack_pack_array(&pk, n) != 0)
+		return -1;
 	for (i = 0; i < n; i++)
-		proto_pack_cstr(&pk, areas[i]);
-	if (rc == 0)
-		rc = zmq_send(a->sock, sb.data, sb.size, ZMQ_DONTWAIT) == -1 ?
-		    -1 : 0;
+		if (proto_pack_cstr(&pk, areas[i]) != 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * Hello and subscribe go out before the session is ready, so not through
+ * ccx_send_frame.  A frame that could not be packed whole is not sent.
+ */
+static int
+send_packed(cc_agent *a, int (*pack)(const cc_agent *, msgpack_sbuffer *))
+{
+	msgpack_sbuffer	sb;
+	int		rc = -1;
+
+	msgpack_sbuffer_init(&sb);
+	if (pack(a, &sb) != 0) {
+		if (a->log)
+			log_warnx("out of memory packing a frame");
+		goto out;
+	}
+	if (zmq_send(a->sock, sb.data, sb.size, ZMQ_DONTWAIT) == -1)
+		goto out;
+	rc = 0;
+out:
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
 }
@@ -596,7 +622,7 @@ session_step(cc_agent *a)
 		a->state = SESS_NEED_HELLO;
 	if (a->state != SESS_NEED_HELLO)
 		return;
-	if (send_hello(a) == 0) {
+	if (send_packed(a, ccx_pack_hello) == 0) {
 		a->state = SESS_HELLO_SENT;
 		a->hello_at = now;
 	}
@@ -620,7 +646,7 @@ drain(cc_agent *a)
 		if (items[0].revents & ZMQ_POLLIN)
 			on_event(a);
 		if (items[1].revents & ZMQ_POLLIN) {
-			zmq_msg_init(&m);
+			(void)zmq_msg_init(&m);
 			if (zmq_msg_recv(&m, a->sock, ZMQ_DONTWAIT) != -1) {
 				/* One frame per message; more is malformed. */
 				if (!zmq_msg_more(&m))
@@ -630,7 +656,7 @@ drain(cc_agent *a)
 					log_warnx("multi-frame message from "
 					    "the broker dropped");
 			}
-			zmq_msg_close(&m);
+			(void)zmq_msg_close(&m);
 		}
 		session_step(a);
 	}

@@ -58,10 +58,20 @@ ccx_fail_err(struct cc_agent_error *e, int code, const char *field,
 	return code;
 }
 
+/*
+ * proto/ answers `busy` when it ran out of memory (the broker's answer in
+ * that case).  Here the failure is ours, not the broker's nor the
+ * record's: a system error, which the daemon tries again rather than
+ * rejecting the file.
+ */
 void
 ccx_from_cc_error(struct cc_agent_error *e, const struct cc_error *ce)
 {
-	e->code = ce->code == CC_OK ? CC_AGENT_ERR_MALFORMED : (int)ce->code;
+	if (ce->code == ERR_BUSY)
+		e->code = CC_AGENT_ERR_SYSTEM;
+	else
+		e->code = ce->code == CC_OK ? CC_AGENT_ERR_MALFORMED :
+		    (int)ce->code;
 	(void)snprintf(e->field, sizeof(e->field), "%s", ce->field);
 	(void)snprintf(e->detail, sizeof(e->detail), "%s", ce->detail);
 	(void)snprintf(e->re, sizeof(e->re), "%s", ce->re);

@@ -107,6 +107,22 @@ CC_HIDDEN enum cc_op ccx_op(enum cc_agent_op);
  */
 CC_HIDDEN int	ccx_wait(cc_agent *, int fd, int timeout_ms, int want);
 
+/*
+ * The frames the library sends, each packed into an initialised buffer
+ * the caller destroys: hello and subscribe from the handle's options (and
+ * the welcome's areas), an ack of a delivery's dseq, and a request from a
+ * prepared JSON document, validated as the broker will.  A frame that
+ * could not be packed whole is never sent.  ccx_pack_hello, _subscribe
+ * and _ack return 0, or -1 when memory ran out; ccx_pack_json returns
+ * CC_AGENT_OK, or the validation error or CC_AGENT_ERR_SYSTEM (out of
+ * memory) with err filled.
+ */
+CC_HIDDEN int	ccx_pack_hello(const cc_agent *, msgpack_sbuffer *);
+CC_HIDDEN int	ccx_pack_subscribe(const cc_agent *, msgpack_sbuffer *);
+CC_HIDDEN int	ccx_pack_ack(uint64_t dseq, msgpack_sbuffer *);
+CC_HIDDEN int	ccx_pack_json(enum cc_op, const char *json, msgpack_sbuffer *,
+		    struct cc_agent_error *err);
+
 /* Send a prepared JSON document as op without waiting.  Returns 0, or
  * CC_AGENT_ERR_TIMEOUT when no session is ready, CC_AGENT_ERR_TOO_LARGE,
  * CC_AGENT_ERR_SYSTEM, or the validation error. */

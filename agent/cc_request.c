@@ -77,6 +77,7 @@ cc_agent_prepare(enum cc_agent_op aop, const char *text, size_t len,
 	json_error_t	 jerr;
 	struct cc_msg	*m = NULL;
 	struct cc_error	 ce;
+	struct cc_agent_error	 judged;
 	char		 uuid[CC_UUID_LEN + 1], now[32], *s = NULL;
 	const char	*idkey = NULL;
 	int		 rc;
@@ -87,6 +88,8 @@ cc_agent_prepare(enum cc_agent_op aop, const char *text, size_t len,
 	if (err != NULL)
 		memset(err, 0, sizeof(*err));
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL && json_error_code(&jerr) == json_error_out_of_memory)
+		goto nomem;
 	if (root == NULL) {
 		rc = ccx_fail_err(err, CC_AGENT_ERR_MALFORMED, NULL,
 		    "JSON line %d column %d: %s", jerr.line, jerr.column,
@@ -102,6 +105,7 @@ cc_agent_prepare(enum cc_agent_op aop, const char *text, size_t len,
 		idkey = "mid";
 	else if (op == OP_CONSENT_GRANT || op == OP_CONSENT_REFUSE)
 		idkey = "cid";
+	/* json_object_set_new fails on a NULL value: json_string's failure. */
 	if (idkey != NULL && json_object_get(root, idkey) == NULL) {
 		cc_uuid_new(uuid);
 		if (json_object_set_new(root, idkey, json_string(uuid)) == -1)
@@ -119,9 +123,10 @@ cc_agent_prepare(enum cc_agent_op aop, const char *text, size_t len,
 	    NULL)
 		goto nomem;
 	if (proto_from_json(op, s, strlen(s), &m, &ce) == -1) {
+		ccx_from_cc_error(&judged, &ce);
 		if (err != NULL)
-			ccx_from_cc_error(err, &ce);
-		rc = ce.code == CC_OK ? CC_AGENT_ERR_MALFORMED : (int)ce.code;
+			*err = judged;
+		rc = judged.code;
 		goto fail;
 	}
 	id_of(m, op, id, CC_AGENT_ID_LEN + 1);
@@ -139,24 +144,36 @@ fail:
 }
 
 int
-ccx_send_json(cc_agent *a, enum cc_op op, const char *json)
+ccx_pack_json(enum cc_op op, const char *json, msgpack_sbuffer *sb,
+    struct cc_agent_error *err)
 {
 	struct cc_msg	*m = NULL;
 	struct cc_error	 ce;
-	msgpack_sbuffer	 sb;
 	int		 rc;
 
 	if (proto_from_json(op, json, strlen(json), &m, &ce) == -1) {
-		ccx_from_cc_error(&a->err, &ce);
-		return a->err.code;
+		ccx_from_cc_error(err, &ce);
+		return err->code;
 	}
-	msgpack_sbuffer_init(&sb);
-	if (proto_encode(m, &sb) == -1)
-		rc = ccx_fail(a, CC_AGENT_ERR_SYSTEM, NULL, "out of memory");
+	if (proto_encode(m, sb) == -1)
+		rc = ccx_fail_err(err, CC_AGENT_ERR_SYSTEM, NULL,
+		    "out of memory");
 	else
+		rc = CC_AGENT_OK;
+	proto_msg_destroy(&m);
+	return rc;
+}
+
+int
+ccx_send_json(cc_agent *a, enum cc_op op, const char *json)
+{
+	msgpack_sbuffer	 sb;
+	int		 rc;
+
+	msgpack_sbuffer_init(&sb);
+	if ((rc = ccx_pack_json(op, json, &sb, &a->err)) == CC_AGENT_OK)
 		rc = ccx_send_frame(a, &sb, false);
 	msgpack_sbuffer_destroy(&sb);
-	proto_msg_destroy(&m);
 	return rc;
 }
 
@@ -515,22 +532,27 @@ cc_agent_receive(cc_agent *a, int timeout_ms, cc_delivery **out)
 }
 
 int
+ccx_pack_ack(uint64_t dseq, msgpack_sbuffer *sb)
+{
+	msgpack_packer	pk;
+
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	if (msgpack_pack_map(&pk, 3) != 0 ||
+	    proto_pack_header(&pk, "ack") != 0 ||
+	    proto_pack_cstr(&pk, "dseq") != 0 ||
+	    msgpack_pack_uint64(&pk, dseq) != 0)
+		return -1;
+	return 0;
+}
+
+int
 cc_agent_ack(cc_agent *a, const cc_delivery *d)
 {
 	msgpack_sbuffer	sb;
-	msgpack_packer	pk;
 	int		rc;
 
 	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	rc = msgpack_pack_map(&pk, 3);
-	proto_pack_cstr(&pk, "v");
-	rc |= msgpack_pack_int(&pk, CC_PROTO_VERSION);
-	proto_pack_cstr(&pk, "op");
-	proto_pack_cstr(&pk, "ack");
-	proto_pack_cstr(&pk, "dseq");
-	rc |= msgpack_pack_uint64(&pk, cc_delivery_dseq(d));
-	if (rc != 0)
+	if (ccx_pack_ack(cc_delivery_dseq(d), &sb) != 0)
 		rc = ccx_fail(a, CC_AGENT_ERR_SYSTEM, NULL, "out of memory");
 	else if ((rc = ccx_send_frame(a, &sb, true)) != CC_AGENT_OK)
 		rc = CC_AGENT_ERR_SYSTEM;

@@ -42,6 +42,7 @@ static int	read_file(const char *, char **, size_t *);
 static int	write_back(const char *, const char *);
 static int	prepare(const char *, enum cc_agent_op, const char *, bool,
 		    char **);
+static const char *field(const json_t *, const char *);
 static void	on_signal(int);
 static int	print_in(struct spool *, const char *);
 
@@ -226,6 +227,15 @@ out:
 	return rc;
 }
 
+/* A text field of a status line, or "-" when absent: never NULL. */
+static const char *
+field(const json_t *o, const char *key)
+{
+	const char	*v = json_string_value(json_object_get(o, key));
+
+	return v != NULL ? v : "-";
+}
+
 int
 cmd_track(const char *conf, const char *mid, bool as_json)
 {
@@ -251,24 +261,20 @@ cmd_track(const char *conf, const char *mid, bool as_json)
 	}
 	if (as_json) {
 		free(text);
-		text = json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT);
-		(void)printf("%s\n", text != NULL ? text : "{}");
+		if ((text = json_dumps(j, JSON_PRESERVE_ORDER |
+		    JSON_COMPACT)) == NULL) {
+			rc = failx("track", "out of memory");
+			goto out;
+		}
+		(void)printf("%s\n", text);
 		rc = 0;
 		goto out;
 	}
 	(void)printf("%-32s %-10s %-18s %s\n", "AGENCY", "STATE", "REASON",
 	    "AT");
-	json_array_foreach(json_object_get(j, "recipients"), i, r) {
-		const char *reason = json_string_value(json_object_get(r,
-		    "reason"));
-
-		(void)printf("%-32s %-10s %-18s %s\n",
-		    json_string_value(json_object_get(r, "agency")),
-		    json_string_value(json_object_get(r, "state")),
-		    reason != NULL ? reason : "-",
-		    json_string_value(json_object_get(r, "at")) != NULL ?
-		    json_string_value(json_object_get(r, "at")) : "-");
-	}
+	json_array_foreach(json_object_get(j, "recipients"), i, r)
+		(void)printf("%-32s %-10s %-18s %s\n", field(r, "agency"),
+		    field(r, "state"), field(r, "reason"), field(r, "at"));
 	rc = 0;
 out:
 	json_decref(j);

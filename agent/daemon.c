@@ -93,9 +93,10 @@ static void	reject_file(struct agentd *, const char *, const char *,
 static void	fill(struct agentd *);
 static void	send_window(struct agentd *, int64_t);
 static void	answers(struct agentd *, int64_t);
-static void	on_accepted(struct agentd *, size_t);
-static void	on_refused(struct agentd *, size_t,
-		    const struct cc_agent_error *);
+static int	on_accepted(struct agentd *, size_t, int64_t);
+static int	on_refused(struct agentd *, size_t,
+		    const struct cc_agent_error *, int64_t);
+static void	retry_later(struct flight *, int64_t);
 static void	win_remove(struct agentd *, size_t);
 static int	store(struct agentd *, cc_delivery *);
 static void	receive(struct agentd *, int64_t);
@@ -184,7 +185,8 @@ setup(struct agentd *d, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	if (outbox_prune(d->ob, PRUNE_AGE_MS) == -1)
-		log_warnx("%s: cannot prune old seen keys", d->conf.data);
+		log_warnx("%s: cannot prune old seen keys: %s", d->conf.data,
+		    outbox_error(d->ob));
 	return 0;
 }
 
@@ -199,7 +201,7 @@ recover_tmp(struct agentd *d)
 	struct spool_file	*f = NULL;
 	char			 key[300];
 	size_t			 len;
-	int			 n, i;
+	int			 n, i, seen;
 	enum spool_dir		 dir;
 
 	if ((n = spool_scan(&d->sp, SP_TMP, 0, &f)) == -1)
@@ -213,7 +215,18 @@ recover_tmp(struct agentd *d)
 		if (dir != SP__COUNT && len > 8) {
 			(void)snprintf(key, sizeof(key), "%.*s",
 			    (int)(len - 8), name + 3);
-			if (outbox_seen(d->ob, key) == 1 &&
+			/*
+			 * A seen-set that cannot be read says nothing: the
+			 * file stays for the next start or the next copy
+			 * (store() finishes it), or a stored record whose
+			 * key is seen would be dropped as a duplicate.
+			 */
+			if ((seen = outbox_seen(d->ob, key)) == -1) {
+				log_warnx("tmp/%s kept: %s", name,
+				    outbox_error(d->ob));
+				continue;
+			}
+			if (seen == 1 &&
 			    spool_commit(&d->sp, name, dir, name + 3) == 0) {
 				log_info("recovered %s/%s", spool_dirname(dir),
 				    name + 3);
@@ -242,23 +255,31 @@ recover_tmp(struct agentd *d)
 	}
 }
 
-/* A refusal as the NAME.error.json beside a rejected file. */
+/*
+ * A refusal as the NAME.error.json beside a rejected file, or NULL when
+ * memory ran out: never an error file missing a field.
+ * (json_object_set_new fails on the NULL of a failed json_string.)
+ */
 static char *
 error_json(const struct cc_agent_error *e, const char *mid)
 {
 	json_t	*j;
-	char	*s;
+	char	*s = NULL;
 
-	j = json_pack("{s:s}", "code", cc_agent_strerror(e->code));
-	if (j == NULL)
+	if ((j = json_pack("{s:s}", "code", cc_agent_strerror(e->code))) ==
+	    NULL)
 		return NULL;
-	if (e->field[0] != '\0')
-		(void)json_object_set_new(j, "field", json_string(e->field));
-	if (e->detail[0] != '\0')
-		(void)json_object_set_new(j, "detail", json_string(e->detail));
-	if (mid != NULL && mid[0] != '\0')
-		(void)json_object_set_new(j, "mid", json_string(mid));
+	if (e->field[0] != '\0' &&
+	    json_object_set_new(j, "field", json_string(e->field)) == -1)
+		goto out;
+	if (e->detail[0] != '\0' &&
+	    json_object_set_new(j, "detail", json_string(e->detail)) == -1)
+		goto out;
+	if (mid != NULL && mid[0] != '\0' &&
+	    json_object_set_new(j, "mid", json_string(mid)) == -1)
+		goto out;
 	s = json_dumps(j, JSON_PRESERVE_ORDER | JSON_INDENT(2));
+out:
 	json_decref(j);
 	return s;
 }
@@ -266,7 +287,9 @@ error_json(const struct cc_agent_error *e, const char *mid)
 /*
  * A file the case system put in out/ that cannot be sent: NAME.error.json
  * first, then the file itself, so an error never lacks its file for long
- * and a crash between the two only repeats the judgement.
+ * and a crash between the two only repeats the judgement.  When the error
+ * cannot be written the file stays in out/ for the next rescan: a file
+ * leaves out/ only with its answer (DESIGN §6).
  */
 static void
 reject_file(struct agentd *d, const char *name, const char *mid,
@@ -277,9 +300,17 @@ reject_file(struct agentd *d, const char *name, const char *mid,
 	(void)snprintf(tag, sizeof(tag), "%lld", (long long)cc_time_now_ms());
 	spool_unique(&d->sp, SP_REJECTED, name, tag, target, sizeof(target));
 	(void)snprintf(errname, sizeof(errname), "%s.error.json", target);
-	if ((s = error_json(e, mid)) == NULL ||
-	    spool_write(&d->sp, SP_REJECTED, errname, s, strlen(s)) == -1)
-		log_warn("rejected/%s", errname);
+	if ((s = error_json(e, mid)) == NULL) {
+		log_warnx("out of memory: out/%s stays for the next scan",
+		    name);
+		return;
+	}
+	if (spool_write(&d->sp, SP_REJECTED, errname, s, strlen(s)) == -1) {
+		log_warn("rejected/%s; out/%s stays for the next scan",
+		    errname, name);
+		free(s);
+		return;
+	}
 	free(s);
 	if (spool_move(&d->sp, SP_OUT, name, SP_REJECTED, target) == -1 &&
 	    errno != ENOENT)
@@ -314,7 +345,12 @@ take(void *arg, const char *name)
 	}
 	if (cc_agent_prepare(CC_AGENT_PUBLISH, data, len, &doc, mid,
 	    &assigned, &e) != 0) {
-		reject_file(d, name, NULL, &e);
+		/* Out of memory says nothing about the file: keep it. */
+		if (e.code == CC_AGENT_ERR_SYSTEM)
+			log_warnx("out/%s stays for the next scan: %s", name,
+			    e.detail);
+		else
+			reject_file(d, name, NULL, &e);
 		goto out;
 	}
 	/* The mid goes into the file before the outbox knows it. */
@@ -325,7 +361,8 @@ take(void *arg, const char *name)
 		goto out;
 	}
 	if ((r = outbox_put(d->ob, mid, name, doc, &seq)) == -1) {
-		log_warnx("outbox: cannot queue out/%s; will retry", name);
+		log_warnx("cannot queue out/%s; will retry: %s", name,
+		    outbox_error(d->ob));
 		goto out;
 	}
 	if (r == 1)
@@ -365,7 +402,8 @@ fill(struct agentd *d)
 	while (d->nwin < WINDOW) {
 		if ((r = outbox_next(d->ob, d->loaded, &e)) != 0) {
 			if (r == -1)
-				log_warnx("outbox: cannot read");
+				log_warnx("cannot read the next record: %s",
+				    outbox_error(d->ob));
 			return;
 		}
 		f = &d->win[d->nwin++];
@@ -413,10 +451,19 @@ send_window(struct agentd *d, int64_t now)
 		rc = ccx_send_json(d->a, OP_PUBLISH, f->json);
 		if (rc == CC_AGENT_ERR_TIMEOUT)
 			return;		/* no connection: next session */
+		if (rc == CC_AGENT_ERR_SYSTEM) {
+			/* Memory or the socket failed, not the record. */
+			log_warnx("mid=%s not sent: %s; again in %d ms",
+			    f->mid, cc_agent_last_error(d->a)->detail,
+			    f->backoff);
+			retry_later(f, now);
+			continue;
+		}
 		if (rc != CC_AGENT_OK) {
 			/* Too large for this broker, or no longer valid. */
-			on_refused(d, i, cc_agent_last_error(d->a));
-			i--;
+			if (on_refused(d, i, cc_agent_last_error(d->a),
+			    now) == 1)
+				i--;
 			continue;
 		}
 		f->sent = true;
@@ -425,31 +472,65 @@ send_window(struct agentd *d, int64_t now)
 	}
 }
 
+/*
+ * Back off before sending f again: after `busy` or `storage-full`, or
+ * when its answer could not be filed (the broker answers a mid it knows
+ * the same way again).
+ */
 static void
-on_accepted(struct agentd *d, size_t i)
+retry_later(struct flight *f, int64_t now)
+{
+	f->sent = false;
+	f->retry_at = now + f->backoff;
+	if ((f->backoff *= 2) > RETRY_MAX_MS)
+		f->backoff = RETRY_MAX_MS;
+}
+
+/*
+ * File the record and the answer in sent/ and forget the record.
+ * Returns 1, or 0 when they could not be written: the record stays
+ * queued and is sent again later, so that it never leaves the outbox
+ * without its answer.
+ */
+static int
+on_accepted(struct agentd *d, size_t i, int64_t now)
 {
 	struct flight	*f = &d->win[i];
-	char		 target[300], ansname[320], answer[160], now[32];
+	char		 target[300], ansname[320], answer[160], stamp[32];
 
-	cc_time_now_rfc3339(now);
+	cc_time_now_rfc3339(stamp);
 	spool_unique(&d->sp, SP_SENT, f->name, f->mid, target,
 	    sizeof(target));
 	(void)snprintf(ansname, sizeof(ansname), "%s.accepted.json", target);
 	(void)snprintf(answer, sizeof(answer), "{\n  \"mid\": \"%s\",\n"
-	    "  \"accepted\": \"%s\"\n}", f->mid, now);
+	    "  \"accepted\": \"%s\"\n}", f->mid, stamp);
 	if (spool_write(&d->sp, SP_SENT, target, f->json,
-	    strlen(f->json)) == -1 ||
-	    spool_write(&d->sp, SP_SENT, ansname, answer,
-	    strlen(answer)) == -1)
-		log_warn("sent/%s", target);
+	    strlen(f->json)) == -1) {
+		log_warn("sent/%s; mid=%s again in %d ms", target, f->mid,
+		    f->backoff);
+		retry_later(f, now);
+		return 0;
+	}
+	if (spool_write(&d->sp, SP_SENT, ansname, answer,
+	    strlen(answer)) == -1) {
+		log_warn("sent/%s; mid=%s again in %d ms", ansname, f->mid,
+		    f->backoff);
+		(void)spool_unlink(&d->sp, SP_SENT, target);
+		retry_later(f, now);
+		return 0;
+	}
 	if (outbox_done(d->ob, f->seq, f->mid) == -1)
-		log_warnx("outbox: cannot remove mid=%s", f->mid);
+		log_warnx("cannot remove mid=%s: %s", f->mid,
+		    outbox_error(d->ob));
 	log_info("accepted file=%s mid=%s", f->name, f->mid);
 	win_remove(d, i);
+	return 1;
 }
 
-static void
-on_refused(struct agentd *d, size_t i, const struct cc_agent_error *e)
+/* The same for a refusal, filed in rejected/ beside NAME.error.json. */
+static int
+on_refused(struct agentd *d, size_t i, const struct cc_agent_error *e,
+    int64_t now)
 {
 	struct flight	*f = &d->win[i];
 	char		 target[300], errname[320], tag[40], *s;
@@ -458,17 +539,35 @@ on_refused(struct agentd *d, size_t i, const struct cc_agent_error *e)
 	spool_unique(&d->sp, SP_REJECTED, f->name, tag, target,
 	    sizeof(target));
 	(void)snprintf(errname, sizeof(errname), "%s.error.json", target);
-	if ((s = error_json(e, f->mid)) == NULL ||
-	    spool_write(&d->sp, SP_REJECTED, errname, s, strlen(s)) == -1 ||
-	    spool_write(&d->sp, SP_REJECTED, target, f->json,
-	    strlen(f->json)) == -1)
-		log_warn("rejected/%s", target);
+	if ((s = error_json(e, f->mid)) == NULL) {
+		log_warnx("out of memory filing mid=%s; again in %d ms",
+		    f->mid, f->backoff);
+		retry_later(f, now);
+		return 0;
+	}
+	if (spool_write(&d->sp, SP_REJECTED, errname, s, strlen(s)) == -1) {
+		log_warn("rejected/%s; mid=%s again in %d ms", errname,
+		    f->mid, f->backoff);
+		free(s);
+		retry_later(f, now);
+		return 0;
+	}
 	free(s);
+	if (spool_write(&d->sp, SP_REJECTED, target, f->json,
+	    strlen(f->json)) == -1) {
+		log_warn("rejected/%s; mid=%s again in %d ms", target,
+		    f->mid, f->backoff);
+		(void)spool_unlink(&d->sp, SP_REJECTED, errname);
+		retry_later(f, now);
+		return 0;
+	}
 	if (outbox_done(d->ob, f->seq, f->mid) == -1)
-		log_warnx("outbox: cannot remove mid=%s", f->mid);
+		log_warnx("cannot remove mid=%s: %s", f->mid,
+		    outbox_error(d->ob));
 	log_info("refused file=%s mid=%s code=%s field=%s", f->name, f->mid,
 	    cc_agent_strerror(e->code), e->field[0] ? e->field : "-");
 	win_remove(d, i);
+	return 1;
 }
 
 static void
@@ -497,7 +596,7 @@ answers(struct agentd *d, int64_t now)
 				    cc_agent_strerror(ans.err.code),
 				    ans.err.detail);
 		} else if (ans.kind == ANS_ACCEPTED)
-			on_accepted(d, i);
+			(void)on_accepted(d, i, now);
 		else if (ans.kind == ANS_ERROR &&
 		    (ans.err.code == CC_AGENT_ERR_BUSY ||
 		    ans.err.code == CC_AGENT_ERR_STORAGE_FULL)) {
@@ -506,12 +605,9 @@ answers(struct agentd *d, int64_t now)
 			log_info("broker %s for mid=%s; again in %d ms",
 			    cc_agent_strerror(ans.err.code), f->mid,
 			    f->backoff);
-			f->sent = false;
-			f->retry_at = now + f->backoff;
-			if ((f->backoff *= 2) > RETRY_MAX_MS)
-				f->backoff = RETRY_MAX_MS;
+			retry_later(f, now);
 		} else if (ans.kind == ANS_ERROR)
-			on_refused(d, i, &ans.err);
+			(void)on_refused(d, i, &ans.err, now);
 		ccx_answer_free(&ans);
 	}
 }
@@ -541,7 +637,7 @@ store(struct agentd *d, cc_delivery *dl)
 	}
 	(void)snprintf(name, sizeof(name), "%s.json", key);
 	if ((seen = outbox_seen(d->ob, key)) == -1) {
-		log_warnx("seen-set unreadable; %s not stored yet", name);
+		log_warnx("%s not stored yet: %s", name, outbox_error(d->ob));
 		return -1;
 	}
 	if (seen == 1) {
@@ -553,13 +649,17 @@ store(struct agentd *d, cc_delivery *dl)
 		}
 		log_info("duplicate %s/%s dropped", spool_dirname(dir), name);
 	} else {
-		if ((json = cc_delivery_json(dl, true)) == NULL ||
-		    spool_write_tmp(&d->sp, tmp, json, strlen(json)) == -1) {
+		if ((json = cc_delivery_json(dl, true)) == NULL) {
+			log_warnx("out of memory: %s not stored yet", name);
+			return -1;
+		}
+		if (spool_write_tmp(&d->sp, tmp, json, strlen(json)) == -1) {
 			log_warn("tmp/%s", tmp);
 			return -1;
 		}
 		if (outbox_seen_put(d->ob, key) == -1) {
-			log_warnx("seen-set: cannot record %s", name);
+			log_warnx("cannot record %s as seen: %s", name,
+			    outbox_error(d->ob));
 			(void)spool_unlink(&d->sp, SP_TMP, tmp);
 			return -1;
 		}

@@ -13,12 +13,14 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <lmdb.h>
 
+#include "bytes.h"
 #include "log.h"
 #include "outbox.h"
 
@@ -27,35 +29,31 @@
 struct outbox {
 	MDB_env	*env;
 	MDB_dbi	 outbox, outmid, done, seen, meta;
+	char	 err[160];		/* why the last call failed */
 };
 
-static void	be64_put(uint8_t *, uint64_t);
-static uint64_t	be64_get(const uint8_t *);
+static void	set_error(struct outbox *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
 static int	put_time(MDB_txn *, MDB_dbi, const char *);
-static int	prune_db(MDB_txn *, MDB_dbi, int64_t);
-static int	entry_read(const MDB_val *, const MDB_val *,
+static int	prune_db(struct outbox *, MDB_txn *, MDB_dbi, const char *,
+		    int64_t);
+static int	entry_read(struct outbox *, const MDB_val *, const MDB_val *,
 		    struct outbox_entry *);
 
 static void
-be64_put(uint8_t *p, uint64_t v)
+set_error(struct outbox *ob, const char *fmt, ...)
 {
-	int	i;
+	va_list	ap;
 
-	for (i = 7; i >= 0; i--) {
-		p[i] = v & 0xff;
-		v >>= 8;
-	}
+	va_start(ap, fmt);
+	(void)vsnprintf(ob->err, sizeof(ob->err), fmt, ap);
+	va_end(ap);
 }
 
-static uint64_t
-be64_get(const uint8_t *p)
+const char *
+outbox_error(const struct outbox *ob)
 {
-	uint64_t	v = 0;
-	int		i;
-
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
+	return ob->err[0] != '\0' ? ob->err : "no error";
 }
 
 struct outbox *
@@ -145,6 +143,12 @@ put_time(MDB_txn *txn, MDB_dbi dbi, const char *key)
 	return mdb_put(txn, dbi, &k, &v, 0);
 }
 
+/*
+ * The next seq is one past both the last one given (meta "seq") and the
+ * last key in the outbox.  A value of the wrong size in either is
+ * corruption, reported: guessing could give a seq twice, and the daemon's
+ * cursor would then skip a record.
+ */
 int
 outbox_put(struct outbox *ob, const char *mid, const char *name,
     const char *json, uint64_t *seq)
@@ -154,46 +158,64 @@ outbox_put(struct outbox *ob, const char *mid, const char *name,
 	MDB_val		 k, v;
 	uint8_t		 key[8], *p;
 	size_t		 nl = strlen(name), ml = strlen(mid), jl = strlen(json);
+	const char	*what;
 	int		 rc;
 
-	if (nl > OUTBOX_NAME_MAX || ml > CC_UUID_LEN)
+	if (nl > OUTBOX_NAME_MAX || ml == 0 || ml > CC_UUID_LEN) {
+		set_error(ob, "a name or mid of a bad length");
 		return -1;
-	if (mdb_txn_begin(ob->env, NULL, 0, &txn) != 0)
-		return -1;
+	}
+	what = "begin";
+	if ((rc = mdb_txn_begin(ob->env, NULL, 0, &txn)) != 0)
+		goto fail;
 	k.mv_size = ml;
 	k.mv_data = (void *)mid;
-	if ((rc = mdb_get(txn, ob->outmid, &k, &v)) == 0 ||
-	    (rc = mdb_get(txn, ob->done, &k, &v)) == 0) {
-		mdb_txn_abort(txn);
-		return 0;
-	}
+	what = "outmid";
+	if ((rc = mdb_get(txn, ob->outmid, &k, &v)) == 0)
+		goto known;
 	if (rc != MDB_NOTFOUND)
 		goto fail;
+	what = "done";
+	if ((rc = mdb_get(txn, ob->done, &k, &v)) == 0)
+		goto known;
+	if (rc != MDB_NOTFOUND)
+		goto fail;
+
 	*seq = 1;
 	k.mv_size = 3;
 	k.mv_data = "seq";
-	if ((rc = mdb_get(txn, ob->meta, &k, &v)) == 0 && v.mv_size == 8)
+	what = "meta";
+	if ((rc = mdb_get(txn, ob->meta, &k, &v)) == 0) {
+		if (v.mv_size != 8)
+			goto corrupt;
 		*seq = be64_get(v.mv_data) + 1;
-	else if (rc != 0 && rc != MDB_NOTFOUND)
+	} else if (rc != MDB_NOTFOUND)
 		goto fail;
+	what = "outbox";
 	if ((rc = mdb_cursor_open(txn, ob->outbox, &cur)) != 0)
 		goto fail;
-	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0 &&
-	    k.mv_size == 8 && be64_get(k.mv_data) >= *seq)
-		*seq = be64_get(k.mv_data) + 1;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
 	mdb_cursor_close(cur);
-	if (rc != 0 && rc != MDB_NOTFOUND)
+	if (rc == 0) {
+		if (k.mv_size != 8)
+			goto corrupt;
+		if (be64_get(k.mv_data) >= *seq)
+			*seq = be64_get(k.mv_data) + 1;
+	} else if (rc != MDB_NOTFOUND)
 		goto fail;
+
 	be64_put(key, *seq);
 	k.mv_size = 3;
 	k.mv_data = "seq";
 	v.mv_size = sizeof(key);
 	v.mv_data = key;
+	what = "meta";
 	if ((rc = mdb_put(txn, ob->meta, &k, &v, 0)) != 0)
 		goto fail;
 	k.mv_size = sizeof(key);
 	k.mv_data = key;
 	v.mv_size = nl + 1 + ml + 1 + jl;
+	what = "outbox";
 	if ((rc = mdb_put(txn, ob->outbox, &k, &v, MDB_RESERVE)) != 0)
 		goto fail;
 	p = v.mv_data;
@@ -204,39 +226,62 @@ outbox_put(struct outbox *ob, const char *mid, const char *name,
 	k.mv_data = (void *)mid;
 	v.mv_size = sizeof(key);
 	v.mv_data = key;
+	what = "outmid";
 	if ((rc = mdb_put(txn, ob->outmid, &k, &v, 0)) != 0)
 		goto fail;
+	what = "commit";
 	rc = mdb_txn_commit(txn);
-	return rc == 0 ? 1 : -1;
-fail:
+	txn = NULL;
+	if (rc != 0)
+		goto fail;
+	return 1;
+known:
 	mdb_txn_abort(txn);
+	return 0;
+corrupt:
+	set_error(ob, "LMDB %s: a key or value of the wrong size", what);
+	mdb_txn_abort(txn);
+	return -1;
+fail:
+	set_error(ob, "LMDB %s: %s", what, mdb_strerror(rc));
+	if (txn != NULL)
+		mdb_txn_abort(txn);
 	return -1;
 }
 
+/* An outbox entry: key seq, value name NUL mid NUL json. */
 static int
-entry_read(const MDB_val *k, const MDB_val *v, struct outbox_entry *e)
+entry_read(struct outbox *ob, const MDB_val *k, const MDB_val *v,
+    struct outbox_entry *e)
 {
 	const char	*p = v->mv_data, *end = p + v->mv_size, *mid, *json;
 	size_t		 nl, ml;
 
 	memset(e, 0, sizeof(*e));
 	if (k->mv_size != 8 || (mid = memchr(p, '\0', v->mv_size)) == NULL)
-		return -1;
+		goto corrupt;
 	nl = (size_t)(mid - p);
 	mid++;
 	if ((json = memchr(mid, '\0', (size_t)(end - mid))) == NULL)
-		return -1;
+		goto corrupt;
 	ml = (size_t)(json - mid);
 	json++;
-	if (nl > OUTBOX_NAME_MAX || ml > CC_UUID_LEN ||
-	    (e->json = malloc((size_t)(end - json) + 1)) == NULL)
+	if (nl > OUTBOX_NAME_MAX || ml > CC_UUID_LEN)
+		goto corrupt;
+	if ((e->json = malloc((size_t)(end - json) + 1)) == NULL) {
+		set_error(ob, "out of memory");
 		return -1;
+	}
 	e->seq = be64_get(k->mv_data);
 	memcpy(e->name, p, nl);
 	memcpy(e->mid, mid, ml);
 	memcpy(e->json, json, (size_t)(end - json));
 	e->json[end - json] = '\0';
 	return 0;
+corrupt:
+	set_error(ob, "LMDB outbox: a corrupt entry (key of %zu bytes)",
+	    k->mv_size);
+	return -1;
 }
 
 int
@@ -249,22 +294,30 @@ outbox_next(struct outbox *ob, uint64_t after, struct outbox_entry *e)
 	int		 rc, ret = -1;
 
 	memset(e, 0, sizeof(*e));
-	if (mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn) != 0)
-		return -1;
-	if (mdb_cursor_open(txn, ob->outbox, &cur) != 0)
-		goto out;
+	if ((rc = mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn)) != 0 ||
+	    (rc = mdb_cursor_open(txn, ob->outbox, &cur)) != 0)
+		goto fail;
 	be64_put(key, after + 1);
 	k.mv_size = sizeof(key);
 	k.mv_data = key;
+	/* Only MDB_NOTFOUND means there is none: any other error is one. */
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	if (rc == MDB_NOTFOUND)
 		ret = 1;
 	else if (rc == 0)
-		ret = entry_read(&k, &v, e);
+		ret = entry_read(ob, &k, &v, e);
+	else
+		goto fail;
 	mdb_cursor_close(cur);
-out:
 	mdb_txn_abort(txn);
 	return ret;
+fail:
+	set_error(ob, "LMDB outbox: %s", mdb_strerror(rc));
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	return -1;
 }
 
 void
@@ -282,8 +335,8 @@ outbox_done(struct outbox *ob, uint64_t seq, const char *mid)
 	uint8_t	 key[8];
 	int	 rc;
 
-	if (mdb_txn_begin(ob->env, NULL, 0, &txn) != 0)
-		return -1;
+	if ((rc = mdb_txn_begin(ob->env, NULL, 0, &txn)) != 0)
+		goto fail;
 	be64_put(key, seq);
 	k.mv_size = sizeof(key);
 	k.mv_data = key;
@@ -295,11 +348,17 @@ outbox_done(struct outbox *ob, uint64_t seq, const char *mid)
 	if ((rc = mdb_del(txn, ob->outmid, &k, NULL)) != 0 &&
 	    rc != MDB_NOTFOUND)
 		goto fail;
-	if (put_time(txn, ob->done, mid) != 0)
+	if ((rc = put_time(txn, ob->done, mid)) != 0)
 		goto fail;
-	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0)
+		goto fail;
+	return 0;
 fail:
-	mdb_txn_abort(txn);
+	set_error(ob, "LMDB done: %s", mdb_strerror(rc));
+	if (txn != NULL)
+		mdb_txn_abort(txn);
 	return -1;
 }
 
@@ -325,47 +384,79 @@ outbox_seen(struct outbox *ob, const char *key)
 	MDB_val	 k, v;
 	int	 rc;
 
-	if (mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn) != 0)
-		return -1;
+	if ((rc = mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn)) != 0)
+		goto fail;
 	k.mv_size = strlen(key);
 	k.mv_data = (void *)key;
 	rc = mdb_get(txn, ob->seen, &k, &v);
 	mdb_txn_abort(txn);
 	if (rc == 0)
 		return 1;
-	return rc == MDB_NOTFOUND ? 0 : -1;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+fail:
+	set_error(ob, "LMDB seen: %s", mdb_strerror(rc));
+	return -1;
 }
 
 int
 outbox_seen_put(struct outbox *ob, const char *key)
 {
-	MDB_txn	*txn;
+	MDB_txn	*txn = NULL;
+	int	 rc;
 
-	if (mdb_txn_begin(ob->env, NULL, 0, &txn) != 0)
-		return -1;
-	if (put_time(txn, ob->seen, key) != 0) {
+	if ((rc = mdb_txn_begin(ob->env, NULL, 0, &txn)) != 0 ||
+	    (rc = put_time(txn, ob->seen, key)) != 0)
+		goto fail;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0)
+		goto fail;
+	return 0;
+fail:
+	set_error(ob, "LMDB seen: %s", mdb_strerror(rc));
+	if (txn != NULL)
 		mdb_txn_abort(txn);
-		return -1;
-	}
-	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+	return -1;
 }
 
+/*
+ * Delete the keys of dbi whose time is before `before`.  The walk ends
+ * only at MDB_NOTFOUND: any other cursor error is reported, or a prune
+ * that met a bad page would pass for one that finished.  A time of the
+ * wrong size is corruption, reported too: its age is unknown, and dropping
+ * a seen key would let a stored delivery in twice.
+ */
 static int
-prune_db(MDB_txn *txn, MDB_dbi dbi, int64_t before)
+prune_db(struct outbox *ob, MDB_txn *txn, MDB_dbi dbi, const char *name,
+    int64_t before)
 {
-	MDB_cursor	*cur;
+	MDB_cursor	*cur = NULL;
 	MDB_val		 k, v;
-	int		 rc;
+	int		 rc, ret = -1;
 
 	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
-		return rc;
+		goto fail;
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-		if (v.mv_size == 8 && (int64_t)be64_get(v.mv_data) < before &&
+		if (v.mv_size != 8) {
+			set_error(ob, "LMDB %s: a time of %zu bytes",
+			    name, v.mv_size);
+			goto out;
+		}
+		if ((int64_t)be64_get(v.mv_data) < before &&
 		    (rc = mdb_cursor_del(cur, 0)) != 0)
-			break;
+			goto fail;
 	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	if (rc != MDB_NOTFOUND)
+		goto fail;
+	ret = 0;
+	goto out;
+fail:
+	set_error(ob, "LMDB %s: %s", name, mdb_strerror(rc));
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	return ret;
 }
 
 /*
@@ -375,15 +466,25 @@ prune_db(MDB_txn *txn, MDB_dbi dbi, int64_t before)
 int
 outbox_prune(struct outbox *ob, int64_t max_age_ms)
 {
-	MDB_txn	*txn;
+	MDB_txn	*txn = NULL;
 	int64_t	 before = cc_time_now_ms() - max_age_ms;
+	int	 rc;
 
-	if (mdb_txn_begin(ob->env, NULL, 0, &txn) != 0)
-		return -1;
-	if (prune_db(txn, ob->done, before) != 0 ||
-	    prune_db(txn, ob->seen, before) != 0) {
+	if ((rc = mdb_txn_begin(ob->env, NULL, 0, &txn)) != 0)
+		goto fail;
+	if (prune_db(ob, txn, ob->done, "done", before) == -1 ||
+	    prune_db(ob, txn, ob->seen, "seen", before) == -1) {
 		mdb_txn_abort(txn);
 		return -1;
 	}
-	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0)
+		goto fail;
+	return 0;
+fail:
+	set_error(ob, "LMDB prune: %s", mdb_strerror(rc));
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	return -1;
 }

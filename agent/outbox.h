@@ -33,12 +33,17 @@ void		 outbox_close(struct outbox **);
 
 /*
  * Queue a record under its mid.  Returns 1 when queued (*seq set), 0 when
- * the mid is queued or was handled already, -1 on a store failure.
+ * the mid is queued or was handled already, -1 on a store failure or a
+ * corrupt sequence number (outbox_error says which).
  */
 int		 outbox_put(struct outbox *, const char *mid, const char *name,
 		    const char *json, uint64_t *seq) CC_WUR;
 
-/* The first entry with seq > after: 0, 1 when there is none, -1. */
+/*
+ * The first entry with seq > after: 0 with *e filled (free its json with
+ * outbox_entry_free), 1 when there is none, -1 when the store cannot be
+ * read or the entry is corrupt (never taken for "none").
+ */
 int		 outbox_next(struct outbox *, uint64_t after,
 		    struct outbox_entry *) CC_WUR;
 void		 outbox_entry_free(struct outbox_entry *);
@@ -47,6 +52,8 @@ void		 outbox_entry_free(struct outbox_entry *);
  * handled.  0 or -1. */
 int		 outbox_done(struct outbox *, uint64_t seq, const char *mid)
 		    CC_WUR;
+/* How many records are queued; 0 also when the store cannot be read
+ * (for the log only). */
 size_t		 outbox_count(struct outbox *);
 
 /* The seen-set: 1 when key is in it, 0 when not, -1 on failure. */
@@ -54,7 +61,13 @@ int		 outbox_seen(struct outbox *, const char *key) CC_WUR;
 /* Add key, durably.  0 or -1. */
 int		 outbox_seen_put(struct outbox *, const char *key) CC_WUR;
 
-/* Forget handled mids and seen keys older than max_age_ms.  0 or -1. */
+/*
+ * Forget handled mids and seen keys older than max_age_ms.  0, or -1 (and
+ * nothing forgotten) when a cursor fails or a stored time is corrupt.
+ */
 int		 outbox_prune(struct outbox *, int64_t max_age_ms) CC_WUR;
+
+/* Why the last call that returned -1 failed, for the log. */
+const char	*outbox_error(const struct outbox *);
 
 #endif /* CC_OUTBOX_H */

@@ -200,8 +200,13 @@ spool_read(struct spool *sp, enum spool_dir d, const char *name, size_t max,
 
 	*data = NULL;
 	*len = 0;
+	/*
+	 * O_NONBLOCK: a FIFO renamed into out/ would otherwise hold the
+	 * daemon in open(2) until someone wrote to it; it is refused below
+	 * as not a regular file.  Regular files ignore the flag.
+	 */
 	if ((fd = openat(sp->dfd[d], name, O_RDONLY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1)
+	    O_NONBLOCK | O_CLOEXEC)) == -1)
 		return -1;
 	if (fstat(fd, &st) == -1)
 		goto fail;

@@ -53,6 +53,17 @@
 extern "C" {
 #endif
 
+/*
+ * The calls that can fail are marked: ignoring what they return is a
+ * compile-time warning, as it is in libsodium.  Compilers without the
+ * GNU attribute get nothing.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define CC_AGENT_WUR	__attribute__((warn_unused_result))
+#else
+#define CC_AGENT_WUR
+#endif
+
 #define CC_AGENT_VERSION	"0.1.0"
 #define CC_AGENT_ID_LEN		36	/* a mid or cid: canonical UUID text */
 #define CC_AGENT_TIMEOUT_MS	10000	/* default for blocking calls */
@@ -135,22 +146,23 @@ struct cc_consent_recorded {
  * and key are read and checked here; the network is not waited for.
  * Returns 0 with *out set, or a code with err filled (*out NULL):
  * CC_AGENT_ERR_CONFIG for a bad option, file, certificate or key,
- * CC_AGENT_ERR_SYSTEM when ZeroMQ cannot start.
+ * CC_AGENT_ERR_SYSTEM when memory runs out or ZeroMQ cannot start.
  */
 int	cc_agent_new(const struct cc_agent_options *, cc_agent **out,
-	    struct cc_agent_error *err);
+	    struct cc_agent_error *err) CC_AGENT_WUR;
 int	cc_agent_new_conf(const char *conf_path, bool receive, cc_agent **out,
-	    struct cc_agent_error *err);
+	    struct cc_agent_error *err) CC_AGENT_WUR;
 
 /* Close the session (pending sends are dropped) and free; sets *a NULL. */
 void	cc_agent_destroy(cc_agent **a);
 
 /*
- * Wait until the broker has welcomed this session.  Returns 0,
- * CC_AGENT_ERR_AUTH when the broker refused the handshake, or
- * CC_AGENT_ERR_TIMEOUT.
+ * Wait until the broker has welcomed this session (timeout_ms < 0: the
+ * handle's timeout).  Returns 0; on error the last error is set and one
+ * of CC_AGENT_ERR_AUTH (the broker refused the handshake), the broker's
+ * refusal of hello, CC_AGENT_ERR_TIMEOUT, or CC_AGENT_ERR_SYSTEM.
  */
-int	cc_agent_connect(cc_agent *, int timeout_ms);
+int	cc_agent_connect(cc_agent *, int timeout_ms) CC_AGENT_WUR;
 
 /* The welcome: our agency id and type (NULL before the first welcome),
  * and the frame size limit (0 before). */
@@ -164,59 +176,78 @@ size_t	cc_agent_max_size(const cc_agent *);
  * `mid` and `created` for a publish, `cid` for a grant or a refusal.
  * Returns 0 with *out the completed JSON (malloc'd; free(3) it), id the
  * mid or cid ("" for a withdrawal) and *assigned telling whether anything
- * was added; or a code with err filled (code, field path, detail).
+ * was added.  On error *out is NULL and err (when not NULL) says why:
+ * CC_AGENT_ERR_MALFORMED for text that is not a JSON object, the code
+ * the broker would answer (missing-field, invalid-field...) with the
+ * field path, or CC_AGENT_ERR_SYSTEM when memory ran out.
  */
 int	cc_agent_prepare(enum cc_agent_op, const char *json, size_t len,
 	    char **out, char id[CC_AGENT_ID_LEN + 1], bool *assigned,
-	    struct cc_agent_error *err);
+	    struct cc_agent_error *err) CC_AGENT_WUR;
 
 /*
  * Publish one record (a `publish` op's fields as JSON) and wait until the
  * broker has durably accepted it.  mid receives its mid (assigned when
- * absent).  Returns 0, the broker's refusal (field and detail in the last
- * error), CC_AGENT_ERR_TIMEOUT, CC_AGENT_ERR_AUTH, or a local code.  On a
- * timeout the record may or may not be stored: publish it again with the
- * same mid, which the broker answers without a second copy.
+ * absent).  Returns 0; on error the last error is set and the code is
+ * cc_agent_prepare's, the broker's refusal (field and detail in the last
+ * error), CC_AGENT_ERR_TIMEOUT, CC_AGENT_ERR_AUTH, or
+ * CC_AGENT_ERR_SYSTEM.  On a timeout the record may or may not be stored:
+ * publish it again with the same mid, which the broker answers without a
+ * second copy.
  */
 int	cc_agent_publish(cc_agent *, const char *json,
-	    char mid[CC_AGENT_ID_LEN + 1]);
+	    char mid[CC_AGENT_ID_LEN + 1]) CC_AGENT_WUR;
 
 /*
  * Record a consent event (CC_AGENT_CONSENT_GRANT, _WITHDRAW or _REFUSE).
  * Each `consent-recorded` answer is stored in out[] (at most max of
  * them; a withdrawal by subject gets one per consent) and *n says how
- * many came.  Returns 0 or an error code as cc_agent_publish.
+ * many came.  Returns 0, or on error (*n 0 or the answers so far) the
+ * codes of cc_agent_publish, and CC_AGENT_ERR_UNKNOWN_OP for
+ * CC_AGENT_PUBLISH.
  */
 int	cc_agent_consent(cc_agent *, enum cc_agent_op, const char *json,
-	    struct cc_consent_recorded *out, size_t max, size_t *n);
+	    struct cc_consent_recorded *out, size_t max, size_t *n)
+	    CC_AGENT_WUR;
 
 /*
  * Per-recipient states of a message this agency sent: *json receives
  * {"mid": ..., "recipients": [{"agency", "state", "reason", "at"}]}
- * (malloc'd; free(3) it).  Returns 0 or an error code.
+ * (malloc'd; free(3) it).  Returns 0; on error *json is NULL, the last
+ * error is set and the code is CC_AGENT_ERR_INVALID_FIELD (mid is not a
+ * UUID), the broker's refusal, CC_AGENT_ERR_TIMEOUT, CC_AGENT_ERR_AUTH or
+ * CC_AGENT_ERR_SYSTEM.
  */
-int	cc_agent_track(cc_agent *, const char *mid, char **json);
+int	cc_agent_track(cc_agent *, const char *mid, char **json)
+	    CC_AGENT_WUR;
 
 /*
  * Take the next delivery or receipt, waiting up to timeout_ms (0: do not
  * wait, -1: forever).  Returns 0 with *out set (free it with
- * cc_delivery_destroy), CC_AGENT_ERR_TIMEOUT when none came, or another
- * code.  Only receiving handles are sent any.
+ * cc_delivery_destroy); on error *out is NULL, the last error is set and
+ * the code is CC_AGENT_ERR_TIMEOUT when none came, or CC_AGENT_ERR_SYSTEM
+ * (memory, or ZeroMQ failed; a delivery not taken comes again after the
+ * next reconnect).  Only receiving handles are sent any.
  */
-int	cc_agent_receive(cc_agent *, int timeout_ms, cc_delivery **out);
+int	cc_agent_receive(cc_agent *, int timeout_ms, cc_delivery **out)
+	    CC_AGENT_WUR;
 
-/* Tell the broker a delivery or receipt is stored.  Returns 0, or
- * CC_AGENT_ERR_SYSTEM when it could not be sent now (it comes again after
- * the next reconnect). */
-int	cc_agent_ack(cc_agent *, const cc_delivery *);
+/*
+ * Tell the broker a delivery or receipt is stored.  Returns 0, or
+ * CC_AGENT_ERR_SYSTEM with the last error set when it could not be sent
+ * now (it comes again after the next reconnect).
+ */
+int	cc_agent_ack(cc_agent *, const cc_delivery *) CC_AGENT_WUR;
 
 /*
  * Run the session (reconnects, hello, answers) until a delivery or receipt
  * is waiting, fd (if >= 0) is readable, or timeout_ms passed (-1:
- * forever).  Returns a mask of CC_AGENT_WAIT_*, 0 on timeout, -1 with the
- * last error set on failure.  For event loops that also watch a file.
+ * forever).  Returns a mask of CC_AGENT_WAIT_*, 0 on timeout or when a
+ * signal interrupted the wait, -1 with the last error set
+ * (CC_AGENT_ERR_SYSTEM) when polling failed.  For event loops that also
+ * watch a file.
  */
-int	cc_agent_wait(cc_agent *, int fd, int timeout_ms);
+int	cc_agent_wait(cc_agent *, int fd, int timeout_ms) CC_AGENT_WUR;
 
 /* The last error of a handle; code CC_AGENT_OK when there was none. */
 const struct cc_agent_error *cc_agent_last_error(const cc_agent *);
@@ -237,10 +268,12 @@ const char	*cc_delivery_type(const cc_delivery *);
 const char	*cc_delivery_agency(const cc_delivery *);
 const char	*cc_delivery_state(const cc_delivery *);
 const char	*cc_delivery_reason(const cc_delivery *);
-/* The op's fields without `op`, `v` and `dseq`, as JSON (DESIGN §8:
+/*
+ * The op's fields without `op`, `v` and `dseq`, as JSON (DESIGN §8:
  * what in/MID.json and receipts/ files hold); pretty adds indentation.
- * NULL on allocation failure; owned by the delivery. */
-const char	*cc_delivery_json(cc_delivery *, bool pretty);
+ * Owned by the delivery.  NULL on error: memory ran out.
+ */
+const char	*cc_delivery_json(cc_delivery *, bool pretty) CC_AGENT_WUR;
 void		 cc_delivery_destroy(cc_delivery **);
 
 #ifdef __cplusplus
