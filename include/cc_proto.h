@@ -305,10 +305,10 @@ bool		 cc_area_valid(const char *, size_t);
  * when the buffer could not grow.  proto_pack_header packs the two fields
  * every frame starts with, `v` and `op` (the caller's map counts them).
  */
-int		 proto_pack_cstr(msgpack_packer *, const char *);
-int		 proto_pack_strn(msgpack_packer *, const char *, size_t);
-int		 proto_pack_catset(msgpack_packer *, cc_catset);
-int		 proto_pack_header(msgpack_packer *, const char *op);
+int		 proto_pack_cstr(msgpack_packer *, const char *) CC_WUR;
+int		 proto_pack_strn(msgpack_packer *, const char *, size_t) CC_WUR;
+int		 proto_pack_catset(msgpack_packer *, cc_catset) CC_WUR;
+int		 proto_pack_header(msgpack_packer *, const char *op) CC_WUR;
 
 /* An `error` frame for err (v, op, re, code, field, detail). */
 int		 proto_pack_error(msgpack_sbuffer *, const struct cc_error *) CC_WUR;

@@ -133,18 +133,15 @@ r_hello(struct r_sock *r, bool receive)
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4);
-	proto_pack_cstr(&pk, "v");
-	msgpack_pack_uint8(&pk, 1);
-	proto_pack_cstr(&pk, "op");
-	proto_pack_cstr(&pk, "hello");
-	proto_pack_cstr(&pk, "agent");
-	proto_pack_cstr(&pk, "raw/1");
-	proto_pack_cstr(&pk, "receive");
-	if (receive)
-		msgpack_pack_true(&pk);
-	else
-		msgpack_pack_false(&pk);
+	if (msgpack_pack_map(&pk, 4) != 0 ||
+	    proto_pack_header(&pk, "hello") != 0 ||
+	    proto_pack_cstr(&pk, "agent") != 0 ||
+	    proto_pack_cstr(&pk, "raw/1") != 0 ||
+	    proto_pack_cstr(&pk, "receive") != 0 ||
+	    (receive ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk)) != 0) {
+		msgpack_sbuffer_destroy(&sb);
+		return -1;
+	}
 	rc = r_send(r, sb.data, sb.size, 0);
 	msgpack_sbuffer_destroy(&sb);
 	return rc;

@@ -7,6 +7,9 @@
 
 #include "proto_testutil.h"
 
+/* A pack helper that must succeed in a test. */
+#define PACKED(x)	cr_assert_eq((x), 0)
+
 /* DESIGN §4.4, restated so the schema's categories are checked against it. */
 static const struct {
 	enum cc_rtype	 rt;
@@ -426,39 +429,39 @@ Test(strip, stripped_record_makes_a_valid_deliver)
 			msgpack_sbuffer_init(&sbuf);
 			msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
 			msgpack_pack_map(&pk, 13);
-			proto_pack_cstr(&pk, "v");
+			PACKED(proto_pack_cstr(&pk, "v"));
 			msgpack_pack_int(&pk, 1);
-			proto_pack_cstr(&pk, "op");
-			proto_pack_cstr(&pk, "deliver");
-			proto_pack_cstr(&pk, "dseq");
+			PACKED(proto_pack_cstr(&pk, "op"));
+			PACKED(proto_pack_cstr(&pk, "deliver"));
+			PACKED(proto_pack_cstr(&pk, "dseq"));
 			msgpack_pack_uint64(&pk, 1);
-			proto_pack_cstr(&pk, "mid");
+			PACKED(proto_pack_cstr(&pk, "mid"));
 			msgpack_pack_object(&pk, *proto_get(m, "mid"));
-			proto_pack_cstr(&pk, "type");
+			PACKED(proto_pack_cstr(&pk, "type"));
 			msgpack_pack_object(&pk, *proto_get(m, "type"));
-			proto_pack_cstr(&pk, "from");
-			proto_pack_cstr(&pk, "carat.hmp-leeds");
-			proto_pack_cstr(&pk, "purpose");
+			PACKED(proto_pack_cstr(&pk, "from"));
+			PACKED(proto_pack_cstr(&pk, "carat.hmp-leeds"));
+			PACKED(proto_pack_cstr(&pk, "purpose"));
 			msgpack_pack_object(&pk, *proto_get(m, "purpose"));
-			proto_pack_cstr(&pk, "subject");
+			PACKED(proto_pack_cstr(&pk, "subject"));
 			cr_assert_eq(proto_pack_stripped_subject(&pk, m,
 			    allowed, &ws), 0);
-			proto_pack_cstr(&pk, "area");
+			PACKED(proto_pack_cstr(&pk, "area"));
 			msgpack_pack_object(&pk, *proto_get(m, "area"));
-			proto_pack_cstr(&pk, "created");
+			PACKED(proto_pack_cstr(&pk, "created"));
 			msgpack_pack_object(&pk, *proto_get(m, "created"));
-			proto_pack_cstr(&pk, "body");
+			PACKED(proto_pack_cstr(&pk, "body"));
 			cr_assert_eq(proto_pack_stripped_body(&pk, m, allowed,
 			    &wb), 0);
-			proto_pack_cstr(&pk, "consent");
+			PACKED(proto_pack_cstr(&pk, "consent"));
 			msgpack_pack_map(&pk, 2);
-			proto_pack_cstr(&pk, "cid");
-			proto_pack_cstr(&pk,
-			    "d4c3b2a1-0f9e-4d8c-b7a6-958473625140");
-			proto_pack_cstr(&pk, "version");
+			PACKED(proto_pack_cstr(&pk, "cid"));
+			PACKED(proto_pack_cstr(&pk,
+			    "d4c3b2a1-0f9e-4d8c-b7a6-958473625140"));
+			PACKED(proto_pack_cstr(&pk, "version"));
 			msgpack_pack_int(&pk, 1);
-			proto_pack_cstr(&pk, "withheld_categories");
-			proto_pack_catset(&pk, wb | ws);
+			PACKED(proto_pack_cstr(&pk, "withheld_categories"));
+			PACKED(proto_pack_catset(&pk, wb | ws));
 
 			cr_expect_eq(proto_decode(sbuf.data, sbuf.size,
 			    CC_MAX_FRAME_DEFAULT, &d, &e), 0,
