@@ -8,9 +8,10 @@
 #	A whole partnership: Ed25519 CA and CRL, the broker, the five demo
 #	agencies and one revoked agency.  DIR defaults to the partnership/
 #	directory beside this script and must not hold a partnership yet.
-#   mkpartnership.sh [-d DAYS] [-o ORG] -i ID TYPE
+#   mkpartnership.sh [-d DAYS] [-o ORG] [-k KEY] -i ID TYPE
 #	    [--not-before TIME --not-after TIME] DIR
-#	Issue one more agency certificate and key.  TIME is YYYYMMDDHHMMSSZ
+#	Issue one more agency certificate and key (-k: for the key in the
+#	file KEY, a renewal that keeps the key).  TIME is YYYYMMDDHHMMSSZ
 #	(or YYMMDDHHMMSSZ), years 1950 to 2049; it makes expired or
 #	not-yet-valid certificates for tests.
 #   mkpartnership.sh [-d DAYS] -r ID DIR
@@ -84,6 +85,7 @@ type=
 org=
 nb=
 na=
+keyfile=
 while [ $# -gt 0 ]; do
 	case $1 in
 	-d)	need $# 1; days=$2; shift 2 ;;
@@ -91,6 +93,7 @@ while [ $# -gt 0 ]; do
 	-r)	need $# 1; mode=revoke; id=$2; shift 2 ;;
 	-g)	mode=crl; shift ;;
 	-o|--org) need $# 1; org=$2; shift 2 ;;
+	-k)	need $# 1; keyfile=$2; shift 2 ;;
 	--not-before) need $# 1; nb=$2; shift 2 ;;
 	--not-after) need $# 1; na=$2; shift 2 ;;
 	-h|--help) usage 0 ;;
@@ -282,7 +285,16 @@ make_ca()
 issue()
 {
 	[ ! -e "$4" ] || die "$4 exists; revoke and remove it first"
-	(umask 077 && ossl genpkey -algorithm x25519 -out "$5")
+	if [ -n "$keyfile" ]; then
+		# A renewal: the agency keeps its key (and its CurveZMQ key).
+		[ -f "$keyfile" ] || die "$keyfile: no such key"
+		if [ "$(cd "$(dirname "$keyfile")" && pwd)/${keyfile##*/}" != "$5" ]
+		then
+			(umask 077 && cp "$keyfile" "$5")
+		fi
+	else
+		(umask 077 && ossl genpkey -algorithm x25519 -out "$5")
+	fi
 	ossl pkey -in "$5" -pubout -out "$tmp/pub.pem"
 	d=$days
 	[ -z "$nb" ] || d=1	# a template for redate, in UTCTime
@@ -360,6 +372,7 @@ make)
 	[ ! -e "$dir/ca.key" ] ||
 	    die "$dir already holds a partnership; remove it first"
 	[ -z "$nb$na" ] || die "--not-before/--not-after go with -i"
+	[ -z "$keyfile" ] || die "-k goes with -i"
 	write_ext
 	make_ca
 	write_ca_cnf

@@ -410,6 +410,70 @@ h_revoke(struct h_env *e, const char *id)
 	return h_script(e, "-d", "30", "-r", id, e->pki, NULL);
 }
 
+/* PKI/SUB/ID[.old].EXT */
+static void
+h_pki_path(struct h_env *e, char *out, size_t size, const char *sub,
+    const char *id, bool old, const char *ext)
+{
+	snprintf(out, size, "%.900s/%s/%s%s.%s", e->pki, sub, id,
+	    old ? ".old" : "", ext);
+}
+
+static int
+h_move(const char *from, const char *to)
+{
+	if (rename(from, to) == -1) {
+		cr_log_error("rename %s: %s", from, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+h_rekey(struct h_env *e, const char *id, const char *type)
+{
+	char	c[H_PATH], co[H_PATH], k[H_PATH], ko[H_PATH];
+
+	h_pki_path(e, c, sizeof(c), "agencies", id, false, "crt");
+	h_pki_path(e, co, sizeof(co), "agencies", id, true, "crt");
+	h_pki_path(e, k, sizeof(k), "keys", id, false, "key");
+	h_pki_path(e, ko, sizeof(ko), "keys", id, true, "key");
+	if (h_move(c, co) == -1 || h_move(k, ko) == -1)
+		return -1;
+	return h_issue(e, id, type, NULL, NULL);
+}
+
+int
+h_renew(struct h_env *e, const char *id, const char *type)
+{
+	char	c[H_PATH], co[H_PATH], k[H_PATH];
+
+	h_pki_path(e, c, sizeof(c), "agencies", id, false, "crt");
+	h_pki_path(e, co, sizeof(co), "agencies", id, true, "crt");
+	h_pki_path(e, k, sizeof(k), "keys", id, false, "key");
+	if (h_move(c, co) == -1)
+		return -1;
+	return h_script(e, "-d", "30", "-k", k, "-i", id, type, e->pki, NULL);
+}
+
+/* The script revokes agencies/ID.crt: the old one is put there for it. */
+int
+h_revoke_old(struct h_env *e, const char *id)
+{
+	char	c[H_PATH], co[H_PATH], tmp[H_PATH + 8];
+	int	rc;
+
+	h_pki_path(e, c, sizeof(c), "agencies", id, false, "crt");
+	h_pki_path(e, co, sizeof(co), "agencies", id, true, "crt");
+	snprintf(tmp, sizeof(tmp), "%s.new", c);
+	if (h_move(c, tmp) == -1 || h_move(co, c) == -1)
+		return -1;
+	rc = h_revoke(e, id);
+	if (h_move(c, co) == -1 || h_move(tmp, c) == -1)
+		return -1;
+	return rc;
+}
+
 /*
  * The certificates the broker must refuse: expired, not yet valid, signed
  * by another CA, with an OU that is no agency type, and one whose
@@ -985,6 +1049,18 @@ h_connect(struct h_env *e, const char *agency)
 }
 
 struct h_client *
+h_connect_old(struct h_env *e, const char *agency)
+{
+	uint8_t	sec[32], pub[32];
+	char	path[H_PATH], err[256];
+
+	h_pki_path(e, path, sizeof(path), "keys", agency, true, "key");
+	if (pki_key_read(path, sec, pub, err, sizeof(err)) == -1)
+		h_fail("%s: %s", path, err);
+	return h_client_new(e, agency, sec, pub);
+}
+
+struct h_client *
 h_connect_unknown(struct h_env *e)
 {
 	char	zp[41], zs[41];
@@ -1153,6 +1229,14 @@ int
 h_send_raw(struct h_client *c, const void *p, size_t n)
 {
 	return zmq_send(c->sock, p, n, 0) == (int)n ? 0 : -1;
+}
+
+int
+h_send_parts(struct h_client *c, const void *a, size_t alen, const void *b,
+    size_t blen)
+{
+	return zmq_send(c->sock, a, alen, ZMQ_SNDMORE) == (int)alen &&
+	    zmq_send(c->sock, b, blen, 0) == (int)blen ? 0 : -1;
 }
 
 int

@@ -117,6 +117,15 @@ void		 h_set_port(struct h_env *, int port);	/* 0: a new free one */
 int		 h_issue(struct h_env *, const char *id, const char *type,
 		    const char *not_before, const char *not_after);
 int		 h_revoke(struct h_env *, const char *id);
+/*
+ * Re-key: the agency's certificate and key are kept aside as
+ * agencies/ID.old.crt and keys/ID.old.key and a new pair is issued.
+ * Renew: the certificate is kept aside, a new one issued for the same
+ * key.  h_revoke_old revokes the one kept aside.  0 or -1.
+ */
+int		 h_rekey(struct h_env *, const char *id, const char *type);
+int		 h_renew(struct h_env *, const char *id, const char *type);
+int		 h_revoke_old(struct h_env *, const char *id);
 
 /* The broker process. */
 void		 h_broker_start(struct h_env *);	/* waits for the port */
@@ -162,6 +171,8 @@ size_t		 h_log_count(struct h_env *, const char *needle);
 
 /* A DEALER connected with keys/ID.key, no hello yet. */
 struct h_client	*h_connect(struct h_env *, const char *agency);
+/* One with the key kept aside by h_rekey (keys/ID.old.key). */
+struct h_client	*h_connect_old(struct h_env *, const char *agency);
 /* One with a fresh key no certificate knows. */
 struct h_client	*h_connect_unknown(struct h_env *);
 /* h_connect, then hello; asserts the welcome. */
@@ -182,6 +193,9 @@ int		 h_send_json(struct h_client *, const char *json);
 int		 h_sendf(struct h_client *, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 int		 h_send_raw(struct h_client *, const void *, size_t);
+/* One message of two frames (which the protocol does not allow). */
+int		 h_send_parts(struct h_client *, const void *, size_t,
+		    const void *, size_t);
 
 /*
  * The next message whose op is in `ops` (comma-separated; NULL: any),
