@@ -332,6 +332,11 @@ audit_verify(struct store *st, uint64_t *count, uint64_t *bad_seq, char *why,
 			    (unsigned long long)*bad_seq);
 			result = 1;
 		}
+	} else if (rc == STORE_CORRUPT) {
+		*bad_seq = w.expect - 1;
+		snprintf(why, whylen, "the recorded head of the chain fails its "
+		    "integrity check");
+		result = 1;
 	} else if (rc == STORE_NOTFOUND) {
 		result = 0;
 		if (w.expect > 1) {

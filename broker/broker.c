@@ -21,6 +21,7 @@
 static volatile sig_atomic_t	got_term, got_hup;
 
 static void	on_signal(int);
+static void	check_report(const char *, void *);
 static void	reload(struct broker *);
 static void	serve(struct broker *, const char *);
 static void	loop(struct broker *, int *status);
@@ -32,6 +33,13 @@ on_signal(int sig)
 		got_hup = 1;
 	else
 		got_term = 1;
+}
+
+static void
+check_report(const char *finding, void *arg)
+{
+	(void)arg;
+	log_warnx("store damaged: %s", finding);
 }
 
 int
@@ -310,6 +318,7 @@ broker_open(struct broker *b, const char *path, struct run_as *ra, char *err,
 {
 	uint8_t		pub[32];
 	struct pki_cert	self;
+	int		n;
 
 	memset(b, 0, sizeof(*b));
 	if (broker_conf_load(path, &b->conf, err, errlen) == -1)
@@ -334,6 +343,15 @@ broker_open(struct broker *b, const char *path, struct run_as *ra, char *err,
 		goto fail;
 	if (auth_load(&b->auth, &b->conf, err, errlen) == -1)
 		goto fail;
+	/* Damage is looked for at every start, and said. */
+	if ((n = store_check(b->st, CHECK_QUICK, check_report, NULL)) == -1) {
+		snprintf(err, errlen, "%s: cannot be read to check it",
+		    b->conf.data);
+		goto fail;
+	}
+	if (n > 0)
+		log_warnx("store: %d findings of damage; see the lines above, "
+		    "and run ccbroker audit verify", n);
 	if (state_peers_build(b) == -1 || state_load(b) != 0) {
 		snprintf(err, errlen, "cannot read state from %s",
 		    b->conf.data);

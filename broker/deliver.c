@@ -128,7 +128,11 @@ send_delivery(struct broker *b, struct store_txn *txn, struct peer *p,
 	char			 text[37];
 	int			 rc;
 
-	if ((rc = store_msg_get(st, txn, q->mid, &h, NULL)) != 0)
+	rc = store_msg_get(st, txn, q->mid, &h, NULL);
+	if (rc == STORE_NOTFOUND || rc == STORE_CORRUPT)
+		return route_drop(b, txn, p->id, dseq, q, ST_PURGED,
+		    RS_STORE_UNAVAILABLE);
+	if (rc != 0)
 		return rc;
 	decide(st, txn, &h.subj, h.purpose, p->id,
 	    broker_policy_of(b, p->id), broker_now(b), &d);

@@ -20,6 +20,7 @@ handle_ack(struct broker *b, struct req *r)
 	struct audit_ev	 ev;
 	uint64_t	 dseq;
 	char		 midtext[37];
+	bool		 orphan;
 	int		 rc;
 
 	if (proto_get_u64(r->msg, "dseq", &dseq) == -1)
@@ -36,24 +37,33 @@ handle_ack(struct broker *b, struct req *r)
 	if (q.kind == Q_RECEIPT)
 		return store_queue_del(st, r->txn, p->id, dseq);
 
-	if ((rc = store_msg_get(st, r->txn, q.mid, &h, NULL)) != 0 ||
-	    (rc = store_queue_del(st, r->txn, p->id, dseq)) != 0)
+	/*
+	 * Received, though its message's header may be gone or damaged
+	 * since it was sent (said by the store): the disclosure is still
+	 * audited, but no receipt can name its sender.
+	 */
+	rc = store_msg_get(st, r->txn, q.mid, &h, NULL);
+	if ((orphan = rc == STORE_NOTFOUND || rc == STORE_CORRUPT))
+		memset(&h, 0, sizeof(h));
+	else if (rc != 0)
+		return rc;
+	if ((rc = store_queue_del(st, r->txn, p->id, dseq)) != 0)
 		return rc;
 	memset(&rs, 0, sizeof(rs));
 	rs.state = ST_DELIVERED;
 	rs.at_ms = broker_now(b);
 	if ((rc = store_rstate_put(st, r->txn, q.mid, p->id, &rs)) != 0 ||
-	    (rc = route_receipt(b, r->txn, h.sender, q.mid, p->id,
-	    ST_DELIVERED, RS_NONE)) != 0)
+	    (!orphan && (rc = route_receipt(b, r->txn, h.sender, q.mid, p->id,
+	    ST_DELIVERED, RS_NONE)) != 0))
 		return rc;
 	uuid_unparse_lower(q.mid, midtext);
 	memset(&ev, 0, sizeof(ev));
 	ev.event = EV_DELIVERED;
 	ev.id = midtext;
-	ev.type = cc_rtype_name(h.rtype);
-	ev.sender = h.sender;
+	ev.type = orphan ? NULL : cc_rtype_name(h.rtype);
+	ev.sender = orphan ? NULL : h.sender;
 	ev.recipient = p->id;
-	ev.subj = &h.subj;
+	ev.subj = orphan ? NULL : &h.subj;
 	ev.cats = q.cats;
 	ev.withheld = q.withheld;
 	ev.cid = q.cid;
@@ -62,5 +72,5 @@ handle_ack(struct broker *b, struct req *r)
 	if ((rc = audit_append(st, r->txn, &ev)) != 0)
 		return rc;
 	broker_count(b, CNT_DELIVERED);
-	return store_msg_release(st, r->txn, q.mid);
+	return orphan ? 0 : store_msg_release(st, r->txn, q.mid);
 }

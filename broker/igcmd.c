@@ -28,6 +28,7 @@ static json_t	*mp_to_json(const msgpack_object *);
 static json_t	*mp_get(const msgpack_object *, const char *);
 static json_t	*entry_json(const msgpack_object *);
 static int	print_json(json_t *);
+static void	verify_report(const char *, void *);
 static void	jput(json_t *, const char *, json_t *);
 static void	jref(json_t *, const char *, json_t *);
 static int	subject_entry(uint64_t, const void *, size_t, void *);
@@ -138,16 +139,37 @@ entry_json(const msgpack_object *map)
 	return j;
 }
 
+static void
+verify_report(const char *finding, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "store damaged: %s\n", finding);
+}
+
 int
 ig_audit_verify(const struct broker_conf *c)
 {
 	struct store	*st;
 	uint64_t	 count = 0, bad = 0;
 	char		 why[256];
-	int		 rc;
+	int		 rc, n;
 
 	st = open_store(c);
 	rc = audit_verify(st, &count, &bad, why, sizeof(why));
+	/* The rest of the store, read through: damage anywhere is said. */
+	if ((n = store_check(st, CHECK_FULL, verify_report, NULL)) != 0) {
+		store_close(&st);
+		if (n == -1) {
+			fprintf(stderr, "store cannot be read from %s\n",
+			    c->data);
+			return 2;
+		}
+		fprintf(stderr, "store damaged: %d findings\n", n);
+		if (rc == 0)
+			printf("audit intact: %llu entries\n",
+			    (unsigned long long)count);
+		return 1;
+	}
 	store_close(&st);
 	if (rc == 0) {
 		printf("audit intact: %llu entries\n",
@@ -386,7 +408,7 @@ ig_audit_subject(const struct broker_conf *c, const char *scheme,
 	jput(rep, "disclosures", w.disc);
 	jput(rep, "withheld", w.with);
 
-	if ((rc = store_consents_of(st, txn, &ps, collect_cid, &all)) != 0)
+	if ((rc = store_consents_all(st, txn, &ps, collect_cid, &all)) != 0)
 		fatalx("cannot read consents: %s", store_strerror(rc));
 	for (i = 0; i < all.n; i++) {
 		/* The decision view has no seal: read the whole record. */

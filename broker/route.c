@@ -25,6 +25,8 @@ static int	route_one(struct broker *, struct store_txn *,
 		    const struct msg_hdr *, const char *recipient,
 		    bool *queued);
 static int	recheck_msg(const uint8_t mid[16], void *);
+static int	drop_orphan(struct broker *, struct store_txn *, const char *,
+		    uint64_t, const struct qent *, int);
 static int	recheck_one(const struct queued *, void *);
 static int	expire_one(const struct queued *, void *);
 
@@ -200,7 +202,16 @@ route_drop(struct broker *b, struct store_txn *txn, const char *agency,
 	char		 midtext[37];
 	int		 rc;
 
-	if ((rc = store_msg_get(st, txn, q->mid, &h, NULL)) != 0)
+	/*
+	 * A message whose header is gone or damaged cannot be delivered
+	 * and its sender cannot be known for a receipt: the delivery is
+	 * purged (store-unavailable), said in the log and the audit, and
+	 * the queue goes on (rule 12: never an error that stops the pump).
+	 */
+	if ((rc = store_msg_get(st, txn, q->mid, &h, NULL)) == STORE_NOTFOUND ||
+	    rc == STORE_CORRUPT)
+		return drop_orphan(b, txn, agency, dseq, q, rc);
+	if (rc != 0)
 		return rc;
 	if ((rc = store_queue_del(st, txn, agency, dseq)) != 0)
 		return rc;
@@ -230,6 +241,44 @@ route_drop(struct broker *b, struct store_txn *txn, const char *agency,
 	    dseq <= p->cursor && p->inflight > 0)
 		p->inflight--;
 	return store_msg_release(st, txn, q->mid);
+}
+
+static int
+drop_orphan(struct broker *b, struct store_txn *txn, const char *agency,
+    uint64_t dseq, const struct qent *q, int why)
+{
+	struct store	*st = broker_store(b);
+	struct rstate	 rs;
+	struct audit_ev	 ev;
+	struct peer	*p;
+	char		 midtext[37];
+	int		 rc;
+
+	uuid_unparse_lower(q->mid, midtext);
+	log_warnx("queue of %s: a delivery of mid=%s whose message is %s; "
+	    "purged", agency, midtext, why == STORE_NOTFOUND ? "missing" :
+	    "damaged");
+	if ((rc = store_queue_del(st, txn, agency, dseq)) != 0)
+		return rc;
+	memset(&rs, 0, sizeof(rs));
+	rs.state = ST_PURGED;
+	rs.reason = RS_STORE_UNAVAILABLE;
+	rs.at_ms = broker_now(b);
+	if ((rc = store_rstate_put(st, txn, q->mid, agency, &rs)) != 0)
+		return rc;
+	memset(&ev, 0, sizeof(ev));
+	ev.event = EV_PURGED;
+	ev.id = midtext;
+	ev.recipient = agency;
+	ev.reason = cc_reason_name(RS_STORE_UNAVAILABLE);
+	ev.at_ms = broker_now(b);
+	if ((rc = audit_append(st, txn, &ev)) != 0)
+		return rc;
+	broker_count(b, CNT_PURGED);
+	if ((p = broker_peer(b, agency)) != NULL && p->online &&
+	    dseq <= p->cursor && p->inflight > 0)
+		p->inflight--;
+	return 0;
 }
 
 /* The walk of a recheck: the broker, the transaction, the message. */
@@ -263,7 +312,10 @@ recheck_msg(const uint8_t mid[16], void *arg)
 	int		 rc;
 
 	rc = store_msg_get(broker_store(rk->b), rk->txn, mid, &rk->h, NULL);
-	if (rc == STORE_NOTFOUND)	/* forgotten after retention */
+	/* Forgotten after retention; or damaged (said by the store), and
+	 * then its deliveries are purged when the pump meets them: a
+	 * withdrawal is never held up by damage elsewhere. */
+	if (rc == STORE_NOTFOUND || rc == STORE_CORRUPT)
 		return 0;
 	if (rc != 0)
 		return rc;

@@ -100,9 +100,13 @@ seal_prepare(struct seal *s)
 {
 	EVP_MAC		*mac;
 	OSSL_PARAM	 params[2];
+	size_t		 tlen = SEAL_TAGLEN;
+	uint8_t		 tkey[PSEUDO_LEN];
+	int		 rc;
 
 	s->gcm = NULL;
 	s->hmac = NULL;
+	s->tag = NULL;
 	if ((s->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL)) == NULL ||
 	    (mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
 		return -1;
@@ -113,6 +117,46 @@ seal_prepare(struct seal *s)
 	if (s->hmac == NULL ||
 	    EVP_MAC_init(s->hmac, s->mac, sizeof(s->mac), params) != 1)
 		return -1;
+	/*
+	 * The integrity tags of stored values: SipHash-2-4 with a 128-bit
+	 * tag, keyed from the MAC key (a pseudonym of a name no identifier
+	 * scheme has, so the two uses never meet).  SipHash, not HMAC: a
+	 * tag is made or checked on every store read and write, and it
+	 * costs a third of HMAC-SHA-256 there.
+	 */
+	if (seal_pseudonym(s, "store-tag", "v1", tkey) == -1 ||
+	    (mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL)) == NULL)
+		return -1;
+	s->tag = EVP_MAC_CTX_new(mac);
+	EVP_MAC_free(mac);
+	params[0] = OSSL_PARAM_construct_size_t("size", &tlen);
+	params[1] = OSSL_PARAM_construct_end();
+	rc = s->tag != NULL && EVP_MAC_init(s->tag, tkey, 16, params) == 1 ?
+	    0 : -1;
+	OPENSSL_cleanse(tkey, sizeof(tkey));
+	return rc;
+}
+
+int
+seal_tag(const struct seal *s, uint8_t domain, const void *key, size_t klen,
+    const void *val, size_t vlen, uint8_t out[SEAL_TAGLEN])
+{
+	uint8_t	hdr[5];
+	size_t	len;
+
+	hdr[0] = domain;
+	hdr[1] = (uint8_t)(klen >> 24);
+	hdr[2] = (uint8_t)(klen >> 16);
+	hdr[3] = (uint8_t)(klen >> 8);
+	hdr[4] = (uint8_t)klen;
+	/* Initialised again with the key it holds (a NULL key keeps it). */
+	if (EVP_MAC_init(s->tag, NULL, 0, NULL) != 1 ||
+	    EVP_MAC_update(s->tag, hdr, sizeof(hdr)) != 1 ||
+	    (klen > 0 && EVP_MAC_update(s->tag, key, klen) != 1) ||
+	    (vlen > 0 && EVP_MAC_update(s->tag, val, vlen) != 1) ||
+	    EVP_MAC_final(s->tag, out, &len, SEAL_TAGLEN) != 1 ||
+	    len != SEAL_TAGLEN)
+		return -1;
 	return 0;
 }
 
@@ -121,6 +165,7 @@ seal_clear(struct seal *s)
 {
 	EVP_CIPHER_free(s->gcm);
 	EVP_MAC_CTX_free(s->hmac);
+	EVP_MAC_CTX_free(s->tag);
 	OPENSSL_cleanse(s, sizeof(*s));
 }
 

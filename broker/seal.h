@@ -18,6 +18,7 @@
 #define SEAL_KEYLEN	64
 #define SEAL_OVERHEAD	(12 + 16)	/* nonce + tag */
 #define PSEUDO_LEN	32
+#define SEAL_TAGLEN	16	/* integrity tag of a stored value */
 
 /* The keys, and what OpenSSL would otherwise look up on every use. */
 struct seal {
@@ -25,6 +26,7 @@ struct seal {
 	uint8_t			 mac[32];
 	struct evp_cipher_st	*gcm;		/* AES-256-GCM, fetched */
 	struct evp_mac_ctx_st	*hmac;		/* HMAC-SHA-256, keyed */
+	struct evp_mac_ctx_st	*tag;		/* SipHash-2-4-128, keyed */
 };
 
 /* Create DIR/key with fresh random bytes, refusing to overwrite. */
@@ -49,6 +51,16 @@ int	seal_seal(const struct seal *, const void *ad, size_t adlen,
  * -1 when it was altered, moved or sealed with another key. */
 int	seal_open(const struct seal *, const void *ad, size_t adlen,
 	    const uint8_t *in, size_t len, uint8_t *out) CC_WUR;
+
+/*
+ * The integrity tag of a stored value: a MAC, under a key derived from
+ * the MAC key, of the domain (which database), the key's length, the key
+ * and the value.  A value changed, or moved to another key or database,
+ * no longer matches its tag.  Returns 0, or -1 if it could not be made.
+ */
+int	seal_tag(const struct seal *, uint8_t domain, const void *key,
+	    size_t klen, const void *val, size_t vlen,
+	    uint8_t out[SEAL_TAGLEN]) CC_WUR;
 
 /* The pseudonym of one identifier: HMAC(key, scheme ":" value).
  * Returns 0, or -1 if the MAC could not be computed. */

@@ -118,7 +118,10 @@ state_save(struct broker *b, struct store_txn *txn)
 		memcpy(online + n, b->peer[i].id, l);
 		n += l;
 	}
-	return store_online_put(b->st, txn, online, n);
+	if ((rc = store_online_put(b->st, txn, online, n)) != 0)
+		return rc;
+	/* Last: the count of every database, as this commit leaves it. */
+	return store_summary_put(b->st, txn);
 }
 
 /* Nobody is connected to a stopped broker: say so to `stats`. */

@@ -21,11 +21,19 @@
 /*
  * The layout of the databases.  A store of another format is refused
  * rather than misread (format 1, before the subject index named messages,
- * had no format record).
+ * had no format record), but for format 2 (values without integrity tags,
+ * every consent in cview), which a broker upgrades when it opens it.
  */
-#define STORE_FORMAT	2
+#define STORE_FORMAT	3
+#define FORMAT_UNTAGGED	2
+#define DSEQ_GAP	(1ULL << 32)	/* after a damaged dseq */
 
 static int	format_check(struct store *, MDB_txn *, char *, size_t);
+static int	format_put(struct store *, MDB_txn *, uint32_t);
+static int	dseq_recover(struct store *, MDB_txn *);
+static int	upgrade(struct store *, MDB_txn *);
+static int	retag(struct store *, MDB_txn *, MDB_dbi, uint8_t dom,
+		    bool meta);
 
 struct dbdef {
 	const char	*name;
@@ -37,6 +45,7 @@ static const struct dbdef dbdefs[] = {
 	{ "meta",	offsetof(struct store, meta),	 0 },
 	{ "consent",	offsetof(struct store, consent), 0 },
 	{ "cview",	offsetof(struct store, cview),	 0 },
+	{ "csubj",	offsetof(struct store, csubj),	 0 },
 	{ "msg",	offsetof(struct store, msg),	 0 },
 	{ "queue",	offsetof(struct store, queue),	 0 },
 	{ "qsubj",	offsetof(struct store, qsubj),	 MDB_DUPSORT },
@@ -72,6 +81,10 @@ store_rc(int rc, const char *what)
 		return STORE_OK;
 	case MDB_NOTFOUND:
 		return STORE_NOTFOUND;
+	case TAG_MISMATCH:
+		log_warnx("store: %s: a value fails its integrity check "
+		    "(damaged or edited)", what);
+		return STORE_CORRUPT;
 	case MDB_KEYEXIST:
 		return STORE_EXISTS;
 	case MDB_MAP_FULL:
@@ -229,13 +242,25 @@ fail:
 	return -1;
 }
 
-/* Check the store's format; a new (empty) store is given this one. */
+static int
+format_put(struct store *st, MDB_txn *txn, uint32_t format)
+{
+	MDB_val	k = META_KEY(META_FORMAT), v = { sizeof(format), &format };
+
+	return mdb_put(txn, st->meta, &k, &v, 0);
+}
+
+/*
+ * Check the store's format; a new (empty) store is given this one, and a
+ * store of format 2 is upgraded in the same transaction (read-only, it is
+ * refused: the broker upgrades it when it next starts).
+ */
 static int
 format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 {
 	MDB_val		 k = META_KEY(META_FORMAT), v;
 	MDB_stat	 ms;
-	uint32_t	 format = STORE_FORMAT, have;
+	uint32_t	 have;
 	int		 rc;
 
 	rc = mdb_get(txn, st->meta, &k, &v);
@@ -243,6 +268,23 @@ format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 		memcpy(&have, v.mv_data, sizeof(have));
 		if (have == STORE_FORMAT)
 			return 0;
+		if (have == FORMAT_UNTAGGED && st->readonly) {
+			snprintf(err, errlen, "store format %u: start the "
+			    "broker once to upgrade it to format %u", have,
+			    STORE_FORMAT);
+			return -1;
+		}
+		if (have == FORMAT_UNTAGGED) {
+			log_info("store: upgrading from format %u to %u",
+			    have, STORE_FORMAT);
+			if ((rc = upgrade(st, txn)) != 0) {
+				snprintf(err, errlen, "store upgrade from "
+				    "format %u: %s; the store is unchanged",
+				    have, mdb_strerror(rc));
+				return -1;
+			}
+			return 0;
+		}
 		snprintf(err, errlen, "store format %u, but this ccbroker "
 		    "reads format %u", have, STORE_FORMAT);
 		return -1;
@@ -263,13 +305,100 @@ format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 	}
 	if (st->readonly)
 		return 0;
-	v.mv_size = sizeof(format);
-	v.mv_data = &format;
-	if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0) {
+	if ((rc = format_put(st, txn, STORE_FORMAT)) != 0) {
 		snprintf(err, errlen, "store: %s", mdb_strerror(rc));
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Format 2 to 3, in the opening transaction (so a power cut leaves either
+ * store whole): every value of the primary databases is given its tag,
+ * and the indexes are built again from them (cview keeps only what can
+ * still permit or deny; csubj is new).
+ */
+static int
+upgrade(struct store *st, MDB_txn *txn)
+{
+	int	rc;
+
+	if ((rc = retag(st, txn, st->meta, TD_META, true)) != 0 ||
+	    (rc = retag(st, txn, st->consent, TD_CONSENT, false)) != 0 ||
+	    (rc = retag(st, txn, st->msg, TD_MSG, false)) != 0 ||
+	    (rc = retag(st, txn, st->queue, TD_QUEUE, false)) != 0 ||
+	    (rc = retag(st, txn, st->rstate, TD_RSTATE, false)) != 0 ||
+	    (rc = retag(st, txn, st->expiry, TD_EXPIRY, false)) != 0 ||
+	    (rc = retag(st, txn, st->subs, TD_SUBS, false)) != 0 ||
+	    (rc = consent_reindex(st, txn)) != 0 ||
+	    (rc = msg_reindex(st, txn)) != 0)
+		return rc;
+	return format_put(st, txn, STORE_FORMAT);
+}
+
+/*
+ * Tag every value of a database, a chunk at a time: the chunk is copied
+ * out, the cursor closed, the values written back with their tags, and
+ * the next chunk sought after the last key.  In meta the format record
+ * stays as it is.
+ */
+static int
+retag(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, bool meta)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v, ck[STORE_CHUNK], cv[STORE_CHUNK];
+	void		*last = NULL;
+	size_t		 lastlen = 0;
+	int		 i, n, rc = 0;
+	bool		 more = true;
+
+	while (more && rc == 0) {
+		if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+			break;
+		if (last == NULL)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		else {
+			k.mv_size = lastlen;
+			k.mv_data = last;
+			if ((rc = mdb_cursor_get(cur, &k, &v,
+			    MDB_SET_RANGE)) == 0)
+				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		for (n = 0; rc == 0 && n < STORE_CHUNK; n++) {
+			ck[n].mv_size = k.mv_size;
+			cv[n].mv_size = v.mv_size;
+			if ((ck[n].mv_data = malloc(k.mv_size + 1)) == NULL ||
+			    (cv[n].mv_data = malloc(v.mv_size + 1)) == NULL) {
+				free(ck[n].mv_data);
+				rc = ENOMEM;
+				break;
+			}
+			memcpy(ck[n].mv_data, k.mv_data, k.mv_size);
+			memcpy(cv[n].mv_data, v.mv_data, v.mv_size);
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(cur);
+		more = rc == 0;
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		for (i = 0; i < n; i++) {
+			if (rc == 0 && !(meta && ck[i].mv_size ==
+			    sizeof(META_FORMAT) - 1 && memcmp(ck[i].mv_data,
+			    META_FORMAT, ck[i].mv_size) == 0))
+				rc = tag_put(st, txn, dbi, dom, &ck[i],
+				    cv[i].mv_data, cv[i].mv_size, 0);
+			free(cv[i].mv_data);
+			if (i < n - 1)
+				free(ck[i].mv_data);
+		}
+		free(last);
+		last = n > 0 ? ck[n - 1].mv_data : NULL;
+		lastlen = n > 0 ? ck[n - 1].mv_size : 0;
+		if (n == 0)
+			more = false;
+	}
+	free(last);
+	return rc;
 }
 
 void
@@ -457,12 +586,13 @@ store_next_dseq(struct store *st, struct store_txn *t, uint64_t *out)
 	int		rc;
 
 	if (st->dseq == 0) {
-		rc = mdb_get(txn_of(t), st->meta, &k, &v);
+		rc = tag_get(st, txn_of(t), st->meta, TD_META, &k, &v);
 		if (rc == 0 && v.mv_size == 8)
 			st->dseq = be64_get(v.mv_data);
-		else if (rc == 0)
-			return store_rc(MDB_CORRUPTED, "dseq");
-		else if (rc != MDB_NOTFOUND)
+		else if (rc == 0 || rc == TAG_MISMATCH) {
+			if ((rc = dseq_recover(st, txn_of(t))) != 0)
+				return store_rc(rc, "dseq");
+		} else if (rc != MDB_NOTFOUND)
 			return store_rc(rc, "dseq");
 		if (st->dseq == 0)
 			st->dseq = 1;
@@ -480,15 +610,42 @@ store_save_dseq(struct store *st, struct store_txn *t)
 
 	if (st->dseq == 0)		/* none taken since the store opened */
 		return 0;
-	rc = mdb_get(txn_of(t), st->meta, &k, &v);
+	rc = tag_get(st, txn_of(t), st->meta, TD_META, &k, &v);
 	if (rc == 0 && v.mv_size == 8 && be64_get(v.mv_data) == st->dseq)
 		return 0;
-	if (rc != 0 && rc != MDB_NOTFOUND)
+	if (rc != 0 && rc != MDB_NOTFOUND && rc != TAG_MISMATCH)
 		return store_rc(rc, "dseq");
 	be64_put(buf, st->dseq);
-	v.mv_size = 8;
-	v.mv_data = buf;
-	return store_rc(mdb_put(txn_of(t), st->meta, &k, &v, 0), "dseq");
+	return store_rc(tag_put(st, txn_of(t), st->meta, TD_META, &k, buf,
+	    sizeof(buf), 0), "dseq");
+}
+
+/*
+ * The next dseq cannot be read (damaged): numbers must never be used
+ * twice, so take the largest in any queue and leave a wide gap after it
+ * for deliveries sent but not yet acked.
+ */
+static int
+dseq_recover(struct store *st, MDB_txn *txn)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	uint64_t	 max = 0, d;
+	int		 rc;
+
+	if ((rc = mdb_cursor_open(txn, st->queue, &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+		if (k.mv_size >= 9 && (d = be64_get((const uint8_t *)k.mv_data +
+		    k.mv_size - 8)) > max)
+			max = d;
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	st->dseq = max + DSEQ_GAP;
+	log_warnx("store: the next delivery number was damaged; going on "
+	    "from %llu", (unsigned long long)st->dseq);
+	return 0;
 }
 
 int
@@ -520,14 +677,15 @@ store_counters_get(struct store *st, struct store_txn *t,
 	int	rc;
 
 	memset(c, 0, sizeof(*c));
-	if ((rc = mdb_get(txn_of(t), st->meta, &k, &v)) == MDB_NOTFOUND)
+	rc = tag_get(st, txn_of(t), st->meta, TD_META, &k, &v);
+	if (rc == MDB_NOTFOUND)
 		return 0;
-	if (rc != 0)
-		return store_rc(rc, "counters");
-	if (v.mv_size != sizeof(*c)) {
+	if (rc == TAG_MISMATCH || (rc == 0 && v.mv_size != sizeof(*c))) {
 		log_warnx("store: counters damaged; counting from zero");
 		return 0;
 	}
+	if (rc != 0)
+		return store_rc(rc, "counters");
 	memcpy(c, v.mv_data, sizeof(*c));
 	return 0;
 }
@@ -536,18 +694,20 @@ int
 store_counters_put(struct store *st, struct store_txn *t,
     const struct store_counters *c)
 {
-	MDB_val	k = META_KEY(META_COUNTERS), v = { sizeof(*c), (void *)c };
+	MDB_val	k = META_KEY(META_COUNTERS);
 
-	return store_rc(mdb_put(txn_of(t), st->meta, &k, &v, 0), "counters");
+	return store_rc(tag_put(st, txn_of(t), st->meta, TD_META, &k, c,
+	    sizeof(*c), 0), "counters");
 }
 
 int
 store_online_put(struct store *st, struct store_txn *t, const char *ids,
     size_t len)
 {
-	MDB_val	k = META_KEY(META_ONLINE), v = { len, (void *)ids };
+	MDB_val	k = META_KEY(META_ONLINE);
 
-	return store_rc(mdb_put(txn_of(t), st->meta, &k, &v, 0), "online");
+	return store_rc(tag_put(st, txn_of(t), st->meta, TD_META, &k, ids,
+	    len, 0), "online");
 }
 
 int
@@ -559,7 +719,8 @@ store_online_each(struct store *st, struct store_txn *t,
 	char		 id[CC_ID_MAX + 1];
 	int		 rc;
 
-	if ((rc = mdb_get(txn_of(t), st->meta, &k, &v)) == MDB_NOTFOUND)
+	rc = tag_get(st, txn_of(t), st->meta, TD_META, &k, &v);
+	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc != 0)
 		return store_rc(rc, "online");
@@ -583,10 +744,9 @@ store_sub_put(struct store *st, struct store_txn *t, const char *agency,
     const struct sub *s)
 {
 	MDB_val	k = { strlen(agency), (void *)agency };
-	MDB_val	v = { sizeof(*s), (void *)s };
 
-	return store_rc(mdb_put(txn_of(t), st->subs, &k, &v, 0),
-	    "subscription");
+	return store_rc(tag_put(st, txn_of(t), st->subs, TD_SUBS, &k, s,
+	    sizeof(*s), 0), "subscription");
 }
 
 int
@@ -604,6 +764,7 @@ store_subs_each(struct store *st, struct store_txn *t,
 	while (frc == 0 &&
 	    (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
 		if (k.mv_size == 0 || k.mv_size > CC_ID_MAX ||
+		    tag_check(st, TD_SUBS, &k, &v) != 0 ||
 		    v.mv_size != sizeof(s)) {
 			log_warnx("store: a damaged subscription skipped");
 			continue;

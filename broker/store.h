@@ -246,6 +246,31 @@ int	store_save_dseq(struct store *, struct store_txn *) CC_WUR;
 int	store_subject_ps(const struct store *, const struct cc_subject *,
 	    struct subject_ps *) CC_WUR;
 
+/* ---- damage (store_check.c) ---- */
+
+/*
+ * Record, in txn, how many entries each database holds; every commit of
+ * the broker does, and store_check compares.  An entry lost to damage (a
+ * flipped bit in a page, a key that changed) or removed by an edit of the
+ * file is then noticed, not silently missing.
+ */
+int	store_summary_put(struct store *, struct store_txn *) CC_WUR;
+
+/*
+ * Look for damage.  Quick (at every start): each database's count of
+ * entries against the recorded summary, and every queue entry read and
+ * checked; an index found damaged is rebuilt from what it indexes (in a
+ * store opened for writing).  Full (`audit verify`): every entry of every
+ * database read and checked against its tag, counted, and every reference
+ * followed (a queued delivery to its message, delivery state and payload;
+ * a consent to its index rows and back).  `report` gets one line per
+ * finding.  Returns the number of findings, or -1 when the store could
+ * not be read at all.
+ */
+enum store_depth { CHECK_QUICK, CHECK_FULL };
+int	store_check(struct store *, enum store_depth,
+	    void (*report)(const char *finding, void *), void *arg);
+
 /* ---- metadata: counters, who is online, subscriptions ---- */
 
 /* The counters as last saved (all zero in a new store). */
@@ -274,13 +299,22 @@ int	store_consent_get(struct store *, struct store_txn *,
 	    const uint8_t cid[16], struct consent *) CC_WUR;
 
 /*
- * Every consent that shares at least one identifier with `ps`, each once,
- * as decision views (only cid, v, recip and deny are filled: use
+ * Every consent that can still permit or deny (active or refused: rule
+ * 12, withdrawn and superseded ones are not indexed for decisions) and
+ * shares at least one identifier with `ps`, each once, as decision views
+ * (only cid, v, recip and deny are filled: use
  * store_consent_get for the whole record).  fn must not write in txn.
  * Returns 0, fn's non-zero value, or STORE_CORRUPT/... when the index
  * cannot be read (a damaged row is an error, never skipped).
  */
 int	store_consents_of(struct store *, struct store_txn *,
+	    const struct subject_ps *,
+	    int (*fn)(const struct consent *, void *), void *arg) CC_WUR;
+
+/* Every consent of the subject, whatever its state, each once, as whole
+ * records (h and sealed filled); for the subject access report.  fn must
+ * not write in txn. */
+int	store_consents_all(struct store *, struct store_txn *,
 	    const struct subject_ps *,
 	    int (*fn)(const struct consent *, void *), void *arg) CC_WUR;
 

@@ -2,7 +2,9 @@
  * store_audit.c - where the audit trail lives: entries keyed by their
  * sequence number (big-endian, so in order), and the recorded head of the
  * chain in meta.  What an entry holds and how the chain is checked is
- * audit.c's business.
+ * audit.c's business.  The entries carry no integrity tag (the chain
+ * protects them, and their bytes are what is hashed); the head does, so
+ * cutting entries from the tail needs the data directory's key as well.
  */
 #include <string.h>
 
@@ -76,7 +78,7 @@ store_audit_head_get(struct store *st, struct store_txn *t, void *head,
 	MDB_val	k = META_KEY(META_AUDIT_HEAD), v;
 	int	rc;
 
-	if ((rc = mdb_get(txn_of(t), st->meta, &k, &v)) != 0)
+	if ((rc = tag_get(st, txn_of(t), st->meta, TD_META, &k, &v)) != 0)
 		return store_rc(rc, "audit head");
 	*len = v.mv_size;
 	memcpy(head, v.mv_data, v.mv_size < size ? v.mv_size : size);
@@ -87,7 +89,8 @@ int
 store_audit_head_put(struct store *st, struct store_txn *t, const void *head,
     size_t len)
 {
-	MDB_val	k = META_KEY(META_AUDIT_HEAD), v = { len, (void *)head };
+	MDB_val	k = META_KEY(META_AUDIT_HEAD);
 
-	return store_rc(mdb_put(txn_of(t), st->meta, &k, &v, 0), "audit head");
+	return store_rc(tag_put(st, txn_of(t), st->meta, TD_META, &k, head,
+	    len, 0), "audit head");
 }

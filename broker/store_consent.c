@@ -1,23 +1,39 @@
 /*
- * store_consent.c - consents and their subject index.
+ * store_consent.c - consents and their subject indexes.
  *
  * A consent value is struct consent_hdr, the NUL-separated recipient ids,
  * the deny entries, and the sealed history (subject identifiers, evidence,
  * every version).  The header carries only what the decision needs, with
  * the subject as pseudonyms, so deciding never opens a seal; a copy of it
  * without the seal is kept under each pseudonym of the subject (cview) so
- * a decision reads one key range per identifier.
+ * a decision reads one key range per identifier.  cview holds only the
+ * consents that can still permit or deny (rule 12: a subject's withdrawn
+ * and superseded consents, however many, cost a decision nothing); csubj
+ * names every consent of a subject, for the subject access report.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "store_impl.h"
+
+#define IKEY_LEN	(CVIEW_KEYLEN + 16)	/* pseudonym(16) cid */
 
 static int	consent_parse(const MDB_val *, struct consent *);
 static int	view_parse(const MDB_val *, struct consent *);
 static void	view_of(const struct consent_hdr *, struct cview *);
-static int	seen_before(struct store *, MDB_txn *,
-		    const struct subject_ps *, int, const struct consent *);
+static bool	in_view(uint8_t state);
+static void	ikey_make(uint8_t *, const uint8_t *ps, const uint8_t cid[16]);
+static int	seen_before(struct store *, MDB_txn *, MDB_dbi, uint8_t,
+		    const struct subject_ps *, int, const uint8_t cid[16],
+		    const struct cview *);
+static int	index_one(struct store *, MDB_txn *, const uint8_t cid[16],
+		    const struct consent_hdr *, const char *recip,
+		    const void *deny);
+static int	scan(struct store *, MDB_txn *, MDB_dbi, uint8_t,
+		    const struct subject_ps *,
+		    int (*)(const struct consent *, void *), void *);
 
 static void
 view_of(const struct consent_hdr *h, struct cview *v)
@@ -39,6 +55,21 @@ view_of(const struct consent_hdr *h, struct cview *v)
 		memcpy(v->tag[i], h->subj.id[i], CVIEW_TAGLEN);
 }
 
+/* Active consents may permit and deny; refused ones still say who the
+ * subject is (rule 6).  Withdrawn and superseded ones do neither. */
+static bool
+in_view(uint8_t state)
+{
+	return state == CS_ACTIVE || state == CS_REFUSED;
+}
+
+static void
+ikey_make(uint8_t *key, const uint8_t *ps, const uint8_t cid[16])
+{
+	memcpy(key, ps, CVIEW_KEYLEN);
+	memcpy(key + CVIEW_KEYLEN, cid, 16);
+}
+
 static int
 consent_parse(const MDB_val *v, struct consent *c)
 {
@@ -49,7 +80,7 @@ consent_parse(const MDB_val *v, struct consent *c)
 		return -1;
 	memcpy(&c->h, p, sizeof(c->h));
 	need = sizeof(c->h) + c->h.recip_len + c->h.deny_len + c->h.sealed_len;
-	if (need != v->mv_size)
+	if (need != v->mv_size || c->h.state >= CS__COUNT)
 		return -1;
 	c->recip = (const char *)p + sizeof(c->h);
 	c->deny = p + sizeof(c->h) + c->h.recip_len;
@@ -82,7 +113,8 @@ store_consent_get(struct store *st, struct store_txn *t,
 	MDB_val	k = { 16, (void *)cid }, v;
 	int	rc;
 
-	if ((rc = mdb_get(txn_of(t), st->consent, &k, &v)) != 0)
+	if ((rc = tag_get(st, txn_of(t), st->consent, TD_CONSENT, &k,
+	    &v)) != 0)
 		return store_rc(rc, "consent");
 	memcpy(c->cid, cid, 16);
 	return consent_parse(&v, c) == 0 ? 0 : store_rc(MDB_CORRUPTED,
@@ -91,24 +123,29 @@ store_consent_get(struct store *st, struct store_txn *t,
 
 /*
  * Was this consent, found under identifier `scheme` of ps, already given
- * under an earlier identifier of ps?  Only if its subject has that scheme
- * with a matching tag, and then the index row says for certain.
+ * under an earlier identifier of ps?  In cview, only if its subject has
+ * that scheme with a matching tag, and then the index row says for
+ * certain; in csubj (no view to go by) the row says.
  */
 static int
-seen_before(struct store *st, MDB_txn *txn, const struct subject_ps *ps,
-    int scheme, const struct consent *c)
+seen_before(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom,
+    const struct subject_ps *ps, int scheme, const uint8_t cid[16],
+    const struct cview *view)
 {
-	uint8_t	key[CVIEW_KEYLEN + 16];
+	uint8_t	key[IKEY_LEN];
 	MDB_val	k = { sizeof(key), key }, v;
 	int	j, rc;
 
+	(void)st;
+	(void)dom;
 	for (j = 0; j < scheme; j++) {
-		if (!(ps->has & c->v.has & (1u << j)) ||
-		    memcmp(c->v.tag[j], ps->id[j], CVIEW_TAGLEN) != 0)
+		if (!(ps->has & (1u << j)))
 			continue;
-		memcpy(key, ps->id[j], CVIEW_KEYLEN);
-		memcpy(key + CVIEW_KEYLEN, c->cid, 16);
-		if ((rc = mdb_get(txn, st->cview, &k, &v)) == 0)
+		if (view != NULL && (!(view->has & (1u << j)) ||
+		    memcmp(view->tag[j], ps->id[j], CVIEW_TAGLEN) != 0))
+			continue;
+		ikey_make(key, ps->id[j], cid);
+		if ((rc = mdb_get(txn, dbi, &k, &v)) == 0)
 			return 1;
 		if (rc != MDB_NOTFOUND)
 			return -1;
@@ -116,19 +153,23 @@ seen_before(struct store *st, MDB_txn *txn, const struct subject_ps *ps,
 	return 0;
 }
 
-int
-store_consents_of(struct store *st, struct store_txn *t,
+/*
+ * The consents of ps in one of the two indexes, each once.  From cview the
+ * function gets decision views; from csubj, whole records (read through
+ * the consent database).
+ */
+static int
+scan(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom,
     const struct subject_ps *ps, int (*fn)(const struct consent *, void *),
     void *arg)
 {
-	MDB_txn		*txn = txn_of(t);
 	MDB_cursor	*cur;
 	MDB_val		 k, v;
 	struct consent	 c;
-	uint8_t		 key[CVIEW_KEYLEN + 16];
+	uint8_t		 key[IKEY_LEN];
 	int		 i, rc, seen, frc = 0;
 
-	if ((rc = mdb_cursor_open(txn, st->cview, &cur)) != 0)
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
 		return store_rc(rc, "consent index");
 	for (i = 0; i < SCHEME__COUNT && frc == 0; i++) {
 		if (!(ps->has & (1u << i)))
@@ -140,15 +181,33 @@ store_consents_of(struct store *st, struct store_txn *t,
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 		while (rc == 0 && frc == 0 && k.mv_size == sizeof(key) &&
 		    memcmp(k.mv_data, ps->id[i], CVIEW_KEYLEN) == 0) {
-			if (view_parse(&v, &c) == -1) {
+			const uint8_t *cid = (const uint8_t *)k.mv_data +
+			    CVIEW_KEYLEN;
+
+			if ((rc = tag_check(st, dom, &k, &v)) != 0)
+				break;
+			if (dom == TD_CVIEW && view_parse(&v, &c) == -1) {
 				rc = MDB_CORRUPTED;
 				break;
 			}
-			memcpy(c.cid, (const uint8_t *)k.mv_data +
-			    CVIEW_KEYLEN, 16);
-			if ((seen = seen_before(st, txn, ps, i, &c)) == -1) {
+			memcpy(c.cid, cid, 16);
+			seen = seen_before(st, txn, dbi, dom, ps, i, cid,
+			    dom == TD_CVIEW ? &c.v : NULL);
+			if (seen == -1) {
 				rc = MDB_CORRUPTED;
 				break;
+			}
+			if (!seen && dom == TD_CSUBJ) {
+				MDB_val ck = { 16, c.cid }, cv;
+
+				if ((rc = tag_get(st, txn, st->consent,
+				    TD_CONSENT, &ck, &cv)) != 0 ||
+				    (rc = consent_parse(&cv, &c) == 0 ? 0 :
+				    MDB_CORRUPTED) != 0) {
+					if (rc == MDB_NOTFOUND)
+						rc = MDB_CORRUPTED;
+					break;
+				}
 			}
 			if (!seen)
 				frc = fn(&c, arg);
@@ -165,47 +224,118 @@ store_consents_of(struct store *st, struct store_txn *t,
 }
 
 int
+store_consents_of(struct store *st, struct store_txn *t,
+    const struct subject_ps *ps, int (*fn)(const struct consent *, void *),
+    void *arg)
+{
+	return scan(st, txn_of(t), st->cview, TD_CVIEW, ps, fn, arg);
+}
+
+int
+store_consents_all(struct store *st, struct store_txn *t,
+    const struct subject_ps *ps, int (*fn)(const struct consent *, void *),
+    void *arg)
+{
+	return scan(st, txn_of(t), st->csubj, TD_CSUBJ, ps, fn, arg);
+}
+
+/* The index rows of one consent version: csubj always, cview while it
+ * can permit or deny (and removed when it no longer can). */
+static int
+index_one(struct store *st, MDB_txn *txn, const uint8_t cid[16],
+    const struct consent_hdr *h, const char *recip, const void *deny)
+{
+	struct cview	 view;
+	uint8_t		 key[IKEY_LEN], *p;
+	MDB_val		 k = { sizeof(key), key };
+	size_t		 len;
+	int		 i, rc;
+
+	view_of(h, &view);
+	len = sizeof(view) + h->recip_len + h->deny_len;
+	for (i = 0; i < SCHEME__COUNT; i++) {
+		if (!(h->subj.has & (1u << i)))
+			continue;
+		ikey_make(key, h->subj.id[i], cid);
+		if ((rc = tag_put(st, txn, st->csubj, TD_CSUBJ, &k, "", 0,
+		    0)) != 0)
+			return rc;
+		if (!in_view(h->state)) {
+			rc = mdb_del(txn, st->cview, &k, NULL);
+			if (rc != 0 && rc != MDB_NOTFOUND)
+				return rc;
+			continue;
+		}
+		if ((rc = tag_reserve(st, txn, st->cview, &k, len, 0,
+		    &p)) != 0)
+			return rc;
+		memcpy(p, &view, sizeof(view));
+		memcpy(p + sizeof(view), recip, h->recip_len);
+		memcpy(p + sizeof(view) + h->recip_len, deny, h->deny_len);
+		if ((rc = tag_seal(st, TD_CVIEW, &k, p, len)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
 store_consent_put(struct store *st, struct store_txn *t, const uint8_t cid[16],
     const struct consent_hdr *h0, const char *recip, const void *deny,
     const void *hist, size_t histlen)
 {
 	MDB_txn			*txn = txn_of(t);
 	struct consent_hdr	 h = *h0;
-	struct cview		 view;
-	MDB_val			 k = { 16, (void *)cid }, v;
+	MDB_val			 k = { 16, (void *)cid };
 	uint8_t			*p;
-	int			 i, rc;
+	size_t			 len;
+	int			 rc;
 
 	h.sealed_len = histlen + SEAL_OVERHEAD;
-	v.mv_size = sizeof(h) + h.recip_len + h.deny_len + h.sealed_len;
-	if ((rc = mdb_put(txn, st->consent, &k, &v, MDB_RESERVE)) != 0)
+	len = sizeof(h) + h.recip_len + h.deny_len + h.sealed_len;
+	if ((rc = tag_reserve(st, txn, st->consent, &k, len, 0, &p)) != 0)
 		return store_rc(rc, "consent");
-	p = v.mv_data;
 	memcpy(p, &h, sizeof(h));
 	memcpy(p + sizeof(h), recip, h.recip_len);
 	memcpy(p + sizeof(h) + h.recip_len, deny, h.deny_len);
 	if (seal_seal(&st->seal, cid, 16, hist, histlen,
-	    p + sizeof(h) + h.recip_len + h.deny_len) == -1)
+	    p + sizeof(h) + h.recip_len + h.deny_len) == -1 ||
+	    tag_seal(st, TD_CONSENT, &k, p, len) != 0)
 		return STORE_NOMEM;
 	/* The decision view under each pseudonym. */
-	view_of(&h, &view);
-	for (i = 0; i < SCHEME__COUNT; i++) {
-		uint8_t	key[CVIEW_KEYLEN + 16];
-		MDB_val	vk = { sizeof(key), key }, vv;
+	return store_rc(index_one(st, txn, cid, &h, recip, deny),
+	    "consent index");
+}
 
-		if (!(h.subj.has & (1u << i)))
+/*
+ * Build cview and csubj again from the consents (a store upgraded, or an
+ * index found damaged).  A consent whose record fails its tag is left out
+ * of the indexes, with a line in the log: nothing is decided on damage.
+ */
+int
+consent_reindex(struct store *st, MDB_txn *txn)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	struct consent	 c;
+	int		 rc;
+
+	if ((rc = mdb_drop(txn, st->cview, 0)) != 0 ||
+	    (rc = mdb_drop(txn, st->csubj, 0)) != 0 ||
+	    (rc = mdb_cursor_open(txn, st->consent, &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		if (k.mv_size != 16 || tag_check(st, TD_CONSENT, &k, &v) != 0 ||
+		    consent_parse(&v, &c) == -1) {
+			log_warnx("store: a damaged consent left out of the "
+			    "indexes");
 			continue;
-		memcpy(key, h.subj.id[i], CVIEW_KEYLEN);
-		memcpy(key + CVIEW_KEYLEN, cid, 16);
-		vv.mv_size = sizeof(view) + h.recip_len + h.deny_len;
-		if ((rc = mdb_put(txn, st->cview, &vk, &vv, MDB_RESERVE)) != 0)
-			return store_rc(rc, "consent index");
-		p = vv.mv_data;
-		memcpy(p, &view, sizeof(view));
-		memcpy(p + sizeof(view), recip, h.recip_len);
-		memcpy(p + sizeof(view) + h.recip_len, deny, h.deny_len);
+		}
+		if ((rc = index_one(st, txn, k.mv_data, &c.h, c.recip,
+		    c.deny)) != 0)
+			break;
 	}
-	return 0;
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 void *

@@ -4,12 +4,15 @@
  * broker names LMDB.
  *
  * Named databases:
- *   meta     dseq, format, counters, online, audit-head
+ *   meta     dseq, format, counters, online, audit-head, summary
  *   consent  cid -> struct consent_hdr, recipients, denies, sealed history
  *   cview    pseudonym(16) cid -> struct cview, recipients, denies: the
  *            consent's compact decision view, one row per identifier of
  *            its subject, so deciding is one short range scan per
- *            identifier over small rows
+ *            identifier over small rows; only consents that can still
+ *            permit or deny (active and refused ones) are there
+ *   csubj    pseudonym(16) cid -> "": every consent of a subject, whatever
+ *            its state, for the subject access report
  *   msg      mid -> struct msg_hdr + sealed canonical publish frame
  *   queue    agency "\0" dseq(BE) -> struct qent (deliveries and receipts)
  *   qsubj    subject pseudonym -> mid (dupsort) of each message with a
@@ -18,6 +21,14 @@
  *   expiry   time(BE) mid -> phase (retention sweep in time order)
  *   subs     agency -> struct sub
  *   audit    seq(BE) -> audit entry (msgpack), hash-chained
+ *
+ * Every value but the audit entries (which the hash chain protects) and
+ * the format record ends in an integrity tag (seal_tag): a MAC of the
+ * database, key and value under a key derived from the data directory's
+ * key.  A value changed on disk, or moved to another key, fails its tag
+ * and is reported as damage (STORE_CORRUPT), never used.  cview, csubj
+ * and qsubj are indexes of consent and msg, rebuilt from them when
+ * needed (a store of format 2 upgraded; damage found in an index).
  */
 #ifndef CC_STORE_IMPL_H
 #define CC_STORE_IMPL_H
@@ -32,14 +43,32 @@
 #define META_COUNTERS	"counters"
 #define META_ONLINE	"online"
 #define META_AUDIT_HEAD	"audit-head"
+#define META_SUMMARY	"summary"
+
+/* The domain of a value's tag: which database holds it. */
+#define TD_META		'M'
+#define TD_CONSENT	'C'
+#define TD_CVIEW	'V'
+#define TD_CSUBJ	'S'
+#define TD_MSG		'G'
+#define TD_QUEUE	'Q'
+#define TD_QSUBJ	'X'
+#define TD_RSTATE	'R'
+#define TD_EXPIRY	'E'
+#define TD_SUBS		'B'
+#define TAG_LEN		SEAL_TAGLEN
+
+/* What the tag functions return for a value that fails its tag (outside
+ * LMDB's range of errors); store_rc makes it STORE_CORRUPT. */
+#define TAG_MISMATCH	(-30000)
 
 /* Rows read per cursor pass by iterators whose callback may write. */
 #define STORE_CHUNK	64
 
 struct store {
 	MDB_env		*env;
-	MDB_dbi		 meta, consent, cview, msg, queue, qsubj, rstate,
-			 expiry, subs, audit;
+	MDB_dbi		 meta, consent, cview, csubj, msg, queue, qsubj,
+			 rstate, expiry, subs, audit;
 	struct seal	 seal;
 	size_t		 map_bytes;
 	bool		 readonly;
@@ -60,5 +89,33 @@ int	store_rc(int mdb_rc, const char *what);
 
 /* A key for a meta entry named by a C string. */
 #define META_KEY(name)	{ sizeof(name) - 1, (void *)(name) }
+
+/*
+ * Tagged values (store_tag.c).  Each returns 0 or an LMDB error code
+ * (ENOMEM when a tag could not be made, TAG_MISMATCH when a value read
+ * fails its tag).
+ *   tag_put	  put v (len bytes) and its tag under k
+ *   tag_reserve  reserve len bytes and the tag under k: *p to be filled,
+ *		  then tag_seal(..., *p, len) writes the tag after them
+ *   tag_get	  get k's value, check its tag, v without it
+ *   tag_check	  check a value read through a cursor; v without its tag
+ *   tag_make	  the tag of (k, v, len) into out
+ */
+int	tag_put(struct store *, MDB_txn *, MDB_dbi, uint8_t dom, MDB_val *k,
+	    const void *v, size_t len, unsigned flags);
+int	tag_reserve(struct store *, MDB_txn *, MDB_dbi, MDB_val *k,
+	    size_t len, unsigned flags, uint8_t **p);
+int	tag_seal(struct store *, uint8_t dom, const MDB_val *k, uint8_t *p,
+	    size_t len);
+int	tag_get(struct store *, MDB_txn *, MDB_dbi, uint8_t dom, MDB_val *k,
+	    MDB_val *v);
+int	tag_check(struct store *, uint8_t dom, const MDB_val *k, MDB_val *v);
+int	tag_make(struct store *, uint8_t dom, const MDB_val *k, const void *v,
+	    size_t len, uint8_t out[TAG_LEN]);
+
+/* store_consent.c: rebuild cview and csubj from the consents. */
+int	consent_reindex(struct store *, MDB_txn *);
+/* store_msg.c: rebuild qsubj from the messages. */
+int	msg_reindex(struct store *, MDB_txn *);
 
 #endif /* CC_STORE_IMPL_H */

@@ -23,8 +23,9 @@
 static size_t	rkey_make(uint8_t *, const uint8_t mid[16], const char *);
 static int	indexed_before(struct store *, MDB_txn *,
 		    const struct subject_ps *, int, const uint8_t mid[16]);
+static int	qsubj_row(struct store *, MDB_txn *, const uint8_t *,
+		    const uint8_t mid[16], bool);
 static int	queued_one(const char *, const struct rstate *, void *);
-static int	forget_one(const char *, const struct rstate *, void *);
 static int	is_queued(const char *, const struct rstate *, void *);
 
 int
@@ -34,7 +35,7 @@ store_msg_get(struct store *st, struct store_txn *t, const uint8_t mid[16],
 	MDB_val	k = { 16, (void *)mid }, v;
 	int	rc;
 
-	if ((rc = mdb_get(txn_of(t), st->msg, &k, &v)) != 0)
+	if ((rc = tag_get(st, txn_of(t), st->msg, TD_MSG, &k, &v)) != 0)
 		return store_rc(rc, "message");
 	if (v.mv_size < sizeof(*h))
 		return store_rc(MDB_CORRUPTED, "message header");
@@ -50,17 +51,19 @@ int
 store_msg_put(struct store *st, struct store_txn *t, const uint8_t mid[16],
     const struct msg_hdr *h0, const void *frame, size_t len)
 {
-	struct msg_hdr	h = *h0;
-	MDB_val		k = { 16, (void *)mid }, v;
-	int		rc;
+	struct msg_hdr	 h = *h0;
+	MDB_val		 k = { 16, (void *)mid };
+	uint8_t		*p;
+	size_t		 vlen;
+	int		 rc;
 
 	h.sealed_len = frame != NULL ? len + SEAL_OVERHEAD : 0;
-	v.mv_size = sizeof(h) + h.sealed_len;
-	if ((rc = mdb_put(txn_of(t), st->msg, &k, &v, MDB_RESERVE)) != 0)
+	vlen = sizeof(h) + h.sealed_len;
+	if ((rc = tag_reserve(st, txn_of(t), st->msg, &k, vlen, 0, &p)) != 0)
 		return store_rc(rc, "message");
-	memcpy(v.mv_data, &h, sizeof(h));
-	if (frame != NULL && seal_seal(&st->seal, mid, 16, frame, len,
-	    (uint8_t *)v.mv_data + sizeof(h)) == -1)
+	memcpy(p, &h, sizeof(h));
+	if ((frame != NULL && seal_seal(&st->seal, mid, 16, frame, len,
+	    p + sizeof(h)) == -1) || tag_seal(st, TD_MSG, &k, p, vlen) != 0)
 		return STORE_NOMEM;
 	return 0;
 }
@@ -96,35 +99,25 @@ store_msg_release(struct store *st, struct store_txn *t, const uint8_t mid[16])
 	return store_msg_put(st, t, mid, &h, NULL, 0);
 }
 
-struct forget {
-	struct store	*st;
-	MDB_txn		*txn;
-	const uint8_t	*mid;
-};
-
-static int
-forget_one(const char *agency, const struct rstate *rs, void *arg)
-{
-	struct forget	*f = arg;
-	uint8_t		 key[RKEY_MAX];
-	MDB_val		 k;
-
-	(void)rs;
-	k.mv_size = rkey_make(key, f->mid, agency);
-	k.mv_data = key;
-	return store_rc(mdb_del(f->txn, f->st->rstate, &k, NULL),
-	    "delivery state");
-}
-
+/* Every row of the message goes, damaged ones too. */
 int
 store_msg_forget(struct store *st, struct store_txn *t, const uint8_t mid[16])
 {
-	struct forget	f = { st, txn_of(t), mid };
-	MDB_val		k = { 16, (void *)mid };
-	int		rc;
+	MDB_cursor	*cur;
+	MDB_val		 k = { 16, (void *)mid }, v;
+	int		 rc;
 
-	if ((rc = store_rstates(st, t, mid, forget_one, &f)) != 0)
-		return rc;
+	if ((rc = mdb_cursor_open(txn_of(t), st->rstate, &cur)) != 0)
+		return store_rc(rc, "delivery states");
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size >= 16 && memcmp(k.mv_data, mid, 16) == 0)
+		if ((rc = mdb_cursor_del(cur, 0)) == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return store_rc(rc, "delivery states");
+	k.mv_size = 16;
+	k.mv_data = (void *)mid;
 	rc = mdb_del(txn_of(t), st->msg, &k, NULL);
 	return rc == MDB_NOTFOUND ? 0 : store_rc(rc, "message");
 }
@@ -162,20 +155,37 @@ store_msg_index(struct store *st, struct store_txn *t, const uint8_t mid[16],
 	int	i, rc;
 
 	for (i = 0; i < SCHEME__COUNT; i++) {
-		MDB_val k = { PSEUDO_LEN, (void *)ps->id[i] };
-		MDB_val v = { 16, (void *)mid };
-
 		if (!(ps->has & (1u << i)))
 			continue;
-		if (add)
-			rc = mdb_put(txn_of(t), st->qsubj, &k, &v,
-			    MDB_NODUPDATA);
-		else
-			rc = mdb_del(txn_of(t), st->qsubj, &k, &v);
-		if (rc != 0 && rc != MDB_KEYEXIST && rc != MDB_NOTFOUND)
+		if ((rc = qsubj_row(st, txn_of(t), ps->id[i], mid,
+		    add)) != 0)
 			return store_rc(rc, "subject index");
 	}
 	return 0;
+}
+
+/*
+ * One row of the subject index, added or removed.  The rows of one
+ * pseudonym are sorted duplicates; each is the mid and its tag (which
+ * binds it to the pseudonym), so a row is found again by its whole value.
+ */
+static int
+qsubj_row(struct store *st, MDB_txn *txn, const uint8_t *pseudo,
+    const uint8_t mid[16], bool add)
+{
+	MDB_val	k = { PSEUDO_LEN, (void *)pseudo };
+	uint8_t	row[16 + TAG_LEN];
+	MDB_val	v = { sizeof(row), row };
+	int	rc;
+
+	memcpy(row, mid, 16);
+	if ((rc = tag_make(st, TD_QSUBJ, &k, mid, 16, row + 16)) != 0)
+		return rc;
+	if (add)
+		rc = mdb_put(txn, st->qsubj, &k, &v, MDB_NODUPDATA);
+	else
+		rc = mdb_del(txn, st->qsubj, &k, &v);
+	return rc == MDB_KEYEXIST || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* Is mid, found under identifier `scheme` of ps, indexed under an earlier
@@ -186,6 +196,7 @@ indexed_before(struct store *st, MDB_txn *txn, const struct subject_ps *ps,
 {
 	MDB_cursor	*cur;
 	MDB_val		 k, v;
+	uint8_t		 row[16 + TAG_LEN];
 	int		 j, rc, found = 0;
 
 	if (mdb_cursor_open(txn, st->qsubj, &cur) != 0)
@@ -195,8 +206,13 @@ indexed_before(struct store *st, MDB_txn *txn, const struct subject_ps *ps,
 			continue;
 		k.mv_size = PSEUDO_LEN;
 		k.mv_data = (void *)ps->id[j];
-		v.mv_size = 16;
-		v.mv_data = (void *)mid;
+		memcpy(row, mid, 16);
+		if (tag_make(st, TD_QSUBJ, &k, mid, 16, row + 16) != 0) {
+			found = -1;
+			break;
+		}
+		v.mv_size = sizeof(row);
+		v.mv_data = row;
 		if ((rc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH)) == 0)
 			found = 1;
 		else if (rc != MDB_NOTFOUND)
@@ -214,7 +230,7 @@ store_msgs_of_subject(struct store *st, struct store_txn *t,
 	MDB_txn		*txn = txn_of(t);
 	MDB_cursor	*cur;
 	MDB_val		 k, v;
-	uint8_t		 chunk[STORE_CHUNK][16], last[16];
+	uint8_t		 chunk[STORE_CHUNK][16], last[16 + TAG_LEN];
 	int		 i, n, j, rc, dup, op;
 	bool		 more;
 
@@ -229,20 +245,28 @@ store_msgs_of_subject(struct store *st, struct store_txn *t,
 				return store_rc(rc, "subject index");
 			k.mv_size = PSEUDO_LEN;
 			k.mv_data = (void *)ps->id[i];
-			v.mv_size = 16;
+			v.mv_size = sizeof(last);
 			v.mv_data = last;
 			rc = mdb_cursor_get(cur, &k, &v, op == MDB_SET_KEY ?
 			    MDB_SET_KEY : MDB_GET_BOTH_RANGE);
 			/* Range seek lands on `last` itself when it remains. */
-			if (rc == 0 && op != MDB_SET_KEY && v.mv_size == 16 &&
-			    memcmp(v.mv_data, last, 16) == 0)
+			if (rc == 0 && op != MDB_SET_KEY &&
+			    v.mv_size == sizeof(last) &&
+			    memcmp(v.mv_data, last, sizeof(last)) == 0)
 				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
 			for (n = 0; rc == 0 && n < STORE_CHUNK; n++) {
-				if (v.mv_size != 16) {
-					rc = MDB_CORRUPTED;
-					break;
-				}
-				memcpy(chunk[n], v.mv_data, 16);
+				MDB_val	row = v;
+
+				/* A damaged row is passed over, said. */
+				if (tag_check(st, TD_QSUBJ, &k, &row) != 0 ||
+				    row.mv_size != 16) {
+					log_warnx("store: a damaged subject "
+					    "index row passed over");
+					n--;
+				} else
+					memcpy(chunk[n], row.mv_data, 16);
+				memcpy(last, v.mv_data, v.mv_size <
+				    sizeof(last) ? v.mv_size : sizeof(last));
 				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
 			}
 			mdb_cursor_close(cur);
@@ -251,7 +275,6 @@ store_msgs_of_subject(struct store *st, struct store_txn *t,
 			more = rc == 0;
 			op = MDB_GET_BOTH_RANGE;
 			for (j = 0; j < n; j++) {
-				memcpy(last, chunk[j], 16);
 				dup = indexed_before(st, txn, ps, i, chunk[j]);
 				if (dup == -1)
 					return store_rc(MDB_CORRUPTED,
@@ -279,12 +302,12 @@ store_rstate_put(struct store *st, struct store_txn *t, const uint8_t mid[16],
     const char *agency, const struct rstate *rs)
 {
 	uint8_t	key[RKEY_MAX];
-	MDB_val	k, v = { sizeof(*rs), (void *)rs };
+	MDB_val	k;
 
 	k.mv_size = rkey_make(key, mid, agency);
 	k.mv_data = key;
-	return store_rc(mdb_put(txn_of(t), st->rstate, &k, &v, 0),
-	    "delivery state");
+	return store_rc(tag_put(st, txn_of(t), st->rstate, TD_RSTATE, &k, rs,
+	    sizeof(*rs), 0), "delivery state");
 }
 
 int
@@ -297,7 +320,7 @@ store_rstate_get(struct store *st, struct store_txn *t, const uint8_t mid[16],
 
 	k.mv_size = rkey_make(key, mid, agency);
 	k.mv_data = key;
-	if ((rc = mdb_get(txn_of(t), st->rstate, &k, &v)) != 0)
+	if ((rc = tag_get(st, txn_of(t), st->rstate, TD_RSTATE, &k, &v)) != 0)
 		return store_rc(rc, "delivery state");
 	if (v.mv_size != sizeof(*rs))
 		return store_rc(MDB_CORRUPTED, "delivery state");
@@ -338,23 +361,31 @@ store_rstates(struct store *st, struct store_txn *t, const uint8_t mid[16],
 				rc = MDB_NOTFOUND;
 				break;
 			}
+			/* The key goes on being the place to resume from. */
+			memcpy(key, k.mv_data, k.mv_size <= RKEY_MAX ?
+			    k.mv_size : RKEY_MAX);
+			klen = k.mv_size <= RKEY_MAX ? k.mv_size : RKEY_MAX;
 			if (k.mv_size > 16 + CC_ID_MAX ||
+			    tag_check(st, TD_RSTATE, &k, &v) != 0 ||
 			    v.mv_size != sizeof(struct rstate)) {
-				rc = MDB_CORRUPTED;
-				break;
+				/* Passed over, said: one bad row must not
+				 * stop what reads the others. */
+				log_warnx("store: a damaged delivery state "
+				    "passed over");
+				n--;
+			} else {
+				memcpy(chunk[n].agency, (const uint8_t *)
+				    k.mv_data + 16, k.mv_size - 16);
+				chunk[n].agency[k.mv_size - 16] = '\0';
+				memcpy(&chunk[n].rs, v.mv_data,
+				    sizeof(struct rstate));
 			}
-			memcpy(chunk[n].agency, (const uint8_t *)k.mv_data + 16,
-			    k.mv_size - 16);
-			chunk[n].agency[k.mv_size - 16] = '\0';
-			memcpy(&chunk[n].rs, v.mv_data, sizeof(struct rstate));
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 		}
 		mdb_cursor_close(cur);
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			return store_rc(rc, "delivery states");
 		more = rc == 0 && n == STORE_CHUNK;
-		if (n > 0)
-			klen = rkey_make(key, mid, chunk[n - 1].agency);
 		for (i = 0; i < n; i++)
 			if ((rc = fn(chunk[i].agency, &chunk[i].rs, arg)) != 0)
 				return rc;
@@ -402,11 +433,12 @@ store_expiry_put(struct store *st, struct store_txn *t, int64_t at_ms,
     const uint8_t mid[16], uint8_t phase)
 {
 	uint8_t	key[XKEY_LEN];
-	MDB_val	k = { sizeof(key), key }, v = { 1, &phase };
+	MDB_val	k = { sizeof(key), key };
 
 	be64_put(key, (uint64_t)at_ms);
 	memcpy(key + 8, mid, 16);
-	return store_rc(mdb_put(txn_of(t), st->expiry, &k, &v, 0), "expiry");
+	return store_rc(tag_put(st, txn_of(t), st->expiry, TD_EXPIRY, &k,
+	    &phase, 1, 0), "expiry");
 }
 
 /* A damaged entry is removed, with a line in the log, so that one bad
@@ -422,7 +454,8 @@ store_expiry_first(struct store *st, struct store_txn *t, int64_t *at_ms,
 	if ((rc = mdb_cursor_open(txn_of(t), st->expiry, &cur)) != 0)
 		return store_rc(rc, "expiry");
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
-	    (k.mv_size != XKEY_LEN || v.mv_size != 1)) {
+	    (k.mv_size != XKEY_LEN || tag_check(st, TD_EXPIRY, &k, &v) != 0 ||
+	    v.mv_size != 1)) {
 		log_warnx("store: a damaged expiry entry removed");
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
@@ -446,4 +479,41 @@ store_expiry_del(struct store *st, struct store_txn *t, int64_t at_ms,
 	be64_put(key, (uint64_t)at_ms);
 	memcpy(key + 8, mid, 16);
 	return store_rc(mdb_del(txn_of(t), st->expiry, &k, NULL), "expiry");
+}
+
+/*
+ * Build the subject index again from the messages whose payload is held
+ * (a store upgraded, or the index found damaged).  A message whose header
+ * fails its tag is left out, with a line in the log.
+ */
+int
+msg_reindex(struct store *st, MDB_txn *txn)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	struct msg_hdr	 h;
+	int		 i, rc;
+
+	if ((rc = mdb_drop(txn, st->qsubj, 0)) != 0 ||
+	    (rc = mdb_cursor_open(txn, st->msg, &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		if (k.mv_size != 16 || tag_check(st, TD_MSG, &k, &v) != 0 ||
+		    v.mv_size < sizeof(h)) {
+			log_warnx("store: a damaged message left out of the "
+			    "subject index");
+			continue;
+		}
+		memcpy(&h, v.mv_data, sizeof(h));
+		if (h.sealed_len == 0)
+			continue;
+		for (i = 0; i < SCHEME__COUNT && rc == 0; i++)
+			if (h.subj.has & (1u << i))
+				rc = qsubj_row(st, txn, h.subj.id[i], k.mv_data,
+				    true);
+		if (rc != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "log.h"
 #include "store_impl.h"
 
 #define QKEY_MAX	(CC_ID_MAX + 1 + 8)
@@ -44,12 +45,12 @@ store_queue_put(struct store *st, struct store_txn *t, const char *agency,
     uint64_t dseq, const struct qent *q)
 {
 	uint8_t	key[QKEY_MAX];
-	MDB_val	k, v = { sizeof(*q), (void *)q };
+	MDB_val	k;
 
 	k.mv_size = qkey_make(key, agency, dseq);
 	k.mv_data = key;
-	return store_rc(mdb_put(txn_of(t), st->queue, &k, &v, MDB_NOOVERWRITE),
-	    "queue");
+	return store_rc(tag_put(st, txn_of(t), st->queue, TD_QUEUE, &k, q,
+	    sizeof(*q), MDB_NOOVERWRITE), "queue");
 }
 
 int
@@ -62,7 +63,7 @@ store_queue_get(struct store *st, struct store_txn *t, const char *agency,
 
 	k.mv_size = qkey_make(key, agency, dseq);
 	k.mv_data = key;
-	if ((rc = mdb_get(txn_of(t), st->queue, &k, &v)) != 0)
+	if ((rc = tag_get(st, txn_of(t), st->queue, TD_QUEUE, &k, &v)) != 0)
 		return store_rc(rc, "queue");
 	if (v.mv_size != sizeof(*q))
 		return store_rc(MDB_CORRUPTED, "queue entry");
@@ -97,11 +98,23 @@ store_queue_next(struct store *st, struct store_txn *t, const char *agency,
 	if ((rc = mdb_cursor_open(txn_of(t), st->queue, &cur)) != 0)
 		return store_rc(rc, "queue");
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	/*
+	 * An entry that fails its tag can never be delivered, and left in
+	 * place it would stop the agency's queue for good: it is removed,
+	 * with a line in the log (whose it was cannot be trusted).
+	 */
+	while (rc == 0 && k.mv_size == n + 9 &&
+	    memcmp(k.mv_data, agency, n + 1) == 0 &&
+	    (tag_check(st, TD_QUEUE, &k, &v) != 0 || v.mv_size != sizeof(*q))) {
+		log_warnx("store: a damaged entry removed from the queue of "
+		    "%s (dseq %llu)", agency, (unsigned long long)be64_get(
+		    (const uint8_t *)k.mv_data + n + 1));
+		if ((rc = mdb_cursor_del(cur, 0)) == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+	}
 	if (rc == 0) {
 		if (k.mv_size != n + 9 || memcmp(k.mv_data, agency, n + 1))
 			rc = MDB_NOTFOUND;
-		else if (v.mv_size != sizeof(*q))
-			rc = MDB_CORRUPTED;
 		else {
 			*dseq = be64_get((const uint8_t *)k.mv_data + n + 1);
 			memcpy(q, v.mv_data, sizeof(*q));
@@ -131,8 +144,9 @@ store_queue_depth(struct store *st, struct store_txn *t, const char *agency,
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size == n + 9 &&
 	    memcmp(k.mv_data, agency, n + 1) == 0) {
-		if (v.mv_size != sizeof(q)) {
-			rc = MDB_CORRUPTED;
+		if (tag_check(st, TD_QUEUE, &k, &v) != 0 ||
+		    v.mv_size != sizeof(q)) {
+			rc = TAG_MISMATCH;
 			break;
 		}
 		memcpy(&q, v.mv_data, sizeof(q));
@@ -161,9 +175,10 @@ store_queues_each(struct store *st, struct store_txn *t,
 	while (frc == 0 &&
 	    (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
 		if (qkey_split(&k, agency, sizeof(agency), &dseq) == -1 ||
+		    tag_check(st, TD_QUEUE, &k, &v) != 0 ||
 		    v.mv_size != sizeof(q)) {
-			rc = MDB_CORRUPTED;
-			break;
+			log_warnx("store: a damaged queue entry passed over");
+			continue;
 		}
 		memcpy(&q, v.mv_data, sizeof(q));
 		frc = fn(agency, dseq, &q, arg);

@@ -978,7 +978,7 @@ set_format(const char *dir, const uint32_t *format)
 H_TEST(routing, store_of_another_format_is_refused)
 {
 	struct h_client	*carat;
-	uint32_t	 other = 1, own = 2;
+	uint32_t	 other = 1, own = 3;
 	char		*err;
 
 	env = h_env_new(NULL);

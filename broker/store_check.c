@@ -1,0 +1,348 @@
+/*
+ * store_check.c - finding damage: the summary each commit records, and
+ * the checks made at start and by `ccbroker audit verify`.
+ *
+ * A flipped bit in a value fails the value's tag (store_tag.c).  A flipped
+ * bit in a key or a page pointer moves or loses entries, which no tag can
+ * show by itself: each commit records how many entries every database
+ * holds (tagged, so an edit of the file must forge it too), and the checks
+ * count them again and follow the references between databases.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store_impl.h"
+
+#define REPORT_MAX	100	/* findings said one by one; then a count */
+
+/* The databases the summary counts, in its order. */
+static const struct {
+	const char	*name;
+	size_t		 off;
+	uint8_t		 dom;		/* 0: untagged (audit) */
+	bool		 index;		/* rebuilt from another */
+} dbs[] = {
+	{ "consent",	offsetof(struct store, consent), TD_CONSENT, false },
+	{ "cview",	offsetof(struct store, cview),	 TD_CVIEW,   true },
+	{ "csubj",	offsetof(struct store, csubj),	 TD_CSUBJ,   true },
+	{ "msg",	offsetof(struct store, msg),	 TD_MSG,     false },
+	{ "queue",	offsetof(struct store, queue),	 TD_QUEUE,   false },
+	{ "qsubj",	offsetof(struct store, qsubj),	 TD_QSUBJ,   true },
+	{ "rstate",	offsetof(struct store, rstate),	 TD_RSTATE,  false },
+	{ "expiry",	offsetof(struct store, expiry),	 TD_EXPIRY,  false },
+	{ "subs",	offsetof(struct store, subs),	 TD_SUBS,    false },
+	{ "audit",	offsetof(struct store, audit),	 0,	     false },
+};
+#define NDB	(sizeof(dbs) / sizeof(dbs[0]))
+
+/* One check under way. */
+struct check {
+	struct store	*st;
+	MDB_txn		*txn;
+	void		(*report)(const char *, void *);
+	void		*arg;
+	int		 found;
+	bool		 rebuild_consent, rebuild_msg;
+};
+
+static MDB_dbi	dbi_of(struct store *, size_t);
+static void	say(struct check *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static int	scan_db(struct check *, size_t, bool full, size_t *count);
+static int	refs_queue(struct check *);
+static int	refs_consent(struct check *);
+static int	refs_index(struct check *, MDB_dbi, uint8_t, const char *);
+
+static MDB_dbi
+dbi_of(struct store *st, size_t i)
+{
+	return *(MDB_dbi *)((char *)st + dbs[i].off);
+}
+
+static void
+say(struct check *c, const char *fmt, ...)
+{
+	char	line[256];
+	va_list	ap;
+
+	if (c->found++ >= REPORT_MAX)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	c->report(line, c->arg);
+}
+
+int
+store_summary_put(struct store *st, struct store_txn *t)
+{
+	MDB_val		k = META_KEY(META_SUMMARY);
+	MDB_stat	ms;
+	uint64_t	n[NDB];
+	size_t		i;
+	int		rc;
+
+	for (i = 0; i < NDB; i++) {
+		if ((rc = mdb_stat(txn_of(t), dbi_of(st, i), &ms)) != 0)
+			return store_rc(rc, "summary");
+		n[i] = ms.ms_entries;
+	}
+	return store_rc(tag_put(st, txn_of(t), st->meta, TD_META, &k, n,
+	    sizeof(n), 0), "summary");
+}
+
+/*
+ * Read a database through: count its entries and (full, or always for the
+ * queue) check every value's tag.
+ */
+static int
+scan_db(struct check *c, size_t i, bool full, size_t *count)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	size_t		 bad = 0;
+	int		 rc;
+
+	*count = 0;
+	if ((rc = mdb_cursor_open(c->txn, dbi_of(c->st, i), &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		(*count)++;
+		if (dbs[i].dom != 0 && full &&
+		    tag_check(c->st, dbs[i].dom, &k, &v) != 0)
+			bad++;
+	}
+	mdb_cursor_close(cur);
+	if (bad > 0) {
+		say(c, "%s: %zu entries fail their integrity check",
+		    dbs[i].name, bad);
+		if (dbs[i].index)
+			*(dbs[i].dom == TD_QSUBJ ? &c->rebuild_msg :
+			    &c->rebuild_consent) = true;
+	}
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Every queued delivery has its message, payload and delivery state. */
+static int
+refs_queue(struct check *c)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v, mk, mv, rk, rv;
+	struct qent	 q;
+	struct msg_hdr	 h;
+	struct rstate	 rs;
+	uint8_t		 rkey[16 + CC_ID_MAX];
+	size_t		 n;
+	int		 rc, r2;
+
+	if ((rc = mdb_cursor_open(c->txn, c->st->queue, &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		if (k.mv_size < 10 || tag_check(c->st, TD_QUEUE, &k, &v) != 0 ||
+		    v.mv_size != sizeof(q))
+			continue;	/* counted by scan_db */
+		memcpy(&q, v.mv_data, sizeof(q));
+		n = k.mv_size - 9;	/* agency id */
+		if (q.kind != Q_DELIVER || n > CC_ID_MAX)
+			continue;
+		mk.mv_size = 16;
+		mk.mv_data = q.mid;
+		r2 = tag_get(c->st, c->txn, c->st->msg, TD_MSG, &mk, &mv);
+		if (r2 == 0 && mv.mv_size >= sizeof(h))
+			memcpy(&h, mv.mv_data, sizeof(h));
+		if (r2 != 0 || mv.mv_size < sizeof(h) || h.sealed_len == 0) {
+			say(c, "queue of %.*s: a delivery whose message is "
+			    "%s", (int)n, (const char *)k.mv_data,
+			    r2 == MDB_NOTFOUND ? "missing" : r2 != 0 ?
+			    "damaged" : "without its payload");
+			continue;
+		}
+		memcpy(rkey, q.mid, 16);
+		memcpy(rkey + 16, k.mv_data, n);
+		rk.mv_size = 16 + n;
+		rk.mv_data = rkey;
+		r2 = tag_get(c->st, c->txn, c->st->rstate, TD_RSTATE, &rk, &rv);
+		if (r2 == 0 && rv.mv_size == sizeof(rs))
+			memcpy(&rs, rv.mv_data, sizeof(rs));
+		if (r2 != 0 || rv.mv_size != sizeof(rs) ||
+		    rs.state != ST_QUEUED || rs.dseq != be64_get(
+		    (const uint8_t *)k.mv_data + n + 1))
+			say(c, "queue of %.*s: a delivery whose state is %s",
+			    (int)n, (const char *)k.mv_data,
+			    r2 == MDB_NOTFOUND ? "missing" : r2 != 0 ?
+			    "damaged" : "not this queued entry");
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Every consent has its csubj rows, and its cview rows while in force. */
+static int
+refs_consent(struct check *c)
+{
+	MDB_cursor		*cur;
+	MDB_val			 k, v, ik, iv;
+	struct consent_hdr	 h;
+	uint8_t			 key[CVIEW_KEYLEN + 16];
+	int			 i, rc, r2;
+
+	if ((rc = mdb_cursor_open(c->txn, c->st->consent, &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		if (k.mv_size != 16 ||
+		    tag_check(c->st, TD_CONSENT, &k, &v) != 0 ||
+		    v.mv_size < sizeof(h))
+			continue;
+		memcpy(&h, v.mv_data, sizeof(h));
+		for (i = 0; i < SCHEME__COUNT; i++) {
+			if (!(h.subj.has & (1u << i)))
+				continue;
+			memcpy(key, h.subj.id[i], CVIEW_KEYLEN);
+			memcpy(key + CVIEW_KEYLEN, k.mv_data, 16);
+			ik.mv_size = sizeof(key);
+			ik.mv_data = key;
+			if ((r2 = mdb_get(c->txn, c->st->csubj, &ik,
+			    &iv)) != 0) {
+				say(c, "consent index csubj: a row %s",
+				    r2 == MDB_NOTFOUND ? "missing" : "damaged");
+				c->rebuild_consent = true;
+			}
+			r2 = mdb_get(c->txn, c->st->cview, &ik, &iv);
+			if ((h.state == CS_ACTIVE || h.state == CS_REFUSED) !=
+			    (r2 == 0)) {
+				say(c, "consent index cview: a row %s",
+				    r2 == 0 ? "that should not be there" :
+				    "missing");
+				c->rebuild_consent = true;
+			}
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Every index row names a record that exists. */
+static int
+refs_index(struct check *c, MDB_dbi dbi, uint8_t dom, const char *name)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v, rk, rv;
+	uint8_t		 id[16];
+	int		 rc;
+
+	if ((rc = mdb_cursor_open(c->txn, dbi, &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		if (dom == TD_QSUBJ) {
+			if (v.mv_size != 16 + TAG_LEN)
+				continue;
+			memcpy(id, v.mv_data, 16);
+			rk.mv_data = id;
+			rk.mv_size = 16;
+			if (mdb_get(c->txn, c->st->msg, &rk, &rv) != 0) {
+				say(c, "%s: a row names a missing message",
+				    name);
+				c->rebuild_msg = true;
+			}
+		} else {
+			if (k.mv_size != CVIEW_KEYLEN + 16)
+				continue;
+			memcpy(id, (const uint8_t *)k.mv_data + CVIEW_KEYLEN,
+			    16);
+			rk.mv_data = id;
+			rk.mv_size = 16;
+			if (mdb_get(c->txn, c->st->consent, &rk, &rv) != 0) {
+				say(c, "%s: a row names a missing consent",
+				    name);
+				c->rebuild_consent = true;
+			}
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int
+store_check(struct store *st, enum store_depth depth,
+    void (*report)(const char *, void *), void *arg)
+{
+	struct check	 c;
+	MDB_val		 k = META_KEY(META_SUMMARY), v;
+	MDB_stat	 ms;
+	uint64_t	 sum[NDB];
+	size_t		 i, n;
+	bool		 have_sum = false, full = depth == CHECK_FULL;
+	int		 rc;
+
+	memset(&c, 0, sizeof(c));
+	c.st = st;
+	c.report = report;
+	c.arg = arg;
+	if ((rc = mdb_txn_begin(st->env, NULL, st->readonly ? MDB_RDONLY : 0,
+	    &c.txn)) != 0)
+		return -1;
+	rc = tag_get(st, c.txn, st->meta, TD_META, &k, &v);
+	if (rc == 0 && v.mv_size == sizeof(sum)) {
+		memcpy(sum, v.mv_data, sizeof(sum));
+		have_sum = true;
+	} else if (rc != MDB_NOTFOUND)
+		say(&c, "the summary of the last commit is %s",
+		    rc == 0 || rc == TAG_MISMATCH ? "damaged" : "unreadable");
+	for (i = 0; i < NDB; i++) {
+		if ((rc = mdb_stat(c.txn, dbi_of(st, i), &ms)) != 0)
+			goto fail;
+		if (have_sum && ms.ms_entries != sum[i])
+			say(&c, "%s: %zu entries, but the last commit recorded "
+			    "%llu", dbs[i].name, ms.ms_entries,
+			    (unsigned long long)sum[i]);
+		/* The queue is read through at every start; the rest only
+		 * in a full check. */
+		if (!full && dbs[i].dom != TD_QUEUE)
+			continue;
+		if ((rc = scan_db(&c, i, true, &n)) != 0)
+			goto fail;
+		if (n != ms.ms_entries) {
+			say(&c, "%s: %zu entries can be read, %zu are "
+			    "recorded", dbs[i].name, n, ms.ms_entries);
+			if (dbs[i].index)
+				*(dbs[i].dom == TD_QSUBJ ? &c.rebuild_msg :
+				    &c.rebuild_consent) = true;
+		}
+	}
+	if (full && ((rc = refs_queue(&c)) != 0 ||
+	    (rc = refs_consent(&c)) != 0 ||
+	    (rc = refs_index(&c, st->cview, TD_CVIEW, "cview")) != 0 ||
+	    (rc = refs_index(&c, st->csubj, TD_CSUBJ, "csubj")) != 0 ||
+	    (rc = refs_index(&c, st->qsubj, TD_QSUBJ, "qsubj")) != 0))
+		goto fail;
+	if (c.found > REPORT_MAX) {
+		char line[96];
+
+		snprintf(line, sizeof(line), "and %d findings more",
+		    c.found - REPORT_MAX);
+		report(line, arg);
+	}
+	/* An index is rebuilt from what it indexes; what it lost, it gets
+	 * back. */
+	if (!st->readonly && (c.rebuild_consent || c.rebuild_msg)) {
+		if ((c.rebuild_consent &&
+		    (rc = consent_reindex(st, c.txn)) != 0) ||
+		    (c.rebuild_msg && (rc = msg_reindex(st, c.txn)) != 0) ||
+		    (rc = store_summary_put(st,
+		    (struct store_txn *)c.txn)) != 0)
+			goto fail;
+		report("the damaged indexes were rebuilt", arg);
+	}
+	if (st->readonly)
+		mdb_txn_abort(c.txn);
+	else if ((rc = mdb_txn_commit(c.txn)) != 0)
+		return -1;
+	return c.found;
+fail:
+	mdb_txn_abort(c.txn);
+	return -1;
+}

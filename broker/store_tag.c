@@ -1,0 +1,86 @@
+/*
+ * store_tag.c - integrity tags on stored values.
+ *
+ * A bit flipped on disk, or an edit of the file, changes what the broker
+ * would do with a value (who receives a record, when it expires, what a
+ * receipt says).  Every value (but the hash-chained audit entries) is
+ * stored followed by a tag binding it to its database and key, and a
+ * value is used only once its tag checks: damage is reported, never
+ * acted on.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "store_impl.h"
+
+int
+tag_make(struct store *st, uint8_t dom, const MDB_val *k, const void *v,
+    size_t len, uint8_t out[TAG_LEN])
+{
+	return seal_tag(&st->seal, dom, k->mv_data, k->mv_size, v, len,
+	    out) == 0 ? 0 : ENOMEM;
+}
+
+int
+tag_put(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, MDB_val *k,
+    const void *v, size_t len, unsigned flags)
+{
+	uint8_t	*p;
+	int	 rc;
+
+	if ((rc = tag_reserve(st, txn, dbi, k, len, flags, &p)) != 0)
+		return rc;
+	memcpy(p, v, len);
+	return tag_seal(st, dom, k, p, len);
+}
+
+int
+tag_reserve(struct store *st, MDB_txn *txn, MDB_dbi dbi, MDB_val *k,
+    size_t len, unsigned flags, uint8_t **p)
+{
+	MDB_val	v = { len + TAG_LEN, NULL };
+	int	rc;
+
+	(void)st;
+	if ((rc = mdb_put(txn, dbi, k, &v, flags | MDB_RESERVE)) != 0)
+		return rc;
+	*p = v.mv_data;
+	return 0;
+}
+
+int
+tag_seal(struct store *st, uint8_t dom, const MDB_val *k, uint8_t *p,
+    size_t len)
+{
+	return tag_make(st, dom, k, p, len, p + len);
+}
+
+int
+tag_check(struct store *st, uint8_t dom, const MDB_val *k, MDB_val *v)
+{
+	uint8_t	t[TAG_LEN];
+	size_t	len;
+
+	if (v->mv_size < TAG_LEN)
+		return TAG_MISMATCH;
+	len = v->mv_size - TAG_LEN;
+	if (tag_make(st, dom, k, v->mv_data, len, t) != 0)
+		return ENOMEM;
+	if (CRYPTO_memcmp(t, (const uint8_t *)v->mv_data + len, TAG_LEN) != 0)
+		return TAG_MISMATCH;
+	v->mv_size = len;
+	return 0;
+}
+
+int
+tag_get(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, MDB_val *k,
+    MDB_val *v)
+{
+	int	rc;
+
+	if ((rc = mdb_get(txn, dbi, k, v)) != 0)
+		return rc;
+	return tag_check(st, dom, k, v);
+}
