@@ -317,6 +317,21 @@ ub_rstate(struct ub *u, const char *mid, const char *agency)
 	return h_keep_str(strdup(buf));
 }
 
+void
+ub_expect_rstate(struct ub *u, const char *what, const char *mid,
+    const char *agency, const char *want)
+{
+	const char	*got = ub_rstate(u, mid, agency);
+
+	if (want == NULL)
+		cr_expect_null(got, "%s: %s should not be a recipient, is %s",
+		    what, agency, got);
+	else
+		cr_expect(got != NULL && strcmp(got, want) == 0,
+		    "%s: %s should be %s, is %s", what, agency, want,
+		    got != NULL ? got : "no recipient");
+}
+
 struct audit_want {
 	const char	*ev, *id, *recipient, *reason;
 	size_t		 n;

@@ -89,6 +89,10 @@ json_t		*ub_queue(struct ub *, const char *agency);
 /* A recipient's delivery state of a message: "queued", "withheld/
  * no-consent", ... or NULL when the message has none for it. */
 const char	*ub_rstate(struct ub *, const char *mid, const char *agency);
+/* Expect a delivery state (want NULL: no state, not a recipient); `what`
+ * names the step in the message. */
+void		 ub_expect_rstate(struct ub *, const char *what,
+		    const char *mid, const char *agency, const char *want);
 /* Audit entries appended from seq `from` on, matching the fields given
  * (NULL: any). */
 size_t		 ub_audit_count(struct ub *, uint64_t from, const char *ev,

@@ -64,9 +64,7 @@ expect_taken_back(const char *what, uint64_t a0, const char *mid,
 	size_t	 i, n = 0;
 
 	snprintf(want, sizeof(want), "purged/%s", reason);
-	cr_expect(ub_rstate(u, mid, agency) != NULL &&
-	    strcmp(ub_rstate(u, mid, agency), want) == 0, "%s: %s is %s",
-	    what, agency, ub_rstate(u, mid, agency));
+	ub_expect_rstate(u, what, mid, agency, want);
 	json_array_foreach(q, i, e)
 		n += strcmp(h_str(e, "kind"), "receipt") == 0 &&
 		    strcmp(h_str(e, "mid"), mid) == 0 &&
@@ -217,7 +215,7 @@ Test(deliver, decided_again_at_send_time, .init = setup, .fini = teardown)
 		    json_string(h_time(rows[i].until_s, until)));
 		h_assert_op(ub_call(u, H_CARAT, g), "consent-recorded");
 		mid = ub_publish(u, H_CARAT, ub_plan(H_PNC_A, H_CJIT));
-		cr_assert_str_eq(ub_rstate(u, mid, H_CJIT), "queued");
+		ub_expect_rstate(u, rows[i].name, mid, H_CJIT, "queued");
 		if (rows[i].withdraw)
 			withdraw_in_store(h_str(g, "cid"));
 		ub_advance(u, rows[i].later_ms);
@@ -362,7 +360,7 @@ Test(deliver, agency_no_longer_valid_gets_nothing, .init = setup,
 	cr_expect_eq(json_array_size(all), 0, "sent %s", h_dump(all));
 	cr_expect_eq(cjit->inflight, 0);
 	cr_expect_not(cjit->dirty);
-	cr_expect_str_eq(ub_rstate(u, mid, H_CJIT), "queued");
+	ub_expect_rstate(u, "revoked", mid, H_CJIT, "queued");
 	cr_expect_eq(json_array_size(ub_queue(u, H_CJIT)), 1);
 	all = ub_frames(u, H_PROBATION);
 	cr_expect_eq(json_array_size(all), 1, "%s", h_dump(all));
@@ -466,5 +464,5 @@ Test(deliver, unreadable_payload_purged_store_unavailable, .init = setup,
 		if (rows[i].damage != NULL)
 			expect_taken_back(rows[i].name, a0, mid[i], H_CJIT,
 			    "store-unavailable");
-	cr_expect_str_eq(ub_rstate(u, mid[2], H_CJIT), "queued");
+	ub_expect_rstate(u, "intact", mid[2], H_CJIT, "queued");
 }

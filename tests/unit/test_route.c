@@ -109,22 +109,6 @@ nqueued(const char *owner, const char *kind, const char *mid,
 	return n;
 }
 
-/* Expect a delivery state (NULL: the message has none for the agency). */
-static void
-expect_rstate(const char *what, const char *mid, const char *agency,
-    const char *want)
-{
-	const char	*got = ub_rstate(u, mid, agency);
-
-	if (want == NULL)
-		cr_expect_null(got, "%s: %s should not be a recipient, is %s",
-		    what, agency, got);
-	else
-		cr_expect(got != NULL && strcmp(got, want) == 0,
-		    "%s: %s should be %s, is %s", what, agency, want,
-		    got != NULL ? got : "no recipient");
-}
-
 /* ---- route_publish ---- */
 
 Test(route, to_recipients_decided_one_by_one, .init = setup,
@@ -154,7 +138,7 @@ Test(route, to_recipients_decided_one_by_one, .init = setup,
 	    "," H_HOUSING "," H_REVOKED));
 
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		expect_rstate("to", mid, rows[i].agency, rows[i].state);
+		ub_expect_rstate(u, "to", mid, rows[i].agency, rows[i].state);
 		cr_expect_eq(nqueued(rows[i].agency, "deliver", mid, NULL,
 		    NULL), rows[i].queued, "%s", rows[i].agency);
 		cr_expect_eq(nqueued(H_CARAT, "receipt", mid, rows[i].agency,
@@ -274,10 +258,10 @@ Test(route, name_given_twice_is_one_recipient, .init = setup,
 	cr_expect_eq(nqueued(H_CARAT, "receipt", mid, H_HOUSING,
 	    "withheld/no-consent"), 1);
 	cr_expect_eq(ub_audit_count(u, a0, "withheld", mid, NULL, NULL), 1);
-	expect_rstate("twice", mid, H_CJIT, "queued");
-	expect_rstate("twice", mid, H_HOUSING, "withheld/no-consent");
-	expect_rstate("twice", mid, H_LA, NULL);
-	expect_rstate("twice", mid, H_PROBATION, NULL);
+	ub_expect_rstate(u, "twice", mid, H_CJIT, "queued");
+	ub_expect_rstate(u, "twice", mid, H_HOUSING, "withheld/no-consent");
+	ub_expect_rstate(u, "twice", mid, H_LA, NULL);
+	ub_expect_rstate(u, "twice", mid, H_PROBATION, NULL);
 }
 
 static const struct h_env_opts bradford_opts = {
@@ -323,8 +307,9 @@ Test(route, subscriptions_nominate_matching_type_and_area_never_sender,
 	bradford = ub_publish(u, H_CARAT, m);
 
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		expect_rstate("leeds", leeds, rows[i].agency, rows[i].leeds);
-		expect_rstate("bradford", bradford, rows[i].agency,
+		ub_expect_rstate(u, "leeds", leeds, rows[i].agency,
+		    rows[i].leeds);
+		ub_expect_rstate(u, "bradford", bradford, rows[i].agency,
 		    rows[i].bradford);
 	}
 }
@@ -355,10 +340,11 @@ Test(route, direct_only_types_ignore_subscriptions, .init = setup,
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		mid = ub_publish(u, rows[i].sender, record(rows[i].type,
 		    rows[i].purpose, H_PNC_A, H_AREA, H_LA, rows[i].body));
-		expect_rstate(rows[i].name, mid, H_LA, "queued");
+		ub_expect_rstate(u, rows[i].name, mid, H_LA, "queued");
 		for (j = 0; j < sizeof(subscribers) / sizeof(subscribers[0]);
 		    j++)
-			expect_rstate(rows[i].name, mid, subscribers[j], NULL);
+			ub_expect_rstate(u, rows[i].name, mid,
+			    subscribers[j], NULL);
 	}
 
 	/*
@@ -370,14 +356,16 @@ Test(route, direct_only_types_ignore_subscriptions, .init = setup,
 	cr_expect_not(route_altered(pub, H_CARAT, RT_HANDOVER,
 	    PURPOSE_CONTINUITY_OF_CARE, hide_to));
 	for (j = 0; j < sizeof(subscribers) / sizeof(subscribers[0]); j++)
-		expect_rstate("handover without to", h_str(pub, "mid"),
+		ub_expect_rstate(u, "handover without to", h_str(pub, "mid"),
 		    subscribers[j], NULL);
-	expect_rstate("handover without to", h_str(pub, "mid"), H_LA, NULL);
+	ub_expect_rstate(u, "handover without to", h_str(pub, "mid"), H_LA,
+	    NULL);
 	pub = ub_plan(H_PNC_A, H_LA);
 	cr_expect(route_altered(pub, H_CARAT, RT_RELEASE_PLAN,
 	    PURPOSE_CONTINUITY_OF_CARE, hide_to));
-	expect_rstate("plan without to", h_str(pub, "mid"), H_CJIT, "queued");
-	expect_rstate("plan without to", h_str(pub, "mid"), H_LA, NULL);
+	ub_expect_rstate(u, "plan without to", h_str(pub, "mid"), H_CJIT,
+	    "queued");
+	ub_expect_rstate(u, "plan without to", h_str(pub, "mid"), H_LA, NULL);
 }
 
 /* ---- route_recheck_subject ---- */
@@ -420,7 +408,7 @@ Test(route, withdrawal_purges_exactly_what_is_no_longer_permitted,
 	    H_AREA, H_LA, BODY_HSTATUS));
 	m3 = ub_publish(u, H_CARAT, ub_plan(H_PNC_B, H_CJIT));
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-		expect_rstate("before", *rows[i].mid, rows[i].agency,
+		ub_expect_rstate(u, "before", *rows[i].mid, rows[i].agency,
 		    "queued");
 	/* cjit has m1 and m3 in flight, unacked. */
 	cjit = ub_online(u, H_CJIT);
@@ -434,7 +422,7 @@ Test(route, withdrawal_purges_exactly_what_is_no_longer_permitted,
 		h_assert_op(f, "consent-recorded");
 
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-		expect_rstate("after", *rows[i].mid, rows[i].agency,
+		ub_expect_rstate(u, "after", *rows[i].mid, rows[i].agency,
 		    rows[i].state);
 	/* Each sender is told, once per purged delivery. */
 	cr_expect_eq(nqueued(H_CARAT, "receipt", m1, H_CJIT,
@@ -473,7 +461,7 @@ Test(route, withdrawal_purges_exactly_what_is_no_longer_permitted,
 	cr_assert_eq(route_recheck_subject(&u->b, u->txn, &ps), 0);
 	cr_expect_eq(nqueued(H_CARAT, "receipt", NULL, NULL, NULL), nrc);
 	cr_expect_eq(ub_audit_next(u), a0);
-	expect_rstate("again", m1, H_HOUSING, "queued");
+	ub_expect_rstate(u, "again", m1, H_HOUSING, "queued");
 }
 
 /* ---- route_sweep ---- */
@@ -530,21 +518,21 @@ Test(route, sweep_expires_queued_and_forgets_a_retention_later,
 	q = ub_queue(u, H_CJIT);
 	cr_assert_null(ub_callf(u, H_CJIT, "{\"op\": \"ack\", \"dseq\": %lld}",
 	    h_int(json_array_get(q, 0), "dseq")));
-	expect_rstate("acked", m1, H_CJIT, "delivered");
+	ub_expect_rstate(u, "acked", m1, H_CJIT, "delivered");
 
 	/* Not yet due: nothing happens. */
 	a0 = ub_audit_next(u);
 	ub_tick(u);
 	cr_assert_eq(route_sweep(&u->b, u->txn), 0);
-	expect_rstate("early", m1, H_PROBATION, "queued");
+	ub_expect_rstate(u, "early", m1, H_PROBATION, "queued");
 	cr_expect_eq(u->b.next_sweep, t1);
 
 	/* Past m1's expires. */
 	ub_advance(u, t1 - u->b.now + 1000);
 	cr_assert_eq(route_sweep(&u->b, u->txn), 0);
-	expect_rstate("expired", m1, H_PROBATION, "expired/retention");
-	expect_rstate("expired", m1, H_CJIT, "delivered");
-	expect_rstate("expired", m2, H_CJIT, "queued");
+	ub_expect_rstate(u, "expired", m1, H_PROBATION, "expired/retention");
+	ub_expect_rstate(u, "expired", m1, H_CJIT, "delivered");
+	ub_expect_rstate(u, "expired", m2, H_CJIT, "queued");
 	cr_expect_eq(nqueued(H_PROBATION, "deliver", NULL, NULL, NULL), 0);
 	cr_expect_eq(nqueued(H_CJIT, "deliver", m2, NULL, NULL), 1);
 	cr_expect_eq(nqueued(H_CARAT, "receipt", m1, H_PROBATION,
@@ -565,12 +553,12 @@ Test(route, sweep_expires_queued_and_forgets_a_retention_later,
 	ub_advance(u, t1 + DAY_MS - u->b.now + 1000);
 	a0 = ub_audit_next(u);
 	cr_assert_eq(route_sweep(&u->b, u->txn), 0);
-	expect_rstate("retention", m2, H_CJIT, "expired/retention");
+	ub_expect_rstate(u, "retention", m2, H_CJIT, "expired/retention");
 	cr_expect_eq(nqueued(H_CJIT, "deliver", NULL, NULL, NULL), 0);
 	cr_expect_eq(store_msg_get(u->b.st, u->txn, id, &h, NULL),
 	    STORE_NOTFOUND);
-	expect_rstate("forgotten", m1, H_CJIT, NULL);
-	expect_rstate("forgotten", m1, H_PROBATION, NULL);
+	ub_expect_rstate(u, "forgotten", m1, H_CJIT, NULL);
+	ub_expect_rstate(u, "forgotten", m1, H_PROBATION, NULL);
 	cr_expect_eq(ub_audit_count(u, a0, "expired", m2, H_CJIT,
 	    "retention"), 1);
 	cr_assert_eq(uuid_parse(m2, id), 0);
@@ -622,7 +610,7 @@ Test(route, hundred_recipients_all_expire, .init = setup_many,
 	cr_assert_eq(route_sweep(&u->b, u->txn), 0);
 	for (i = 0; i < NRECIP; i++) {
 		snprintf(rid, sizeof(rid), "r%03zu.test", i);
-		expect_rstate("expired", mid, rid, "expired/retention");
+		ub_expect_rstate(u, "expired", mid, rid, "expired/retention");
 		cr_expect_eq(nqueued(rid, "deliver", NULL, NULL, NULL), 0,
 		    "%s", rid);
 	}
@@ -636,7 +624,7 @@ Test(route, hundred_recipients_all_expire, .init = setup_many,
 	cr_assert_eq(route_sweep(&u->b, u->txn), 0);
 	for (i = 0; i < NRECIP; i++) {
 		snprintf(rid, sizeof(rid), "r%03zu.test", i);
-		expect_rstate("forgotten", mid, rid, NULL);
+		ub_expect_rstate(u, "forgotten", mid, rid, NULL);
 	}
 }
 
@@ -670,9 +658,9 @@ Test(route, purge_invalid_empties_the_queue_of_a_revoked_agency,
 
 	cr_expect_eq(json_array_size(ub_queue(u, H_CJIT)), 0, "%s",
 	    h_dump(ub_queue(u, H_CJIT)));
-	expect_rstate("revoked", m1, H_CJIT, "purged/not-permitted");
-	expect_rstate("revoked", m1, H_PROBATION, "queued");
-	expect_rstate("revoked", m3, H_LA, "queued");
+	ub_expect_rstate(u, "revoked", m1, H_CJIT, "purged/not-permitted");
+	ub_expect_rstate(u, "revoked", m1, H_PROBATION, "queued");
+	ub_expect_rstate(u, "revoked", m3, H_LA, "queued");
 	cr_expect_eq(nqueued(H_PROBATION, "deliver", m1, NULL, NULL), 1);
 	cr_expect_eq(nqueued(H_LA, "deliver", m3, NULL, NULL), 1);
 	cr_expect_eq(nqueued(H_CARAT, "receipt", m1, H_CJIT,
