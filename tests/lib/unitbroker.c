@@ -11,6 +11,7 @@
 #include <uuid/uuid.h>
 
 #include "deliver.h"
+#include "dispatch.h"
 #include "log.h"
 #include "unitbroker.h"
 
@@ -99,6 +100,8 @@ ub_run(struct ub *u, const char *agency, json_t *msg)
 	cr_assert_not_null(r.from = auth_agency(&u->b.auth, agency,
 	    (time_t)(u->b.now / 1000)), "%s is no valid agency", agency);
 	cr_assert_not_null(r.peer = broker_peer(&u->b, agency));
+	/* The connection authenticated with the certificate's key. */
+	memcpy(r.key, r.from->cert.key, sizeof(r.key));
 	cr_assert_eq(proto_from_json(op, text, strlen(text), &r.msg, &err), 0,
 	    "request refused by proto: %s %s %s: %s", cc_err_name(err.code),
 	    err.field, err.detail, text);
@@ -234,9 +237,14 @@ ub_plan(const char *pnc, const char *to_csv)
 struct peer *
 ub_online(struct ub *u, const char *agency)
 {
-	struct peer	*p = broker_peer(&u->b, agency);
+	struct peer		*p = broker_peer(&u->b, agency);
+	const struct agency	*a;
 
 	cr_assert_not_null(p, "no session for %s", agency);
+	/* The session's key: that of the agency's certificate valid now. */
+	if ((a = auth_agency(&u->b.auth, agency,
+	    (time_t)(u->b.now / 1000))) != NULL)
+		memcpy(p->key, a->cert.key, sizeof(p->key));
 	memcpy(p->rid, agency, strlen(agency));
 	p->ridlen = strlen(agency);
 	p->online = true;
