@@ -14,6 +14,7 @@
 #include "bytes.h"
 
 #define HEAD_LEN	(8 + SHA256_DIGEST_LENGTH)	/* seq(BE) hash */
+#define HASHED_LEN	(7 + 2 * SHA256_DIGEST_LENGTH + 1) /* "sha256:" hex */
 
 static const char *const event_names[EV__COUNT] = {
 	[EV_ACCEPTED] = "accepted",
@@ -46,6 +47,9 @@ static void	remember(uint64_t, const void *, size_t, const uint8_t *);
 static int	last_entry(struct store *, struct store_txn *, uint64_t *,
 		    uint8_t [SHA256_DIGEST_LENGTH]);
 static int	pack_kv(msgpack_packer *, const char *, const char *);
+static bool	is_name(const char *, size_t);
+static int	fit_text(const char *, bool (*)(const char *, size_t),
+		    char [HASHED_LEN], const char **);
 static int	entry_links(const void *, size_t, uint64_t *,
 		    const uint8_t **);
 
@@ -115,6 +119,43 @@ pack_kv(msgpack_packer *pk, const char *k, const char *v)
 	return v != NULL ? proto_pack_cstr(pk, v) : msgpack_pack_nil(pk);
 }
 
+/* A name: an agency id, a record type (the schema's names all fit). */
+static bool
+is_name(const char *s, size_t len)
+{
+	return cc_agency_id_valid(s, len);
+}
+
+/*
+ * Text fit for the permanent trail.  The trail outlives every record, so
+ * nothing a client wrote goes into it as written: text that `ok` accepts
+ * (a canonical UUID, a name) is kept, anything else is replaced by
+ * "sha256:" and the hex of its SHA-256, enough to match it against what
+ * the client says it sent and nothing to read.  Empty text is no text.
+ * Returns 0 with *out set (NULL, s or buf), or -1 when the digest failed.
+ */
+static int
+fit_text(const char *s, bool (*ok)(const char *, size_t),
+    char buf[HASHED_LEN], const char **out)
+{
+	uint8_t	hash[SHA256_DIGEST_LENGTH];
+	size_t	len = s != NULL ? strlen(s) : 0;
+
+	*out = NULL;
+	if (len == 0)
+		return 0;
+	if (ok(s, len)) {
+		*out = s;
+		return 0;
+	}
+	if (sha256(s, len, hash) == -1)
+		return -1;
+	memcpy(buf, "sha256:", 7);
+	cc_hex(hash, sizeof(hash), buf + 7);
+	*out = buf;
+	return 0;
+}
+
 /*
  * The entry is a msgpack map: seq, t (ms), ev, id, type, sender, recipient,
  * subject (pseudonyms in hex), cats, withheld, consent {cid, version},
@@ -131,7 +172,22 @@ audit_append(struct store *st, struct store_txn *txn, const struct audit_ev *e)
 	uint8_t		 hash[SHA256_DIGEST_LENGTH];
 	uint64_t	 seq;
 	char		 cid[37], hex[2 * PSEUDO_LEN + 1];
+	char		 hid[HASHED_LEN], htype[HASHED_LEN];
+	char		 hsender[HASHED_LEN], hrecip[HASHED_LEN];
+	const char	*id, *type, *sender, *recipient;
 	int		 i, nsub = 0, rc, prc;
+
+	/*
+	 * The id of a rejected input is what the client wrote in its mid
+	 * (once a name and a date of birth); the other fields come from the
+	 * schema's tables and the authenticated agencies, and are checked
+	 * all the same.  The reason is always the broker's own words.
+	 */
+	if (fit_text(e->id, cc_uuid_valid, hid, &id) == -1 ||
+	    fit_text(e->type, is_name, htype, &type) == -1 ||
+	    fit_text(e->sender, is_name, hsender, &sender) == -1 ||
+	    fit_text(e->recipient, is_name, hrecip, &recipient) == -1)
+		return STORE_NOMEM;
 
 	if ((rc = last_entry(st, txn, &seq, prev)) == 0)
 		seq++;
@@ -149,10 +205,10 @@ audit_append(struct store *st, struct store_txn *txn, const struct audit_ev *e)
 	prc |= msgpack_pack_int64(&pk, e->at_ms != 0 ? e->at_ms :
 	    cc_time_now_ms());
 	prc |= pack_kv(&pk, "ev", audit_event_name(e->event));
-	prc |= pack_kv(&pk, "id", e->id);
-	prc |= pack_kv(&pk, "type", e->type);
-	prc |= pack_kv(&pk, "sender", e->sender);
-	prc |= pack_kv(&pk, "recipient", e->recipient);
+	prc |= pack_kv(&pk, "id", id);
+	prc |= pack_kv(&pk, "type", type);
+	prc |= pack_kv(&pk, "sender", sender);
+	prc |= pack_kv(&pk, "recipient", recipient);
 	prc |= proto_pack_cstr(&pk, "subject");
 	if (e->subj != NULL)
 		for (i = 0; i < SCHEME__COUNT; i++)

@@ -27,6 +27,13 @@ enum audit_event {
 	EV__COUNT
 };
 
+/*
+ * What an entry records.  The text fields go into the permanent trail, so
+ * audit_append writes only well-formed ones as given: an id that is not a
+ * canonical UUID, and a type, sender or recipient that is not a name
+ * (lower-case letters, digits, '.' and '-'), are written as "sha256:" and
+ * the hex of their SHA-256.  The reason is always the broker's own words.
+ */
 struct audit_ev {
 	enum audit_event	 event;
 	const char		*id;		/* mid or cid text, or NULL */
