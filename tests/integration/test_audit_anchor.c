@@ -665,13 +665,14 @@ H_TEST(audit_anchor, rejected_input_id_goes_into_the_audit_as_a_hash)
 		"Jane Smith 1980-01-01",	/* not echoed: the op is */
 	};
 	struct h_client	*carat;
-	json_t		*m, *e, *ids, *res = h_keep(json_array());
+	json_t		*m, *e, *ids, *res;
 	char		 uuid[37], hex[65], want[80], path[4300];
 	const char	*re;
 	char		*out, *err;
 	size_t		 i;
 
 	env = h_env_new(NULL);
+	res = h_keep(json_array());
 	carat = h_agent(env, H_CARAT, false);
 	for (i = 0; i < sizeof(mids) / sizeof(mids[0]); i++) {
 		m = h_release_plan_new(H_PNC_A, "Rejected");
