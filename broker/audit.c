@@ -1,5 +1,26 @@
 /*
  * audit.c - append and verify the hash-chained audit trail.
+ *
+ * The chain is plain SHA-256, and what anchors it is the head exported
+ * off the machine (`ccbroker audit head`, and the `audit head` line the
+ * broker logs at start, at stop and each minute the head moves), which
+ * `audit verify --head/--heads` compares with the store.  The chain alone
+ * catches an entry changed or removed in the middle; a trail cut from the
+ * tail, its recorded head rewritten to match, or an older copy of the
+ * store put back, is consistent in itself and only an exported head shows
+ * it.
+ *
+ * Why not a keyed chain (an HMAC under a key kept outside the data
+ * directory)?  The broker must hold that key to append, so it lives on the
+ * same host: whoever has root there, the attacker who can rewrite the
+ * store, reads the key too and recomputes the chain after the cut; and a
+ * keyed chain does nothing against an older store put back, whose chain
+ * was made with the same key.  A head already in a journal on another
+ * host is out of that attacker's reach.  A keyed chain would also keep
+ * whoever may read the audit without the key (an auditor given a backup)
+ * from checking it, and would change the link of every new entry, where
+ * the entries' bytes and hashes are a format others rely on.  So: no key,
+ * and heads exported.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +35,7 @@
 #include "bytes.h"
 
 #define HEAD_LEN	(8 + SHA256_DIGEST_LENGTH)	/* seq(BE) hash */
+#define HASHED_LEN	(7 + 2 * SHA256_DIGEST_LENGTH + 1) /* "sha256:" hex */
 
 static const char *const event_names[EV__COUNT] = {
 	[EV_ACCEPTED] = "accepted",
@@ -46,8 +68,12 @@ static void	remember(uint64_t, const void *, size_t, const uint8_t *);
 static int	last_entry(struct store *, struct store_txn *, uint64_t *,
 		    uint8_t [SHA256_DIGEST_LENGTH]);
 static int	pack_kv(msgpack_packer *, const char *, const char *);
-static int	entry_links(const void *, size_t, uint64_t *,
+static bool	is_name(const char *, size_t);
+static int	fit_text(const char *, bool (*)(const char *, size_t),
+		    char [HASHED_LEN], const char **);
+static int	entry_links(const void *, size_t, uint64_t *, int64_t *,
 		    const uint8_t **);
+static int	head_cmp(const void *, const void *);
 
 const char *
 audit_event_name(enum audit_event e)
@@ -115,6 +141,43 @@ pack_kv(msgpack_packer *pk, const char *k, const char *v)
 	return v != NULL ? proto_pack_cstr(pk, v) : msgpack_pack_nil(pk);
 }
 
+/* A name: an agency id, a record type (the schema's names all fit). */
+static bool
+is_name(const char *s, size_t len)
+{
+	return cc_agency_id_valid(s, len);
+}
+
+/*
+ * Text fit for the permanent trail.  The trail outlives every record, so
+ * nothing a client wrote goes into it as written: text that `ok` accepts
+ * (a canonical UUID, a name) is kept, anything else is replaced by
+ * "sha256:" and the hex of its SHA-256, enough to match it against what
+ * the client says it sent and nothing to read.  Empty text is no text.
+ * Returns 0 with *out set (NULL, s or buf), or -1 when the digest failed.
+ */
+static int
+fit_text(const char *s, bool (*ok)(const char *, size_t),
+    char buf[HASHED_LEN], const char **out)
+{
+	uint8_t	hash[SHA256_DIGEST_LENGTH];
+	size_t	len = s != NULL ? strlen(s) : 0;
+
+	*out = NULL;
+	if (len == 0)
+		return 0;
+	if (ok(s, len)) {
+		*out = s;
+		return 0;
+	}
+	if (sha256(s, len, hash) == -1)
+		return -1;
+	memcpy(buf, "sha256:", 7);
+	cc_hex(hash, sizeof(hash), buf + 7);
+	*out = buf;
+	return 0;
+}
+
 /*
  * The entry is a msgpack map: seq, t (ms), ev, id, type, sender, recipient,
  * subject (pseudonyms in hex), cats, withheld, consent {cid, version},
@@ -131,7 +194,22 @@ audit_append(struct store *st, struct store_txn *txn, const struct audit_ev *e)
 	uint8_t		 hash[SHA256_DIGEST_LENGTH];
 	uint64_t	 seq;
 	char		 cid[37], hex[2 * PSEUDO_LEN + 1];
+	char		 hid[HASHED_LEN], htype[HASHED_LEN];
+	char		 hsender[HASHED_LEN], hrecip[HASHED_LEN];
+	const char	*id, *type, *sender, *recipient;
 	int		 i, nsub = 0, rc, prc;
+
+	/*
+	 * The id of a rejected input is what the client wrote in its mid
+	 * (once a name and a date of birth); the other fields come from the
+	 * schema's tables and the authenticated agencies, and are checked
+	 * all the same.  The reason is always the broker's own words.
+	 */
+	if (fit_text(e->id, cc_uuid_valid, hid, &id) == -1 ||
+	    fit_text(e->type, is_name, htype, &type) == -1 ||
+	    fit_text(e->sender, is_name, hsender, &sender) == -1 ||
+	    fit_text(e->recipient, is_name, hrecip, &recipient) == -1)
+		return STORE_NOMEM;
 
 	if ((rc = last_entry(st, txn, &seq, prev)) == 0)
 		seq++;
@@ -149,10 +227,10 @@ audit_append(struct store *st, struct store_txn *txn, const struct audit_ev *e)
 	prc |= msgpack_pack_int64(&pk, e->at_ms != 0 ? e->at_ms :
 	    cc_time_now_ms());
 	prc |= pack_kv(&pk, "ev", audit_event_name(e->event));
-	prc |= pack_kv(&pk, "id", e->id);
-	prc |= pack_kv(&pk, "type", e->type);
-	prc |= pack_kv(&pk, "sender", e->sender);
-	prc |= pack_kv(&pk, "recipient", e->recipient);
+	prc |= pack_kv(&pk, "id", id);
+	prc |= pack_kv(&pk, "type", type);
+	prc |= pack_kv(&pk, "sender", sender);
+	prc |= pack_kv(&pk, "recipient", recipient);
 	prc |= proto_pack_cstr(&pk, "subject");
 	if (e->subj != NULL)
 		for (i = 0; i < SCHEME__COUNT; i++)
@@ -217,9 +295,13 @@ audit_seal(struct store *st, struct store_txn *txn)
 	return store_audit_head_put(st, txn, head, sizeof(head));
 }
 
-/* The `prev` and `seq` fields of an entry; -1 when it is not well formed. */
+/*
+ * The `prev`, `seq` and `t` fields of an entry (t may be NULL; it is left
+ * alone when absent); -1 when the entry is not well formed.
+ */
 static int
-entry_links(const void *data, size_t len, uint64_t *seq, const uint8_t **prev)
+entry_links(const void *data, size_t len, uint64_t *seq, int64_t *t,
+    const uint8_t **prev)
 {
 	msgpack_unpacked	up;
 	size_t			off = 0;
@@ -247,6 +329,11 @@ entry_links(const void *data, size_t len, uint64_t *seq, const uint8_t **prev)
 		    memcmp(kv->key.via.str.ptr, "seq", 3) == 0 &&
 		    kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 			*seq = kv->val.via.u64;
+		if (t != NULL && kv->key.via.str.size == 1 &&
+		    kv->key.via.str.ptr[0] == 't' &&
+		    kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		    kv->val.via.u64 <= INT64_MAX)
+			*t = (int64_t)kv->val.via.u64;
 	}
 	rc = *prev != NULL ? 0 : -1;
 out:
@@ -254,10 +341,38 @@ out:
 	return rc;
 }
 
+int
+audit_head(struct store *st, struct store_txn *txn, struct audit_head *h)
+{
+	const void	*v;
+	const uint8_t	*prev;
+	size_t		 len;
+	uint64_t	 inner = 0;
+	int		 rc;
+
+	memset(h, 0, sizeof(*h));
+	if ((rc = store_audit_last(st, txn, &h->seq, &v, &len)) ==
+	    STORE_NOTFOUND) {
+		h->seq = 0;
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	if (sha256(v, len, h->hash) == -1)
+		return STORE_NOMEM;
+	/* The time is a courtesy to the reader; the hash is the head. */
+	if (entry_links(v, len, &inner, &h->t_ms, &prev) == -1)
+		h->t_ms = 0;
+	return 0;
+}
+
 /* The walk of audit_verify: expect, hash and the first fault found. */
 struct verify {
 	uint64_t	 expect, count, bad;
 	uint8_t		 hash[SHA256_DIGEST_LENGTH];
+	const struct audit_head *heads;	/* exported, in seq order */
+	size_t		 nheads, next;	/* the next one to compare */
+	uint64_t	 matched;	/* seq of the last one that matched */
 	char		*why;
 	size_t		 whylen;
 };
@@ -270,6 +385,7 @@ verify_one(uint64_t seq, const void *data, size_t len, void *arg)
 	struct verify	*w = arg;
 	const uint8_t	*prev;
 	uint64_t	 inner = 0;
+	size_t		 i;
 
 	if (seq != w->expect) {
 		w->bad = w->expect;
@@ -277,7 +393,7 @@ verify_one(uint64_t seq, const void *data, size_t len, void *arg)
 		    (unsigned long long)w->expect);
 		return VERIFY_BROKEN;
 	}
-	if (entry_links(data, len, &inner, &prev) == -1 || inner != seq) {
+	if (entry_links(data, len, &inner, NULL, &prev) == -1 || inner != seq) {
 		w->bad = seq;
 		snprintf(w->why, w->whylen, "entry %llu is not well formed",
 		    (unsigned long long)seq);
@@ -292,14 +408,56 @@ verify_one(uint64_t seq, const void *data, size_t len, void *arg)
 	}
 	if (sha256(data, len, w->hash) == -1)
 		return STORE_NOMEM;
+	/*
+	 * Through the links, this entry's hash stands for every entry up to
+	 * it: an exported head that differs says the trail up to it is not
+	 * the one exported, somewhere after the last head that matched.
+	 */
+	for (i = w->next; i < w->nheads && w->heads[i].seq == seq; i++) {
+		if (memcmp(w->heads[i].hash, w->hash, sizeof(w->hash)) == 0)
+			continue;
+		w->bad = seq;
+		if (w->matched > 0)
+			snprintf(w->why, w->whylen, "entry %llu differs from "
+			    "the exported head: entries %llu to %llu were "
+			    "rewritten or an older store restored (entry %llu "
+			    "matches its exported head)", (unsigned long long)seq,
+			    (unsigned long long)w->matched + 1,
+			    (unsigned long long)seq,
+			    (unsigned long long)w->matched);
+		else
+			snprintf(w->why, w->whylen, "entry %llu differs from "
+			    "the exported head: the trail up to it was "
+			    "rewritten or an older store restored",
+			    (unsigned long long)seq);
+		return VERIFY_BROKEN;
+	}
+	if (i > w->next)
+		w->matched = seq;
+	w->next = i;
 	w->count++;
 	w->expect++;
 	return 0;
 }
 
+static int
+head_cmp(const void *a, const void *b)
+{
+	const struct audit_head	*x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 int
 audit_verify(struct store *st, uint64_t *count, uint64_t *bad_seq, char *why,
     size_t whylen)
+{
+	return audit_verify_heads(st, NULL, 0, count, bad_seq, why, whylen);
+}
+
+int
+audit_verify_heads(struct store *st, struct audit_head *heads, size_t nheads,
+    uint64_t *count, uint64_t *bad_seq, char *why, size_t whylen)
 {
 	struct store_txn	*txn;
 	struct verify		 w;
@@ -312,6 +470,14 @@ audit_verify(struct store *st, uint64_t *count, uint64_t *bad_seq, char *why,
 	w.expect = 1;
 	w.why = why;
 	w.whylen = whylen;
+	if (nheads > 0)
+		qsort(heads, nheads, sizeof(*heads), head_cmp);
+	/* A head of seq 0 was exported from an empty trail: nothing to
+	 * compare. */
+	while (w.next < nheads && heads[w.next].seq == 0)
+		w.next++;
+	w.heads = heads;
+	w.nheads = nheads;
 	if (store_begin(st, false, &txn) != 0)
 		return -1;
 	rc = store_audit_each(st, txn, 0, verify_one, &w);
@@ -346,6 +512,18 @@ audit_verify(struct store *st, uint64_t *count, uint64_t *bad_seq, char *why,
 		}
 	} else
 		result = -1;
+	/*
+	 * The chain is whole and ends where its recorded head says; an
+	 * exported head beyond its end is the one thing that shows a tail
+	 * cut together with the recorded head, or an older store put back.
+	 */
+	if (result == 0 && w.next < w.nheads) {
+		*bad_seq = heads[w.next].seq;
+		snprintf(why, whylen, "missing (the chain ends at %llu): the "
+		    "trail was cut or an older store restored",
+		    (unsigned long long)(w.expect - 1));
+		result = 1;
+	}
 	store_abort(txn);
 	return result;
 }

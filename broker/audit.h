@@ -27,6 +27,13 @@ enum audit_event {
 	EV__COUNT
 };
 
+/*
+ * What an entry records.  The text fields go into the permanent trail, so
+ * audit_append writes only well-formed ones as given: an id that is not a
+ * canonical UUID, and a type, sender or recipient that is not a name
+ * (lower-case letters, digits, '.' and '-'), are written as "sha256:" and
+ * the hex of their SHA-256.  The reason is always the broker's own words.
+ */
 struct audit_ev {
 	enum audit_event	 event;
 	const char		*id;		/* mid or cid text, or NULL */
@@ -40,6 +47,21 @@ struct audit_ev {
 	uint32_t		 version;
 	const char		*reason;	/* withheld/purged/rejected */
 	int64_t			 at_ms;		/* when (0: now) */
+};
+
+#define AUDIT_HASH_LEN	32	/* SHA-256 */
+
+/*
+ * A head of the chain: the newest entry's seq and the SHA-256 of its
+ * bytes, which (through the `prev` links) stands for every entry before
+ * it.  Exported off the machine, a head lets `audit verify` notice a trail
+ * cut from the tail or an older store put back, which the chain alone,
+ * kept in the same file, cannot.
+ */
+struct audit_head {
+	uint64_t	seq;			/* 0: the trail is empty */
+	uint8_t		hash[AUDIT_HASH_LEN];
+	int64_t		t_ms;			/* the entry's time; 0: none */
 };
 
 const char	*audit_event_name(enum audit_event);
@@ -57,11 +79,29 @@ int	audit_append(struct store *, struct store_txn *,
 int	audit_seal(struct store *, struct store_txn *) CC_WUR;
 
 /*
+ * The head as it stands in txn: the newest entry, whether or not the
+ * chain up to it is intact (seq 0 when the trail is empty; t_ms 0 when the
+ * entry is not well formed).  Returns 0 or a store error.
+ */
+int	audit_head(struct store *, struct store_txn *, struct audit_head *)
+	    CC_WUR;
+
+/*
  * Walk the chain in a read transaction.  Returns 0 when intact (count set),
  * 1 when broken (bad_seq names the first entry whose link or format is
  * wrong, why says how), -1 when the store cannot be read.
  */
 int	audit_verify(struct store *, uint64_t *count, uint64_t *bad_seq,
 	    char *why, size_t whylen) CC_WUR;
+/*
+ * The same walk, which also checks each of the nheads exported heads
+ * (sorted in place by seq; t_ms is not compared): entry `seq` must exist
+ * and its SHA-256 be `hash`.  The first fault by seq is reported, whether
+ * a broken link, an entry that differs from its exported head or one that
+ * is missing.  Returns as audit_verify.
+ */
+int	audit_verify_heads(struct store *, struct audit_head *heads,
+	    size_t nheads, uint64_t *count, uint64_t *bad_seq, char *why,
+	    size_t whylen) CC_WUR;
 
 #endif /* CC_AUDIT_H */

@@ -309,6 +309,7 @@ loop(struct broker *b, int *status)
 			*status = 1;
 			break;
 		}
+		state_log_head(b, false);
 	}
 }
 
@@ -407,6 +408,7 @@ broker_run(const char *path)
 	serve(&b, path);
 	log_info("listening on %s, %zu valid agencies, data %s", b.conf.bind,
 	    b.auth.nagency, b.conf.data);
+	state_log_head(&b, true);
 	priv_drop(&b.conf, &ra);
 	b.fds_base = conn_fds_open();
 

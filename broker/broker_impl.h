@@ -63,6 +63,9 @@ struct broker {
 	uint64_t		 shed;
 	int64_t			 shed_logged;	/* ms */
 	char			 shed_agency[CC_ID_MAX + 1];
+	/* The audit head as last logged, and when it was last looked at. */
+	uint64_t		 head_logged;	/* seq */
+	int64_t			 head_looked;	/* ms */
 };
 
 /* broker.c: run the broker (returns its exit status); or, without
@@ -99,6 +102,9 @@ int	state_save(struct broker *, struct store_txn *) CC_WUR;
 void	state_save_final(struct broker *);
 void	state_on_refused(void *, const char *agency, const char *fp,
 	    const char *why);
+/* Log the audit head: always when `now`, else once a minute if it moved.
+ * Call with no transaction open: it reads what is committed. */
+void	state_log_head(struct broker *, bool now);
 
 /* priv.c: the user to become (config `user`), looked up before anything
  * opens, and becoming it after the socket is bound. */

@@ -1,5 +1,5 @@
 /*
- * igcmd.c - audit verify, audit subject, stats and backup.
+ * igcmd.c - audit verify, audit head, audit subject, stats and backup.
  *
  * Each opens the store read-only beside the running broker (LMDB readers
  * never block the writer) and prints JSON or one line; nothing here
@@ -7,6 +7,7 @@
  */
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,10 @@
 #include "store.h"
 
 static struct store *open_store(const struct broker_conf *);
+static int	hexdigit(char);
+static int	head_set(struct audit_head *, const char *, size_t,
+		    const char *, size_t, char *, size_t);
+static int	head_parse(const char *, struct audit_head *, char *, size_t);
 static json_t	*mp_to_json(const msgpack_object *);
 static json_t	*mp_get(const msgpack_object *, const char *);
 static json_t	*entry_json(const msgpack_object *);
@@ -146,16 +151,213 @@ verify_report(const char *finding, void *arg)
 	fprintf(stderr, "store damaged: %s\n", finding);
 }
 
+static int
+hexdigit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * A head from its two parts: SEQ in decimal, HASH the 64 hex digits of the
+ * entry's SHA-256 (empty, or "-", for seq 0, an empty trail).  Returns 0,
+ * or -1 with err.
+ */
+static int
+head_set(struct audit_head *h, const char *seq, size_t seqlen,
+    const char *hash, size_t hashlen, char *err, size_t errlen)
+{
+	char		 num[24];
+	size_t		 i;
+
+	memset(h, 0, sizeof(*h));
+	for (i = 0; i < seqlen; i++)
+		if (!isdigit((unsigned char)seq[i]))
+			break;
+	if (seqlen == 0 || i < seqlen || seqlen >= sizeof(num)) {
+		snprintf(err, errlen, "SEQ must be a number");
+		return -1;
+	}
+	memcpy(num, seq, seqlen);
+	num[seqlen] = '\0';
+	errno = 0;
+	h->seq = strtoull(num, NULL, 10);
+	if (errno != 0) {
+		snprintf(err, errlen, "SEQ is out of range");
+		return -1;
+	}
+	if (h->seq == 0) {
+		if (hashlen == 0 || (hashlen == 1 && hash[0] == '-'))
+			return 0;
+		snprintf(err, errlen, "seq 0 is the empty trail: it has no "
+		    "hash");
+		return -1;
+	}
+	if (hashlen != 2 * AUDIT_HASH_LEN) {
+		snprintf(err, errlen, "HASH must be 64 hex digits");
+		return -1;
+	}
+	for (i = 0; i < AUDIT_HASH_LEN; i++) {
+		int	hi = hexdigit(hash[2 * i]), lo = hexdigit(hash[2 * i + 1]);
+
+		if (hi == -1 || lo == -1) {
+			snprintf(err, errlen, "HASH must be 64 hex digits");
+			return -1;
+		}
+		h->hash[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+/* One head in any of the forms ig_heads_add takes. */
+static int
+head_parse(const char *text, struct audit_head *h, char *err, size_t errlen)
+{
+	static const char	 logtag[] = "audit head seq=";
+	const char		*p, *colon, *hash;
+	json_t			*j, *seq, *hx;
+	json_error_t		 jerr;
+	char			 num[24];
+	size_t			 n;
+	int			 rc;
+
+	while (isspace((unsigned char)*text))
+		text++;
+	if (text[0] == '{') {
+		/* As `ccbroker audit head` prints it. */
+		if ((j = json_loads(text, JSON_REJECT_DUPLICATES,
+		    &jerr)) == NULL) {
+			snprintf(err, errlen, "not JSON: %.80s", jerr.text);
+			return -1;
+		}
+		seq = json_object_get(j, "seq");
+		hx = json_object_get(j, "hash");
+		if (!json_is_integer(seq) || json_integer_value(seq) < 0 ||
+		    !json_is_string(hx)) {
+			json_decref(j);
+			snprintf(err, errlen, "want {\"seq\": N, \"hash\": H}");
+			return -1;
+		}
+		snprintf(num, sizeof(num), "%lld",
+		    (long long)json_integer_value(seq));
+		rc = head_set(h, num, strlen(num), json_string_value(hx),
+		    json_string_length(hx), err, errlen);
+		json_decref(j);
+		return rc;
+	}
+	if ((p = strstr(text, logtag)) != NULL) {
+		/* The broker's log line: "... audit head seq=N hash=H". */
+		p += sizeof(logtag) - 1;
+		hash = p + strspn(p, "0123456789");
+		if (strncmp(hash, " hash=", 6) != 0) {
+			snprintf(err, errlen, "want audit head seq=N hash=H");
+			return -1;
+		}
+		return head_set(h, p, (size_t)(hash - p), hash + 6,
+		    strcspn(hash + 6, " \t\r\n"), err, errlen);
+	}
+	if ((colon = strchr(text, ':')) == NULL) {
+		snprintf(err, errlen, "want SEQ:HASH");
+		return -1;
+	}
+	hash = colon + 1;
+	n = strcspn(hash, " \t\r\n");
+	if (hash[n + strspn(hash + n, " \t\r\n")] != '\0') {
+		snprintf(err, errlen, "text after HASH");
+		return -1;
+	}
+	return head_set(h, text, (size_t)(colon - text), hash, n, err,
+	    errlen);
+}
+
 int
-ig_audit_verify(const struct broker_conf *c)
+ig_heads_add(struct ig_heads *l, const char *text, char *err, size_t errlen)
+{
+	struct audit_head	h;
+	char			why[128];
+
+	if (head_parse(text, &h, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s (give SEQ:HASH, as `ccbroker audit "
+		    "head` prints them: HASH the 64 hex digits of entry SEQ's "
+		    "SHA-256)", why);
+		return -1;
+	}
+	if (l->n == l->cap) {
+		size_t	 cap = l->cap ? l->cap * 2 : 16;
+		void	*p = reallocarray(l->h, cap, sizeof(*l->h));
+
+		if (p == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		l->h = p;
+		l->cap = cap;
+	}
+	l->h[l->n++] = h;
+	return 0;
+}
+
+int
+ig_heads_load(struct ig_heads *l, const char *path, char *err, size_t errlen)
+{
+	FILE	*f;
+	char	*line = NULL, *p, why[384];
+	size_t	 cap = 0, lineno = 0;
+	int	 rc = 0;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && getline(&line, &cap, f) != -1) {
+		lineno++;
+		for (p = line; isspace((unsigned char)*p); p++)
+			;
+		if (*p == '\0' || *p == '#')
+			continue;
+		if (ig_heads_add(l, p, why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "%s:%zu: %s", path, lineno, why);
+			rc = -1;
+		}
+	}
+	if (rc == 0 && ferror(f)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+void
+ig_heads_free(struct ig_heads *l)
+{
+	free(l->h);
+	memset(l, 0, sizeof(*l));
+}
+
+/*
+ * The whole chain, and each exported head: the entry it names must be
+ * there and be the one exported.  Only an exported head shows a trail cut
+ * from its tail (and its recorded head rewritten) or an older store put
+ * back; `audit verify` alone says intact to both.
+ */
+int
+ig_audit_verify(const struct broker_conf *c, struct ig_heads *heads)
 {
 	struct store	*st;
 	uint64_t	 count = 0, bad = 0;
-	char		 why[256];
+	char		 why[384];
 	int		 rc, n;
 
 	st = open_store(c);
-	rc = audit_verify(st, &count, &bad, why, sizeof(why));
+	rc = audit_verify_heads(st, heads->h, heads->n, &count, &bad, why,
+	    sizeof(why));
 	/* The rest of the store, read through: damage anywhere is said. */
 	if ((n = store_check(st, CHECK_FULL, verify_report, NULL)) != 0) {
 		store_close(&st);
@@ -164,16 +366,22 @@ ig_audit_verify(const struct broker_conf *c)
 			    c->data);
 			return 2;
 		}
-		fprintf(stderr, "store damaged: %d findings\n", n);
-		if (rc == 0)
-			printf("audit intact: %llu entries\n",
-			    (unsigned long long)count);
-		return 1;
+		fprintf(stderr, "store damaged: %d finding%s\n", n,
+		    n == 1 ? "" : "s");
+		if (rc == 1)
+			fprintf(stderr, "audit broken at entry %llu: %s\n",
+			    (unsigned long long)bad, why);
+		return rc == -1 ? 2 : 1;
 	}
 	store_close(&st);
 	if (rc == 0) {
-		printf("audit intact: %llu entries\n",
-		    (unsigned long long)count);
+		if (heads->n > 0)
+			printf("audit intact: %llu entries, %zu exported "
+			    "head%s match\n", (unsigned long long)count,
+			    heads->n, heads->n == 1 ? "" : "s");
+		else
+			printf("audit intact: %llu entries\n",
+			    (unsigned long long)count);
 		return 0;
 	}
 	if (rc == 1) {
@@ -183,6 +391,47 @@ ig_audit_verify(const struct broker_conf *c)
 	}
 	fprintf(stderr, "audit cannot be read from %s\n", c->data);
 	return 2;
+}
+
+/*
+ * The head to export off the machine: seq, SHA-256 and time of the newest
+ * entry, one JSON line that `audit verify --heads` reads back.
+ */
+int
+ig_audit_head(const struct broker_conf *c)
+{
+	struct store		*st;
+	struct store_txn	*txn;
+	struct audit_head	 h;
+	json_t			*j;
+	char			 hex[2 * AUDIT_HASH_LEN + 1], at[32];
+	int			 rc;
+
+	st = open_store(c);
+	if ((rc = store_begin(st, false, &txn)) == 0) {
+		rc = audit_head(st, txn, &h);
+		store_abort(txn);
+	}
+	store_close(&st);
+	if (rc != 0) {
+		fprintf(stderr, "audit cannot be read from %s: %s\n", c->data,
+		    store_strerror(rc));
+		return 2;
+	}
+	hex[0] = at[0] = '\0';
+	if (h.seq > 0)
+		cc_hex(h.hash, sizeof(h.hash), hex);
+	if (h.seq > 0 && h.t_ms > 0)
+		cc_time_format(h.t_ms, at);
+	if ((j = json_object()) == NULL)
+		fatalx("out of memory");
+	jput(j, "seq", json_integer((json_int_t)h.seq));
+	jput(j, "hash", json_string(hex));
+	jput(j, "time", json_string(at));
+	rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	fputc('\n', stdout);
+	return rc == 0 && fflush(stdout) == 0 ? 0 : 1;
 }
 
 /* The walk of the audit for one subject's report. */

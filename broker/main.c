@@ -2,6 +2,7 @@
  * main.c - ccbroker: parse the command line and run one subcommand.
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,18 +12,36 @@
 #include "log.h"
 
 static void	usage(FILE *, int) __attribute__((noreturn));
+static void	usage_error(const char *, ...)
+		    __attribute__((noreturn, format(printf, 1, 2)));
 
 static void
 usage(FILE *f, int code)
 {
 	fputs("usage: ccbroker init -c broker.conf\n"
 	    "       ccbroker run -c broker.conf [-d]\n"
-	    "       ccbroker audit verify -c broker.conf\n"
+	    "       ccbroker audit verify -c broker.conf [--head SEQ:HASH]... "
+	    "[--heads FILE]...\n"
+	    "       ccbroker audit head -c broker.conf\n"
 	    "       ccbroker audit subject -c broker.conf "
 	    "--pnc X | --noms X | --crn X\n"
 	    "       ccbroker stats -c broker.conf\n"
 	    "       ccbroker backup -c broker.conf [--with-key] DIR\n", f);
 	exit(code);
+}
+
+/* A command line that cannot be run: say why, exit 2. */
+static void
+usage_error(const char *fmt, ...)
+{
+	va_list	ap;
+
+	fputs("ccbroker: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
 }
 
 int
@@ -36,9 +55,12 @@ main(int argc, char *argv[])
 		{ "noms",	required_argument, NULL, 'N' },
 		{ "crn",	required_argument, NULL, 'C' },
 		{ "with-key",	no_argument,	   NULL, 'K' },
+		{ "head",	required_argument, NULL, 'H' },
+		{ "heads",	required_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct broker_conf	 conf;
+	struct ig_heads		 heads = { NULL, 0, 0 };
 	const char		*cmd, *sub = NULL, *path = NULL;
 	const char		*scheme = NULL, *value = NULL;
 	char			 err[512];
@@ -84,6 +106,20 @@ main(int argc, char *argv[])
 		case 'K':
 			with_key = true;
 			break;
+		case 'H':
+		case 'F':
+			/* Bad syntax is a usage error (2), never taken for
+			 * a broken audit (1). */
+			if (sub == NULL || strcmp(sub, "verify") != 0)
+				usage_error("--head and --heads go with audit "
+				    "verify");
+			if (ch == 'H' && ig_heads_add(&heads, optarg, err,
+			    sizeof(err)) == -1)
+				usage_error("--head %s: %s", optarg, err);
+			if (ch == 'F' && ig_heads_load(&heads, optarg, err,
+			    sizeof(err)) == -1)
+				usage_error("--heads %s", err);
+			break;
 		default:
 			usage(stderr, 2);
 		}
@@ -111,7 +147,11 @@ main(int argc, char *argv[])
 		printf("initialised %s\n", conf.data);
 		rc = 0;
 	} else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "verify") == 0) {
-		rc = ig_audit_verify(&conf);
+		rc = ig_audit_verify(&conf, &heads);
+	} else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "head") == 0) {
+		if (argc != 0)
+			usage(stderr, 2);
+		rc = ig_audit_head(&conf);
 	} else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "subject") == 0) {
 		if (scheme == NULL)
 			fatalx("audit subject: give --pnc, --noms or --crn");
@@ -127,6 +167,7 @@ main(int argc, char *argv[])
 		    sub ? " " : "", sub ? sub : "");
 		usage(stderr, 2);
 	}
+	ig_heads_free(&heads);
 	broker_conf_free(&conf);
 	return rc;
 }

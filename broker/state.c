@@ -7,10 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "broker_impl.h"
+#include "bytes.h"
 #include "log.h"
 
 #define ONLINE_MAX	65536	/* bytes of ids in the online list */
+#define HEAD_LOG_MS	60000	/* the audit head is logged at most this
+				 * often while it moves */
 
 static int	load_sub(const char *, const struct sub *, void *);
 
@@ -124,7 +128,8 @@ state_save(struct broker *b, struct store_txn *txn)
 	return store_summary_put(b->st, txn);
 }
 
-/* Nobody is connected to a stopped broker: say so to `stats`. */
+/* Nobody is connected to a stopped broker: say so to `stats`; and the
+ * audit head it stops at, to the log. */
 void
 state_save_final(struct broker *b)
 {
@@ -133,15 +138,48 @@ state_save_final(struct broker *b)
 
 	for (i = 0; i < b->npeer; i++)
 		b->peer[i].connected = false;
-	if (store_begin(b->st, true, &txn) != 0) {
+	if (store_begin(b->st, true, &txn) != 0)
 		log_warnx("could not record the final state");
-		return;
-	}
-	if (state_save(b, txn) != 0) {
+	else if (state_save(b, txn) != 0) {
 		store_abort(txn);
 		log_warnx("could not record the final state");
 	} else if (store_commit(txn) != 0)
 		log_warnx("could not record the final state");
+	state_log_head(b, true);
+}
+
+/*
+ * The head of the audit chain in the log, so that the journal, once it is
+ * forwarded off the machine, holds heads the store must still have
+ * (`ccbroker audit verify --heads`): at start, at stop, and once a minute
+ * while the trail grows.  Only what is committed is logged; a head logged
+ * from a transaction that then failed would later look like tampering.
+ */
+void
+state_log_head(struct broker *b, bool now)
+{
+	struct store_txn	*txn;
+	struct audit_head	 h;
+	char			 hex[2 * AUDIT_HASH_LEN + 1];
+	int64_t			 t = cc_time_now_ms();
+	int			 rc;
+
+	if (!now && t - b->head_looked < HEAD_LOG_MS)
+		return;
+	b->head_looked = t;
+	if ((rc = store_begin(b->st, false, &txn)) == 0) {
+		rc = audit_head(b->st, txn, &h);
+		store_abort(txn);
+	}
+	if (rc != 0) {
+		log_warnx("audit head cannot be read: %s", store_strerror(rc));
+		return;
+	}
+	if (!now && h.seq == b->head_logged)
+		return;
+	b->head_logged = h.seq;
+	log_info("audit head seq=%llu hash=%s", (unsigned long long)h.seq,
+	    h.seq > 0 ? cc_hex(h.hash, sizeof(h.hash), hex) : "-");
 }
 
 /* A refused handshake, to be audited in the next turn's transaction. */
