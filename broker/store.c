@@ -33,7 +33,9 @@ static int	format_put(struct store *, MDB_txn *, uint32_t);
 static int	dseq_recover(struct store *, MDB_txn *);
 static int	upgrade(struct store *, MDB_txn *);
 static int	retag(struct store *, MDB_txn *, MDB_dbi, uint8_t dom,
-		    bool meta);
+		    bool meta, size_t (*)(const MDB_val *));
+static size_t	clear_msg(const MDB_val *);
+static size_t	clear_consent(const MDB_val *);
 
 struct dbdef {
 	const char	*name;
@@ -323,27 +325,51 @@ upgrade(struct store *st, MDB_txn *txn)
 {
 	int	rc;
 
-	if ((rc = retag(st, txn, st->meta, TD_META, true)) != 0 ||
-	    (rc = retag(st, txn, st->consent, TD_CONSENT, false)) != 0 ||
-	    (rc = retag(st, txn, st->msg, TD_MSG, false)) != 0 ||
-	    (rc = retag(st, txn, st->queue, TD_QUEUE, false)) != 0 ||
-	    (rc = retag(st, txn, st->rstate, TD_RSTATE, false)) != 0 ||
-	    (rc = retag(st, txn, st->expiry, TD_EXPIRY, false)) != 0 ||
-	    (rc = retag(st, txn, st->subs, TD_SUBS, false)) != 0 ||
+	if ((rc = retag(st, txn, st->meta, TD_META, true, NULL)) != 0 ||
+	    (rc = retag(st, txn, st->consent, TD_CONSENT, false,
+	    clear_consent)) != 0 ||
+	    (rc = retag(st, txn, st->msg, TD_MSG, false, clear_msg)) != 0 ||
+	    (rc = retag(st, txn, st->queue, TD_QUEUE, false, NULL)) != 0 ||
+	    (rc = retag(st, txn, st->rstate, TD_RSTATE, false, NULL)) != 0 ||
+	    (rc = retag(st, txn, st->expiry, TD_EXPIRY, false, NULL)) != 0 ||
+	    (rc = retag(st, txn, st->subs, TD_SUBS, false, NULL)) != 0 ||
 	    (rc = consent_reindex(st, txn)) != 0 ||
 	    (rc = msg_reindex(st, txn)) != 0)
 		return rc;
 	return format_put(st, txn, STORE_FORMAT);
 }
 
+/* The clear part of a format-2 message and consent, which the tag
+ * follows (store_impl.h); the rest was sealed. */
+static size_t
+clear_msg(const MDB_val *v)
+{
+	return v->mv_size >= sizeof(struct msg_hdr) ? sizeof(struct msg_hdr) :
+	    v->mv_size;
+}
+
+static size_t
+clear_consent(const MDB_val *v)
+{
+	struct consent_hdr	h;
+	size_t			n;
+
+	if (v->mv_size < sizeof(h))
+		return v->mv_size;
+	memcpy(&h, v->mv_data, sizeof(h));
+	n = sizeof(h) + h.recip_len + h.deny_len;
+	return n <= v->mv_size ? n : v->mv_size;
+}
+
 /*
  * Tag every value of a database, a chunk at a time: the chunk is copied
- * out, the cursor closed, the values written back with their tags, and
- * the next chunk sought after the last key.  In meta the format record
- * stays as it is.
+ * out, the cursor closed, the values written back with their tags (after
+ * the clear part, when the value has a sealed one), and the next chunk
+ * sought after the last key.  In meta the format record stays as it is.
  */
 static int
-retag(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, bool meta)
+retag(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, bool meta,
+    size_t (*clear_of)(const MDB_val *))
 {
 	MDB_cursor	*cur;
 	MDB_val		 k, v, ck[STORE_CHUNK], cv[STORE_CHUNK];
@@ -382,11 +408,21 @@ retag(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, bool meta)
 		if (rc == MDB_NOTFOUND)
 			rc = 0;
 		for (i = 0; i < n; i++) {
+			size_t	 cl = clear_of != NULL ? clear_of(&cv[i]) :
+				    cv[i].mv_size;
+			uint8_t	*p;
+
 			if (rc == 0 && !(meta && ck[i].mv_size ==
 			    sizeof(META_FORMAT) - 1 && memcmp(ck[i].mv_data,
-			    META_FORMAT, ck[i].mv_size) == 0))
-				rc = tag_put(st, txn, dbi, dom, &ck[i],
-				    cv[i].mv_data, cv[i].mv_size, 0);
+			    META_FORMAT, ck[i].mv_size) == 0) &&
+			    (rc = tag_reserve(st, txn, dbi, &ck[i],
+			    cv[i].mv_size, 0, &p)) == 0) {
+				memcpy(p, cv[i].mv_data, cl);
+				memcpy(p + cl + TAG_LEN,
+				    (uint8_t *)cv[i].mv_data + cl,
+				    cv[i].mv_size - cl);
+				rc = tag_seal(st, dom, &ck[i], p, cl);
+			}
 			free(cv[i].mv_data);
 			if (i < n - 1)
 				free(ck[i].mv_data);

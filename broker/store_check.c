@@ -49,6 +49,8 @@ struct check {
 };
 
 static MDB_dbi	dbi_of(struct store *, size_t);
+static int	value_ok(struct store *, uint8_t, const MDB_val *,
+		    const MDB_val *);
 static void	say(struct check *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static int	scan_db(struct check *, size_t, bool full, size_t *count);
@@ -60,6 +62,24 @@ static MDB_dbi
 dbi_of(struct store *st, size_t i)
 {
 	return *(MDB_dbi *)((char *)st + dbs[i].off);
+}
+
+/* Does a value of a database pass its checks (whatever its layout)? */
+static int
+value_ok(struct store *st, uint8_t dom, const MDB_val *k, const MDB_val *v)
+{
+	struct consent	c;
+	struct msg_hdr	h;
+	MDB_val		w = *v;
+
+	switch (dom) {
+	case TD_CONSENT:
+		return consent_value(st, k, v, &c) == 0;
+	case TD_MSG:
+		return msg_value(st, k, v, &h, NULL) == 0;
+	default:
+		return tag_check(st, dom, k, &w) == 0;
+	}
 }
 
 static void
@@ -112,7 +132,7 @@ scan_db(struct check *c, size_t i, bool full, size_t *count)
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
 		(*count)++;
 		if (dbs[i].dom != 0 && full &&
-		    tag_check(c->st, dbs[i].dom, &k, &v) != 0)
+		    !value_ok(c->st, dbs[i].dom, &k, &v))
 			bad++;
 	}
 	mdb_cursor_close(cur);
@@ -151,10 +171,9 @@ refs_queue(struct check *c)
 			continue;
 		mk.mv_size = 16;
 		mk.mv_data = q.mid;
-		r2 = tag_get(c->st, c->txn, c->st->msg, TD_MSG, &mk, &mv);
-		if (r2 == 0 && mv.mv_size >= sizeof(h))
-			memcpy(&h, mv.mv_data, sizeof(h));
-		if (r2 != 0 || mv.mv_size < sizeof(h) || h.sealed_len == 0) {
+		if ((r2 = mdb_get(c->txn, c->st->msg, &mk, &mv)) == 0)
+			r2 = msg_value(c->st, &mk, &mv, &h, NULL);
+		if (r2 != 0 || h.sealed_len == 0) {
 			say(c, "queue of %.*s: a delivery whose message is "
 			    "%s", (int)n, (const char *)k.mv_data,
 			    r2 == MDB_NOTFOUND ? "missing" : r2 != 0 ?
@@ -186,6 +205,7 @@ refs_consent(struct check *c)
 {
 	MDB_cursor		*cur;
 	MDB_val			 k, v, ik, iv;
+	struct consent		 cs;
 	struct consent_hdr	 h;
 	uint8_t			 key[CVIEW_KEYLEN + 16];
 	int			 i, rc, r2;
@@ -193,11 +213,9 @@ refs_consent(struct check *c)
 	if ((rc = mdb_cursor_open(c->txn, c->st->consent, &cur)) != 0)
 		return rc;
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-		if (k.mv_size != 16 ||
-		    tag_check(c->st, TD_CONSENT, &k, &v) != 0 ||
-		    v.mv_size < sizeof(h))
+		if (k.mv_size != 16 || consent_value(c->st, &k, &v, &cs) != 0)
 			continue;
-		memcpy(&h, v.mv_data, sizeof(h));
+		h = cs.h;
 		for (i = 0; i < SCHEME__COUNT; i++) {
 			if (!(h.subj.has & (1u << i)))
 				continue;

@@ -20,7 +20,6 @@
 
 #define IKEY_LEN	(CVIEW_KEYLEN + 16)	/* pseudonym(16) cid */
 
-static int	consent_parse(const MDB_val *, struct consent *);
 static int	view_parse(const MDB_val *, struct consent *);
 static void	view_of(const struct consent_hdr *, struct cview *);
 static bool	in_view(uint8_t state);
@@ -70,21 +69,28 @@ ikey_make(uint8_t *key, const uint8_t *ps, const uint8_t cid[16])
 	memcpy(key + CVIEW_KEYLEN, cid, 16);
 }
 
-static int
-consent_parse(const MDB_val *v, struct consent *c)
+/* Header, recipients and denies are the clear part; the history sealed
+ * after their tag. */
+int
+consent_value(struct store *st, const MDB_val *k, const MDB_val *v,
+    struct consent *c)
 {
 	const uint8_t	*p = v->mv_data;
-	size_t		 need;
+	size_t		 clear;
+	int		 rc;
 
 	if (v->mv_size < sizeof(c->h))
-		return -1;
+		return TAG_MISMATCH;
 	memcpy(&c->h, p, sizeof(c->h));
-	need = sizeof(c->h) + c->h.recip_len + c->h.deny_len + c->h.sealed_len;
-	if (need != v->mv_size || c->h.state >= CS__COUNT)
-		return -1;
+	clear = sizeof(c->h) + c->h.recip_len + c->h.deny_len;
+	if ((rc = tag_check_clear(st, TD_CONSENT, k, v, clear)) != 0)
+		return rc;
+	if (clear + TAG_LEN + c->h.sealed_len != v->mv_size ||
+	    c->h.state >= CS__COUNT)
+		return MDB_CORRUPTED;
 	c->recip = (const char *)p + sizeof(c->h);
 	c->deny = p + sizeof(c->h) + c->h.recip_len;
-	c->sealed = c->h.sealed_len > 0 ? c->deny + c->h.deny_len : NULL;
+	c->sealed = c->h.sealed_len > 0 ? p + clear + TAG_LEN : NULL;
 	view_of(&c->h, &c->v);
 	return 0;
 }
@@ -113,12 +119,11 @@ store_consent_get(struct store *st, struct store_txn *t,
 	MDB_val	k = { 16, (void *)cid }, v;
 	int	rc;
 
-	if ((rc = tag_get(st, txn_of(t), st->consent, TD_CONSENT, &k,
-	    &v)) != 0)
+	if ((rc = mdb_get(txn_of(t), st->consent, &k, &v)) != 0 ||
+	    (rc = consent_value(st, &k, &v, c)) != 0)
 		return store_rc(rc, "consent");
 	memcpy(c->cid, cid, 16);
-	return consent_parse(&v, c) == 0 ? 0 : store_rc(MDB_CORRUPTED,
-	    "consent");
+	return 0;
 }
 
 /*
@@ -200,10 +205,10 @@ scan(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom,
 			if (!seen && dom == TD_CSUBJ) {
 				MDB_val ck = { 16, c.cid }, cv;
 
-				if ((rc = tag_get(st, txn, st->consent,
-				    TD_CONSENT, &ck, &cv)) != 0 ||
-				    (rc = consent_parse(&cv, &c) == 0 ? 0 :
-				    MDB_CORRUPTED) != 0) {
+				if ((rc = mdb_get(txn, st->consent, &ck,
+				    &cv)) != 0 ||
+				    (rc = consent_value(st, &ck, &cv,
+				    &c)) != 0) {
 					if (rc == MDB_NOTFOUND)
 						rc = MDB_CORRUPTED;
 					break;
@@ -287,19 +292,20 @@ store_consent_put(struct store *st, struct store_txn *t, const uint8_t cid[16],
 	struct consent_hdr	 h = *h0;
 	MDB_val			 k = { 16, (void *)cid };
 	uint8_t			*p;
-	size_t			 len;
+	size_t			 clear;
 	int			 rc;
 
 	h.sealed_len = histlen + SEAL_OVERHEAD;
-	len = sizeof(h) + h.recip_len + h.deny_len + h.sealed_len;
-	if ((rc = tag_reserve(st, txn, st->consent, &k, len, 0, &p)) != 0)
+	clear = sizeof(h) + h.recip_len + h.deny_len;
+	if ((rc = tag_reserve(st, txn, st->consent, &k, clear + h.sealed_len,
+	    0, &p)) != 0)
 		return store_rc(rc, "consent");
 	memcpy(p, &h, sizeof(h));
 	memcpy(p + sizeof(h), recip, h.recip_len);
 	memcpy(p + sizeof(h) + h.recip_len, deny, h.deny_len);
-	if (seal_seal(&st->seal, cid, 16, hist, histlen,
-	    p + sizeof(h) + h.recip_len + h.deny_len) == -1 ||
-	    tag_seal(st, TD_CONSENT, &k, p, len) != 0)
+	if (tag_seal(st, TD_CONSENT, &k, p, clear) != 0 ||
+	    seal_seal(&st->seal, cid, 16, hist, histlen,
+	    p + clear + TAG_LEN) == -1)
 		return STORE_NOMEM;
 	/* The decision view under each pseudonym. */
 	return store_rc(index_one(st, txn, cid, &h, recip, deny),
@@ -324,8 +330,7 @@ consent_reindex(struct store *st, MDB_txn *txn)
 	    (rc = mdb_cursor_open(txn, st->consent, &cur)) != 0)
 		return rc;
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-		if (k.mv_size != 16 || tag_check(st, TD_CONSENT, &k, &v) != 0 ||
-		    consent_parse(&v, &c) == -1) {
+		if (k.mv_size != 16 || consent_value(st, &k, &v, &c) != 0) {
 			log_warnx("store: a damaged consent left out of the "
 			    "indexes");
 			continue;

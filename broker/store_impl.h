@@ -113,6 +113,23 @@ int	tag_check(struct store *, uint8_t dom, const MDB_val *k, MDB_val *v);
 int	tag_make(struct store *, uint8_t dom, const MDB_val *k, const void *v,
 	    size_t len, uint8_t out[TAG_LEN]);
 
+/*
+ * A value with a sealed part (a message's payload, a consent's history)
+ * is stored as: the clear part, its tag, the sealed part.  The tag covers
+ * the clear part only; the sealed part is authenticated by its own AEAD
+ * tag, so damage to it is told apart (the header, and so the sender to
+ * tell, can still be trusted).  tag_check_clear checks such a value's tag
+ * over its first `clear` bytes.
+ */
+int	tag_check_clear(struct store *, uint8_t dom, const MDB_val *k,
+	    const MDB_val *v, size_t clear);
+/* Parse and check a stored message or consent: 0, TAG_MISMATCH or
+ * MDB_CORRUPTED (the pointers go into v). */
+int	msg_value(struct store *, const MDB_val *k, const MDB_val *v,
+	    struct msg_hdr *, const uint8_t **sealed);
+int	consent_value(struct store *, const MDB_val *k, const MDB_val *v,
+	    struct consent *);
+
 /* store_consent.c: rebuild cview and csubj from the consents. */
 int	consent_reindex(struct store *, MDB_txn *);
 /* store_msg.c: rebuild qsubj from the messages. */

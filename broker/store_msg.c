@@ -35,15 +35,25 @@ store_msg_get(struct store *st, struct store_txn *t, const uint8_t mid[16],
 	MDB_val	k = { 16, (void *)mid }, v;
 	int	rc;
 
-	if ((rc = tag_get(st, txn_of(t), st->msg, TD_MSG, &k, &v)) != 0)
+	if ((rc = mdb_get(txn_of(t), st->msg, &k, &v)) != 0 ||
+	    (rc = msg_value(st, &k, &v, h, sealed)) != 0)
 		return store_rc(rc, "message");
-	if (v.mv_size < sizeof(*h))
-		return store_rc(MDB_CORRUPTED, "message header");
-	memcpy(h, v.mv_data, sizeof(*h));
-	if (v.mv_size != sizeof(*h) + h->sealed_len)
-		return store_rc(MDB_CORRUPTED, "message header");
+	return 0;
+}
+
+int
+msg_value(struct store *st, const MDB_val *k, const MDB_val *v,
+    struct msg_hdr *h, const uint8_t **sealed)
+{
+	int	rc;
+
+	if ((rc = tag_check_clear(st, TD_MSG, k, v, sizeof(*h))) != 0)
+		return rc;
+	memcpy(h, v->mv_data, sizeof(*h));
+	if (v->mv_size != sizeof(*h) + TAG_LEN + h->sealed_len)
+		return MDB_CORRUPTED;
 	if (sealed != NULL)
-		*sealed = (const uint8_t *)v.mv_data + sizeof(*h);
+		*sealed = (const uint8_t *)v->mv_data + sizeof(*h) + TAG_LEN;
 	return 0;
 }
 
@@ -58,12 +68,14 @@ store_msg_put(struct store *st, struct store_txn *t, const uint8_t mid[16],
 	int		 rc;
 
 	h.sealed_len = frame != NULL ? len + SEAL_OVERHEAD : 0;
-	vlen = sizeof(h) + h.sealed_len;
-	if ((rc = tag_reserve(st, txn_of(t), st->msg, &k, vlen, 0, &p)) != 0)
+	vlen = sizeof(h) + TAG_LEN + h.sealed_len;
+	if ((rc = tag_reserve(st, txn_of(t), st->msg, &k, vlen - TAG_LEN, 0,
+	    &p)) != 0)
 		return store_rc(rc, "message");
 	memcpy(p, &h, sizeof(h));
-	if ((frame != NULL && seal_seal(&st->seal, mid, 16, frame, len,
-	    p + sizeof(h)) == -1) || tag_seal(st, TD_MSG, &k, p, vlen) != 0)
+	if (tag_seal(st, TD_MSG, &k, p, sizeof(h)) != 0 ||
+	    (frame != NULL && seal_seal(&st->seal, mid, 16, frame, len,
+	    p + sizeof(h) + TAG_LEN) == -1))
 		return STORE_NOMEM;
 	return 0;
 }
@@ -109,10 +121,16 @@ store_msg_forget(struct store *st, struct store_txn *t, const uint8_t mid[16])
 
 	if ((rc = mdb_cursor_open(txn_of(t), st->rstate, &cur)) != 0)
 		return store_rc(rc, "delivery states");
+	/* Sought again after each delete: a cursor on the deleted last
+	 * entry has no current one. */
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (rc == 0 && k.mv_size >= 16 && memcmp(k.mv_data, mid, 16) == 0)
-		if ((rc = mdb_cursor_del(cur, 0)) == 0)
-			rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+	while (rc == 0 && k.mv_size >= 16 && memcmp(k.mv_data, mid, 16) == 0) {
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		k.mv_size = 16;
+		k.mv_data = (void *)mid;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	}
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return store_rc(rc, "delivery states");
@@ -498,13 +516,11 @@ msg_reindex(struct store *st, MDB_txn *txn)
 	    (rc = mdb_cursor_open(txn, st->msg, &cur)) != 0)
 		return rc;
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-		if (k.mv_size != 16 || tag_check(st, TD_MSG, &k, &v) != 0 ||
-		    v.mv_size < sizeof(h)) {
+		if (k.mv_size != 16 || msg_value(st, &k, &v, &h, NULL) != 0) {
 			log_warnx("store: a damaged message left out of the "
 			    "subject index");
 			continue;
 		}
-		memcpy(&h, v.mv_data, sizeof(h));
 		if (h.sealed_len == 0)
 			continue;
 		for (i = 0; i < SCHEME__COUNT && rc == 0; i++)

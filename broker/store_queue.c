@@ -109,8 +109,11 @@ store_queue_next(struct store *st, struct store_txn *t, const char *agency,
 		log_warnx("store: a damaged entry removed from the queue of "
 		    "%s (dseq %llu)", agency, (unsigned long long)be64_get(
 		    (const uint8_t *)k.mv_data + n + 1));
-		if ((rc = mdb_cursor_del(cur, 0)) == 0)
-			rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		k.mv_size = qkey_make(key, agency, after + 1);
+		k.mv_data = key;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	}
 	if (rc == 0) {
 		if (k.mv_size != n + 9 || memcmp(k.mv_data, agency, n + 1))

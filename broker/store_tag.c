@@ -75,6 +75,22 @@ tag_check(struct store *st, uint8_t dom, const MDB_val *k, MDB_val *v)
 }
 
 int
+tag_check_clear(struct store *st, uint8_t dom, const MDB_val *k,
+    const MDB_val *v, size_t clear)
+{
+	uint8_t	t[TAG_LEN];
+
+	if (v->mv_size < clear + TAG_LEN)
+		return TAG_MISMATCH;
+	if (tag_make(st, dom, k, v->mv_data, clear, t) != 0)
+		return ENOMEM;
+	if (CRYPTO_memcmp(t, (const uint8_t *)v->mv_data + clear,
+	    TAG_LEN) != 0)
+		return TAG_MISMATCH;
+	return 0;
+}
+
+int
 tag_get(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, MDB_val *k,
     MDB_val *v)
 {

@@ -1164,7 +1164,8 @@ Test(store, altered_sealed_frame_does_not_open, .init = setup,
     .fini = teardown)
 {
 	static uint8_t	frame[100];
-	const size_t	at0 = sizeof(struct msg_hdr);
+	/* The header, its integrity tag, then the sealed frame. */
+	const size_t	at0 = sizeof(struct msg_hdr) + SEAL_TAGLEN;
 	const struct {
 		const char	*name;
 		bool		 flip;
@@ -1203,8 +1204,10 @@ Test(store, altered_sealed_frame_does_not_open, .init = setup,
 		}
 		reopen();
 		t = begin(false);
-		/* The header is intact either way. */
-		cr_expect_eq(store_msg_get(st, t, mid, &h, NULL), 0, "%s",
+		/* The header is intact when the sealed part is damaged; moved
+		 * to another mid, it fails its own tag too. */
+		cr_expect_eq(store_msg_get(st, t, mid, &h, NULL),
+		    rows[i].flip || rows[i].opens ? 0 : STORE_CORRUPT, "%s",
 		    rows[i].name);
 		back = store_msg_frame(st, t, mid, &len);
 		if (rows[i].opens) {
@@ -2161,25 +2164,31 @@ Test(store, open_refuses_a_directory_others_can_reach)
 
 Test(store, open_refuses_a_store_of_another_format)
 {
-	static const uint32_t	f1 = 1, f2 = 2, f3 = 3;
+	static const uint32_t	f1 = 1, f2 = 2, f3 = 3, f4 = 4;
 	static const struct {
 		const char	*name;
 		const void	*format;	/* NULL: record removed */
 		size_t		 len;
 		bool		 other_meta;	/* counters stored first */
+		bool		 readonly;
 		const char	*err;		/* NULL: opens */
 	} rows[] = {
-		{ "format 2", &f2, 4, false, NULL },
-		{ "format 3", &f3, 4, false,
-		  "store format 3, but this ccbroker reads format 2" },
-		{ "format 1 recorded", &f1, 4, false,
-		  "store format 1, but this ccbroker reads format 2" },
-		{ "format record of two bytes", &f2, 2, false,
+		{ "format 3", &f3, 4, false, false, NULL },
+		{ "format 2, upgraded when opened to write", &f2, 4, false,
+		  false, NULL },
+		{ "format 2, read-only", &f2, 4, false, true,
+		  "store format 2: start the broker once to upgrade it to "
+		  "format 3" },
+		{ "format 4", &f4, 4, false, false,
+		  "store format 4, but this ccbroker reads format 3" },
+		{ "format 1 recorded", &f1, 4, false, false,
+		  "store format 1, but this ccbroker reads format 3" },
+		{ "format record of two bytes", &f2, 2, false, false,
 		  "store format: unreadable" },
 		{ "no format record beside other metadata", NULL, 0, true,
-		  "store format 1 (an earlier ccbroker), but this ccbroker "
-		  "reads format 2" },
-		{ "no format record in an empty store", NULL, 0, false,
+		  false, "store format 1 (an earlier ccbroker), but this "
+		  "ccbroker reads format 3" },
+		{ "no format record in an empty store", NULL, 0, false, false,
 		  NULL },
 	};
 	size_t	i;
@@ -2201,7 +2210,8 @@ Test(store, open_refuses_a_store_of_another_format)
 			    rows[i].format, rows[i].len);
 		else
 			raw_del("meta", META_FORMAT, strlen(META_FORMAT));
-		rc = store_open(&st, dir, MAP_MB, false, err, sizeof(err));
+		rc = store_open(&st, dir, MAP_MB, rows[i].readonly, err,
+		    sizeof(err));
 		if (rows[i].err == NULL) {
 			cr_expect_eq(rc, 0, "%s: %s", rows[i].name, err);
 		} else {
