@@ -175,6 +175,7 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 	struct store	*st;
 	MDB_txn		*txn = NULL;
 	struct stat	 sb;
+	const char	*missing = NULL;
 	size_t		 i;
 	int		 rc;
 
@@ -218,14 +219,28 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 	if ((rc = mdb_txn_begin(st->env, NULL, readonly ? MDB_RDONLY : 0,
 	    &txn)) != 0)
 		goto fail;
+	/*
+	 * A database the store's format does not have yet (read-only, it
+	 * cannot be made) is for the format check to explain.
+	 */
 	for (i = 0; i < sizeof(dbdefs) / sizeof(dbdefs[0]); i++) {
 		MDB_dbi *dbi = (MDB_dbi *)((char *)st + dbdefs[i].off);
 
-		if ((rc = mdb_dbi_open(txn, dbdefs[i].name, dbdefs[i].flags |
-		    (readonly ? 0 : MDB_CREATE), dbi)) != 0)
+		rc = mdb_dbi_open(txn, dbdefs[i].name, dbdefs[i].flags |
+		    (readonly ? 0 : MDB_CREATE), dbi);
+		if (rc == MDB_NOTFOUND && readonly)
+			missing = dbdefs[i].name;
+		else if (rc != 0)
 			goto fail;
 	}
 	if (format_check(st, txn, err, errlen) == -1) {
+		mdb_txn_abort(txn);
+		store_close(&st);
+		return -1;
+	}
+	if (missing != NULL) {
+		snprintf(err, errlen, "%s: store damaged: database %s missing",
+		    dir, missing);
 		mdb_txn_abort(txn);
 		store_close(&st);
 		return -1;
