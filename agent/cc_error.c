@@ -9,10 +9,11 @@
 
 #include "cc_internal.h"
 
-/* The public codes 1..12 are the wire codes of cc_proto.h, one for one. */
+/* The public codes 1..13 are the wire codes of cc_proto.h, one for one. */
 _Static_assert(CC_AGENT_ERR_MALFORMED == (int)ERR_MALFORMED &&
     CC_AGENT_ERR_INVALID_FIELD == (int)ERR_INVALID_FIELD &&
-    CC_AGENT_ERR_BUSY == (int)ERR_BUSY && ERR__COUNT == 13,
+    CC_AGENT_ERR_BUSY == (int)ERR_BUSY &&
+    CC_AGENT_ERR_OVER_QUOTA == (int)ERR_OVER_QUOTA && ERR__COUNT == 14,
     "enum cc_agent_err and enum cc_err disagree");
 
 static void	vset(struct cc_agent_error *, int, const char *, const char *,

@@ -8,7 +8,8 @@
  * Queued records go to the broker in order, a window at a time, again on
  * every new session, until the broker answers: `accepted` moves the record
  * to sent/ beside its answer; a refusal moves it to rejected/ beside
- * NAME.error.json; `busy` and `storage-full` are tried again later.
+ * NAME.error.json; `busy`, `storage-full` and `over-quota` are tried again
+ * later.
  *
  * In: a delivery is written to tmp/, fsync'd; then its mid is added to the
  * seen-set (committed); then the file is renamed to in/MID.json; then it
@@ -599,7 +600,8 @@ answers(struct agentd *d, int64_t now)
 			(void)on_accepted(d, i, now);
 		else if (ans.kind == ANS_ERROR &&
 		    (ans.err.code == CC_AGENT_ERR_BUSY ||
-		    ans.err.code == CC_AGENT_ERR_STORAGE_FULL)) {
+		    ans.err.code == CC_AGENT_ERR_STORAGE_FULL ||
+		    ans.err.code == CC_AGENT_ERR_OVER_QUOTA)) {
 			struct flight *f = &d->win[i];
 
 			log_info("broker %s for mid=%s; again in %d ms",

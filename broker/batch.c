@@ -35,7 +35,7 @@ static int	handle_one(struct broker *, struct store_txn *, bool isolate,
 static const struct agency *authenticated(struct broker *, zmq_msg_t *,
 		    const char **uid);
 static int	refuse_invalid(struct broker *, struct req *, zmq_msg_t *,
-		    const char *);
+		    const char *, enum cc_err, const char *);
 static int	run_batch(struct broker *, struct store_txn *, bool isolate,
 		    size_t n);
 static void	undo_batch(struct broker *, const struct counters *,
@@ -111,12 +111,13 @@ shed(struct broker *b, struct req *r, struct asked *a)
 }
 
 /*
- * Certificate revoked or expired since the handshake: every request is
- * refused.  The frame is read only to say which request is refused.
+ * A request that is not served at all: its certificate revoked or expired
+ * since the handshake, or its connection one too many.  The frame is read
+ * only to say which request is refused.
  */
 static int
 refuse_invalid(struct broker *b, struct req *r, zmq_msg_t *body,
-    const char *uid)
+    const char *uid, enum cc_err code, const char *why)
 {
 	struct cc_error	err;
 
@@ -129,11 +130,11 @@ refuse_invalid(struct broker *b, struct req *r, zmq_msg_t *body,
 			    cc_op_name(proto_op(r->msg)));
 		proto_msg_destroy(&r->msg);
 	}
-	err.code = ERR_NOT_PERMITTED;
+	err.code = code;
 	err.field[0] = '\0';
-	snprintf(err.detail, sizeof(err.detail), "agency no longer valid");
-	log_warnx("refused request agency=%s reason=no longer valid",
-	    uid != NULL ? uid : "?");
+	snprintf(err.detail, sizeof(err.detail), "%s", why);
+	log_warnx("refused request agency=%s reason=\"%s\"",
+	    uid != NULL ? uid : "?", why);
 	return reply_err(b, r->rid, r->ridlen, &err);
 }
 
@@ -177,7 +178,7 @@ handle_one(struct broker *b, struct store_txn *txn, bool isolate, size_t i,
 	struct audit_ev		 ev;
 	struct store_txn	*child = NULL;
 	const char		*uid;
-	size_t			 mark;
+	size_t			 mark, k;
 	int			 rc;
 
 	memset(&r, 0, sizeof(r));
@@ -189,7 +190,12 @@ handle_one(struct broker *b, struct store_txn *txn, bool isolate, size_t i,
 	a->answered = true;
 	if ((r.from = authenticated(b, body, &uid)) == NULL ||
 	    (r.peer = broker_peer(b, uid)) == NULL)
-		return refuse_invalid(b, &r, body, uid);
+		return refuse_invalid(b, &r, body, uid, ERR_NOT_PERMITTED,
+		    "agency no longer valid");
+	/* A connection beyond the agency's quota of them is not served. */
+	if (!quota_connection(b, r.peer, r.fd))
+		return refuse_invalid(b, &r, body, uid, ERR_OVER_QUOTA,
+		    "too many connections for this agency");
 	memcpy(r.key, r.from->cert.key, sizeof(r.key));
 	/* A request is one frame (DESIGN §7); more is malformed. */
 	if (batch_multi[i]) {
@@ -231,12 +237,16 @@ handle_one(struct broker *b, struct store_txn *txn, bool isolate, size_t i,
 		goto out;
 	}
 	mark = b->nout;
+	for (k = 0; k < b->npeer; k++)
+		b->peer[k].req_use = b->peer[k].use;
 	if ((rc = store_begin_nested(b->st, txn, &child)) != 0)
 		goto out;
 	r.txn = child;
 	if ((rc = dispatch(b, &r)) != 0) {
 		store_abort(child);
 		out_drop(b, mark);
+		for (k = 0; k < b->npeer; k++)
+			b->peer[k].use = b->peer[k].req_use;
 		memset(&err, 0, sizeof(err));
 		snprintf(err.re, sizeof(err.re), "%s", a->re);
 		if (rc == STORE_FULL) {
@@ -304,6 +314,7 @@ undo_batch(struct broker *b, const struct counters *count, uint64_t refused)
 	for (i = 0; i < b->npeer; i++) {
 		b->peer[i].cursor = b->peer[i].turn_cursor;
 		b->peer[i].inflight = b->peer[i].turn_inflight;
+		b->peer[i].use = b->peer[i].turn_use;
 	}
 	if ((rc = state_load(b)) != 0)
 		log_warnx("store: subscriptions not read back: %s",
@@ -395,6 +406,7 @@ pump(struct broker *b, struct store_txn *txn)
 	for (i = 0; i < b->npeer; i++) {
 		b->peer[i].saved_cursor = b->peer[i].cursor;
 		b->peer[i].saved_inflight = b->peer[i].inflight;
+		b->peer[i].saved_use = b->peer[i].use;
 	}
 	if ((rc = store_begin_nested(b->st, txn, &child)) != 0) {
 		log_warnx("delivery: %s", store_strerror(rc));
@@ -419,6 +431,7 @@ pump(struct broker *b, struct store_txn *txn)
 	for (i = 0; i < b->npeer; i++) {
 		b->peer[i].cursor = b->peer[i].saved_cursor;
 		b->peer[i].inflight = b->peer[i].saved_inflight;
+		b->peer[i].use = b->peer[i].saved_use;
 	}
 	log_warnx("delivery: %s", store_strerror(rc));
 }
@@ -469,6 +482,7 @@ batch_turn(struct broker *b)
 	for (i = 0; i < b->npeer; i++) {
 		b->peer[i].turn_cursor = b->peer[i].cursor;
 		b->peer[i].turn_inflight = b->peer[i].inflight;
+		b->peer[i].turn_use = b->peer[i].use;
 	}
 	work = b->nrefused > 0 || b->now >= b->next_sweep || b->purge_invalid;
 

@@ -353,7 +353,8 @@ broker_open(struct broker *b, const char *path, struct run_as *ra, char *err,
 	if (n > 0)
 		log_warnx("store: %d findings of damage; see the lines above, "
 		    "and run ccbroker audit verify", n);
-	if (state_peers_build(b) == -1 || state_load(b) != 0) {
+	if (state_peers_build(b) == -1 || state_load(b) != 0 ||
+	    quota_load(b) != 0) {
 		snprintf(err, errlen, "cannot read state from %s",
 		    b->conf.data);
 		goto fail;
@@ -377,10 +378,12 @@ broker_close(struct broker *b)
 	free(b->out);
 	free(b->peer);
 	free(b->conn);
+	free(b->connpeer);
 	b->out = NULL;
 	b->peer = NULL;
 	b->conn = NULL;
-	b->npeer = b->outcap = b->conncap = 0;
+	b->connpeer = NULL;
+	b->npeer = b->outcap = b->conncap = b->connpeer_cap = 0;
 }
 
 int

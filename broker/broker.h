@@ -29,6 +29,12 @@
 
 struct broker;
 
+/* What an agency holds of the store (see struct quota). */
+struct usage {
+	uint64_t	queued, queued_bytes;	/* deliveries waiting for it */
+	uint64_t	held, held_bytes;	/* its messages waiting */
+};
+
 /* The session of one agency of the directory. */
 struct peer {
 	char		id[CC_ID_MAX + 1];
@@ -48,6 +54,10 @@ struct peer {
 	uint64_t	turn_cursor;	/* before the turn, to undo it */
 	unsigned	turn_inflight;
 	int		fd;		/* its socket, to match disconnects */
+	struct quota	quota;		/* what it may hold */
+	struct usage	use;		/* what it holds */
+	struct usage	turn_use, saved_use, req_use;	/* to undo */
+	unsigned	nconn;		/* its open connections */
 };
 
 /* One request being handled. */
@@ -103,6 +113,19 @@ void			 broker_count(struct broker *, enum counter);
 void			 broker_expiry_at(struct broker *, int64_t ms);
 /* The sweep found nothing due before `ms`: sleep until then. */
 void			 broker_sweep_next(struct broker *, int64_t ms);
+
+/* ---- quotas (quota.c) ---- */
+
+/* A delivery of `bytes` queued for, or taken from, an agency; a message of
+ * `bytes` held for, or released by, its sender. */
+void	quota_enqueue(struct broker *, const char *agency, size_t bytes);
+void	quota_dequeue(struct broker *, const char *agency, size_t bytes);
+void	quota_hold(struct broker *, const char *agency, size_t bytes);
+void	quota_release(struct broker *, const char *agency, size_t bytes);
+/* Would one more delivery (message) of `bytes` keep the agency within its
+ * quota as recipient (as sender)? */
+bool	quota_room_queued(const struct peer *, size_t bytes);
+bool	quota_room_held(const struct peer *, size_t bytes);
 
 /* Copy a msgpack string into buf (NUL-terminated); -1 if not a string or
  * too long. */

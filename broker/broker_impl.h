@@ -55,9 +55,12 @@ struct broker {
 		char	why[64];
 	}			 refused[REFUSED_MAX];
 	size_t			 nrefused;
-	/* Open connections by descriptor, from the monitor's events. */
+	/* Open connections by descriptor, from the monitor's events, and
+	 * the agency each serves (peer index + 1; 0: none yet). */
 	bool			*conn;
 	size_t			 conncap, nconn;
+	uint32_t		*connpeer;
+	size_t			 connpeer_cap;
 	size_t			 fds_base;	/* held before the first peer */
 	/* Requests answered `busy` unhandled (fairness), since last logged. */
 	uint64_t		 shed;
@@ -94,6 +97,11 @@ void	conn_monitor_read(struct broker *);
 void	conn_check(struct broker *);
 size_t	conn_fds_open(void);
 void	conn_raise_nofile(void);
+
+/* quota.c */
+int	quota_load(struct broker *) CC_WUR;
+bool	quota_connection(struct broker *, struct peer *, int fd);
+void	quota_disconnect(struct broker *, int fd);
 
 /* state.c */
 int	state_peers_build(struct broker *);

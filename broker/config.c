@@ -21,6 +21,16 @@ static int	 conf_publish(void *, const char *, char *, size_t);
 static int	 conf_receive(void *, const char *, char *, size_t);
 static int	 conf_receive_item(void *, const char *, size_t, char *, size_t);
 
+/* The quota keys, the same in [broker] and in [agency.ID]. */
+#define QUOTA_KEYS(st)							\
+	ICF_KEY_UINT("quota_queued", 0, st, quota.queued, 0, 1ULL << 40), \
+	ICF_KEY_UINT("quota_queued_mb", 0, st, quota.queued_mb, 0,	\
+	    1ULL << 30),						\
+	ICF_KEY_UINT("quota_held", 0, st, quota.held, 0, 1ULL << 40),	\
+	ICF_KEY_UINT("quota_held_mb", 0, st, quota.held_mb, 0, 1ULL << 30), \
+	ICF_KEY_UINT("max_connections", 0, st, quota.connections, 0,	\
+	    1ULL << 20)
+
 static const struct iniconf_key conf_broker_keys[] = {
 	ICF_KEY_STRING("bind", 0, struct broker_conf, bind),
 	ICF_KEY_PATH("data", ICF_REQUIRED, struct broker_conf, data),
@@ -39,11 +49,13 @@ static const struct iniconf_key conf_broker_keys[] = {
 	    1024, 16 * 1024 * 1024),
 	ICF_KEY_UINT("window", 0, struct broker_conf, window, 1, 65536),
 	ICF_KEY_STRING("user", 0, struct broker_conf, user),
+	QUOTA_KEYS(struct broker_conf),
 	ICF_KEY_END
 };
 
 static const struct iniconf_key conf_agency_keys[] = {
 	ICF_KEY_FUNC("areas", ICF_REQUIRED, conf_areas),
+	QUOTA_KEYS(struct agency_conf),
 	ICF_KEY_END
 };
 
@@ -126,6 +138,7 @@ broker_conf_load(const char *path, struct broker_conf *bc, char *err,
 	bc->retention_days = 30;
 	bc->max_size = CC_MAX_FRAME_DEFAULT;
 	bc->window = 256;
+	bc->quota.connections = QUOTA_CONNECTIONS_DEFAULT;
 	for (i = 0; i < AT__COUNT; i++)
 		policy_default(i, &bc->policy[i]);
 
@@ -147,6 +160,27 @@ broker_conf_free(struct broker_conf *bc)
 	free(bc->agency);
 	bc->agency = NULL;
 	bc->nagency = 0;
+}
+
+void
+broker_conf_quota(const struct broker_conf *bc, const char *id,
+    struct quota *q)
+{
+	const struct agency_conf	*a = broker_conf_agency(bc, id);
+
+	*q = bc->quota;
+	if (a == NULL)
+		return;
+	if (a->quota.queued != 0)
+		q->queued = a->quota.queued;
+	if (a->quota.queued_mb != 0)
+		q->queued_mb = a->quota.queued_mb;
+	if (a->quota.held != 0)
+		q->held = a->quota.held;
+	if (a->quota.held_mb != 0)
+		q->held_mb = a->quota.held_mb;
+	if (a->quota.connections != 0)
+		q->connections = a->quota.connections;
 }
 
 const struct agency_conf *

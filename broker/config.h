@@ -14,10 +14,27 @@
 #define CONF_AREAS_MAX	32
 #define CONF_AREA_LEN	16	/* ONS code, e.g. E08000035 */
 
+/*
+ * What one agency may hold of the broker (0: no limit).  Deliveries
+ * waiting for it (as recipient), and its own messages waiting for anyone
+ * (as sender), counted and in bytes of their records; and its open
+ * connections.  The [broker] values are every agency's; an [agency.ID]
+ * value replaces one for that agency.
+ */
+struct quota {
+	uint64_t	queued;			/* deliveries waiting for it */
+	uint64_t	queued_mb;
+	uint64_t	held;			/* its messages waiting */
+	uint64_t	held_mb;
+	uint64_t	connections;
+};
+#define QUOTA_CONNECTIONS_DEFAULT	64
+
 struct agency_conf {
-	char	id[CC_ID_MAX + 1];
-	char	areas[CONF_AREAS_MAX][CONF_AREA_LEN];
-	size_t	nareas;
+	char		id[CC_ID_MAX + 1];
+	char		areas[CONF_AREAS_MAX][CONF_AREA_LEN];
+	size_t		nareas;
+	struct quota	quota;			/* 0: the broker's */
 };
 
 /* What an agency type may do (DESIGN §7), defaults overridable per type. */
@@ -41,6 +58,7 @@ struct broker_conf {
 	size_t			max_size;		/* frame bytes, default 65536 */
 	unsigned		window;			/* unacked per agency, default 256 */
 	char			user[64];		/* drop to this user as root, "" */
+	struct quota		 quota;			/* every agency's */
 	struct agency_conf	*agency;
 	size_t			 nagency;
 	struct policy		 policy[AT__COUNT];
@@ -59,6 +77,10 @@ void	broker_conf_free(struct broker_conf *);
 
 /* The default policy of DESIGN §7 for an agency type. */
 void	policy_default(enum cc_atype, struct policy *);
+
+/* The quota of an agency: its own values, the broker's for the rest. */
+void	broker_conf_quota(const struct broker_conf *, const char *id,
+	    struct quota *);
 
 /* The configured agency entry for an id, or NULL. */
 const struct agency_conf *broker_conf_agency(const struct broker_conf *,

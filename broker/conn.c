@@ -57,6 +57,7 @@ conn_monitor_read(struct broker *b)
 		if (event != ZMQ_EVENT_DISCONNECTED)
 			goto next;
 		conn_track(b, value, false);
+		quota_disconnect(b, (int)value);
 		for (i = 0; i < b->npeer; i++) {
 			if (b->peer[i].connected &&
 			    b->peer[i].fd == (int)value) {

@@ -21,6 +21,7 @@ handle_ack(struct broker *b, struct req *r)
 	uint64_t	 dseq;
 	char		 midtext[37];
 	bool		 orphan;
+	size_t		 freed;
 	int		 rc;
 
 	if (proto_get_u64(r->msg, "dseq", &dseq) == -1)
@@ -49,6 +50,7 @@ handle_ack(struct broker *b, struct req *r)
 		return rc;
 	if ((rc = store_queue_del(st, r->txn, p->id, dseq)) != 0)
 		return rc;
+	quota_dequeue(b, p->id, msg_record_size(&h));
 	memset(&rs, 0, sizeof(rs));
 	rs.state = ST_DELIVERED;
 	rs.at_ms = broker_now(b);
@@ -72,5 +74,10 @@ handle_ack(struct broker *b, struct req *r)
 	if ((rc = audit_append(st, r->txn, &ev)) != 0)
 		return rc;
 	broker_count(b, CNT_DELIVERED);
-	return orphan ? 0 : store_msg_release(st, r->txn, q.mid);
+	if (orphan)
+		return 0;
+	if ((rc = store_msg_release(st, r->txn, q.mid, &freed)) == 0 &&
+	    freed > 0)
+		quota_release(b, h.sender, freed);
+	return rc;
 }

@@ -14,7 +14,11 @@
 #include "handler.h"
 #include "route.h"
 
+#define ANSWERED	(-1)	/* refused with an error answered */
+
 static int	reply_accepted(struct broker *, struct req *, const char *);
+static int	quota_check(struct broker *, struct req *,
+		    const struct msg_hdr *, size_t);
 
 static int
 reply_accepted(struct broker *b, struct req *r, const char *mid)
@@ -110,21 +114,27 @@ handle_publish(struct broker *b, struct req *r)
 		    "no usable identifier");
 	explicit_bzero(&subj, sizeof(subj));
 
-	if ((rc = route_publish(b, r->txn, mid, midtext, r->msg, sender, &h,
-	    &queued)) != 0)
-		return rc;
-	/* The payload is stored once, sealed, only if someone waits for it. */
+	/* The canonical frame, stored if anyone waits for it; its size is
+	 * what the quotas count. */
 	msgpack_sbuffer_init(&frame);
-	if (queued && proto_encode(r->msg, &frame) == -1) {
-		msgpack_sbuffer_destroy(&frame);
-		return STORE_NOMEM;
+	if (proto_encode(r->msg, &frame) == -1) {
+		rc = STORE_NOMEM;
+		goto out;
 	}
+	if ((rc = quota_check(b, r, &h, frame.size)) != 0)
+		goto out;
+	if ((rc = route_publish(b, r->txn, mid, midtext, r->msg, sender, &h,
+	    frame.size, &queued)) != 0)
+		goto out;
+	/* The payload is stored once, sealed, only if someone waits for it. */
 	rc = store_msg_put(st, r->txn, mid, &h, queued ? frame.data : NULL,
 	    frame.size);
-	msgpack_sbuffer_destroy(&frame);
 	if (rc != 0 || (queued && (rc = store_msg_index(st, r->txn, mid,
 	    &h.subj, true)) != 0))
-		return rc;
+		goto out;
+	if (queued)
+		quota_hold(b, sender, frame.size);
+	msgpack_sbuffer_destroy(&frame);
 	if ((rc = store_expiry_put(st, r->txn, h.expires_ms, mid, 0)) != 0)
 		return rc;
 	broker_expiry_at(b, h.expires_ms);
@@ -145,5 +155,39 @@ handle_publish(struct broker *b, struct req *r)
 	/* Its recipients are sent this tree, not a decoding of the copy. */
 	if (queued)
 		deliver_keep(mid, &r->msg, ev.cats);
+	return 0;
+out:
+	msgpack_sbuffer_destroy(&frame);
+	return rc == ANSWERED ? 0 : rc;
+}
+
+/*
+ * The sender's quota of messages waiting, and each recipient's of
+ * deliveries waiting: a publish past one is refused, `over-quota`, and
+ * nothing of it is stored.  Returns 0, ANSWERED, or a store error.
+ */
+static int
+quota_check(struct broker *b, struct req *r, const struct msg_hdr *h,
+    size_t bytes)
+{
+	char	over[CC_ID_MAX + 1];
+	int	rc;
+
+	if (!quota_room_held(r->peer, bytes)) {
+		rc = reply_error(b, r, ERR_OVER_QUOTA, NULL, "this agency "
+		    "has %llu messages (%llu bytes) waiting for their "
+		    "recipients, its quota; send again once they are "
+		    "delivered", (unsigned long long)r->peer->use.held,
+		    (unsigned long long)r->peer->use.held_bytes);
+		return rc != 0 ? rc : ANSWERED;
+	}
+	if ((rc = route_quota(b, r->txn, r->msg, r->from->cert.cn, h, bytes,
+	    over)) != 0)
+		return rc;
+	if (over[0] != '\0') {
+		rc = reply_error(b, r, ERR_OVER_QUOTA, NULL, "recipient %s has "
+		    "its quota of deliveries waiting; send again later", over);
+		return rc != 0 ? rc : ANSWERED;
+	}
 	return 0;
 }

@@ -39,7 +39,12 @@ static void	jref(json_t *, const char *, json_t *);
 static int	subject_entry(uint64_t, const void *, size_t, void *);
 static int	collect_cid(const struct consent *, void *);
 static json_t	*consent_json(struct store *, struct consent *, int64_t);
+struct stats_walk;
 static int	stats_online(const char *, void *);
+static json_t	*agency_use(struct stats_walk *, const char *);
+static void	jadd(json_t *, const char *, json_int_t);
+static int	stats_held(const uint8_t mid[16], const struct msg_hdr *,
+		    void *);
 static int	stats_queue(const char *, uint64_t, const struct qent *,
 		    void *);
 
@@ -683,9 +688,60 @@ stats_online(const char *agency, void *arg)
 
 /* The walk of the queues for stats. */
 struct stats_walk {
-	json_t	*queues;
-	int64_t	 now;
+	json_t			*queues;
+	json_t			*agencies;	/* usage per agency */
+	int64_t			 now;
+	struct store		*st;
+	struct store_txn	*txn;
+	const struct broker_conf *conf;
 };
+
+/* An agency's usage entry, made with its quota the first time. */
+static json_t *
+agency_use(struct stats_walk *w, const char *agency)
+{
+	struct quota	 q;
+	json_t		*e, *jq;
+
+	if ((e = json_object_get(w->agencies, agency)) != NULL)
+		return e;
+	broker_conf_quota(w->conf, agency, &q);
+	jput(w->agencies, agency, e = json_object());
+	jput(e, "queued", json_integer(0));
+	jput(e, "queued_bytes", json_integer(0));
+	jput(e, "held", json_integer(0));
+	jput(e, "held_bytes", json_integer(0));
+	jput(e, "connections", json_integer(0));
+	jput(e, "quota", jq = json_object());
+	jput(jq, "queued", json_integer((json_int_t)q.queued));
+	jput(jq, "queued_mb", json_integer((json_int_t)q.queued_mb));
+	jput(jq, "held", json_integer((json_int_t)q.held));
+	jput(jq, "held_mb", json_integer((json_int_t)q.held_mb));
+	jput(jq, "connections", json_integer((json_int_t)q.connections));
+	return e;
+}
+
+/* Add n to an integer member. */
+static void
+jadd(json_t *o, const char *k, json_int_t n)
+{
+	jput(o, k, json_integer(json_integer_value(json_object_get(o, k)) + n));
+}
+
+static int
+stats_held(const uint8_t mid[16], const struct msg_hdr *h, void *arg)
+{
+	struct stats_walk	*w = arg;
+	json_t			*e;
+
+	(void)mid;
+	if (h->sealed_len == 0)
+		return 0;
+	e = agency_use(w, h->sender);
+	jadd(e, "held", 1);
+	jadd(e, "held_bytes", (json_int_t)msg_record_size(h));
+	return 0;
+}
 
 static int
 stats_queue(const char *agency, uint64_t dseq, const struct qent *q,
@@ -696,6 +752,14 @@ stats_queue(const char *agency, uint64_t dseq, const struct qent *q,
 	int64_t			 age = (w->now - q->at_ms) / 1000;
 
 	(void)dseq;
+	if (q->kind == Q_DELIVER) {
+		struct msg_hdr	h;
+
+		e = agency_use(w, agency);
+		jadd(e, "queued", 1);
+		if (store_msg_get(w->st, w->txn, q->mid, &h, NULL) == 0)
+			jadd(e, "queued_bytes", (json_int_t)msg_record_size(&h));
+	}
 	if ((e = json_object_get(w->queues, agency)) == NULL) {
 		jput(w->queues, agency, e = json_object());
 		jput(e, "depth", json_integer(0));
@@ -716,7 +780,8 @@ ig_stats(const struct broker_conf *c)
 	struct store_counters	 cnt;
 	struct stats_walk	 w;
 	json_t			*rep, *conns, *out, *store;
-	size_t			 used = 0, map = 0;
+	size_t			 used = 0, map = 0, i;
+	char			 buf[65536];
 	int			 rc;
 
 	st = open_store(c);
@@ -724,9 +789,15 @@ ig_stats(const struct broker_conf *c)
 		fatalx("%s: cannot read the store", c->data);
 	if ((rep = json_object()) == NULL || (conns = json_array()) == NULL ||
 	    (w.queues = json_object()) == NULL || (out = json_object()) == NULL ||
-	    (store = json_object()) == NULL)
+	    (store = json_object()) == NULL ||
+	    (w.agencies = json_object()) == NULL)
 		fatalx("out of memory");
 	w.now = cc_time_now_ms();
+	w.st = st;
+	w.txn = txn;
+	w.conf = c;
+	for (i = 0; i < c->nagency; i++)
+		(void)agency_use(&w, c->agency[i].id);
 	if ((rc = store_online_each(st, txn, stats_online, conns)) != 0)
 		fatalx("cannot read who is online: %s", store_strerror(rc));
 	jput(rep, "connections", conns);
@@ -736,7 +807,30 @@ ig_stats(const struct broker_conf *c)
 	jput(rep, "queues", w.queues);
 	if ((rc = store_counters_get(st, txn, &cnt)) != 0)
 		fatalx("cannot read the counters: %s", store_strerror(rc));
+	/* What each agency holds, against its quota. */
+	if ((rc = store_msgs_each(st, txn, stats_held, &w)) != 0)
+		fatalx("cannot read messages: %s", store_strerror(rc));
+	if ((rc = store_meta_get(st, txn, "connections", buf, sizeof(buf),
+	    &used)) == 0 && used <= sizeof(buf)) {
+		const char *p = buf, *end = buf + used;
+
+		while (p < end) {
+			size_t		 l = strnlen(p, (size_t)(end - p));
+			const char	*id = p, *num;
+
+			if ((p += l + 1) >= end)
+				break;
+			num = p;
+			p += strnlen(p, (size_t)(end - p)) + 1;
+			if (l > 0 && l <= CC_ID_MAX)
+				jput(agency_use(&w, id), "connections",
+				    json_integer(strtoll(num, NULL, 10)));
+		}
+	} else if (rc != 0 && rc != STORE_NOTFOUND)
+		fatalx("cannot read connections: %s", store_strerror(rc));
+	used = 0;
 	store_abort(txn);
+	jput(rep, "agencies", w.agencies);
 	jput(out, "accepted", json_integer(cnt.accepted));
 	jput(out, "delivered", json_integer(cnt.delivered));
 	jput(out, "withheld", json_integer(cnt.withheld));

@@ -19,11 +19,11 @@
 #define SWEEP_TURN_MAX	256	/* expiry entries handled per turn */
 
 static bool	sub_matches(const struct sub *, int rtype, const char *area);
-static int	route_one(struct broker *, struct store_txn *,
-		    const uint8_t mid[16], const char *midtext,
-		    cc_catset present, const char *sender,
-		    const struct msg_hdr *, const char *recipient,
-		    bool *queued);
+struct routing;
+static int	candidates(struct routing *,
+		    int (*)(struct routing *, const char *));
+static int	route_one(struct routing *, const char *recipient);
+static int	quota_one(struct routing *, const char *recipient);
 static int	recheck_msg(const uint8_t mid[16], void *);
 static int	drop_orphan(struct broker *, struct store_txn *, const char *,
 		    uint64_t, const struct qent *, int);
@@ -69,73 +69,30 @@ route_receipt(struct broker *b, struct store_txn *txn, const char *sender,
 	return 0;
 }
 
-/* Decide for one recipient: queue it, or record why it was withheld.
- * `present` is the categories the message carries. */
+/* One publish being routed, or checked against its recipients' quotas. */
+struct routing {
+	struct broker		*b;
+	struct store_txn	*txn;
+	const uint8_t		*mid;
+	const char		*midtext;
+	const struct cc_msg	*m;
+	const char		*sender;
+	const struct msg_hdr	*h;
+	cc_catset		 present;	/* categories it carries */
+	size_t			 bytes;		/* its record */
+	bool			 queued;	/* for someone */
+	char			*over;		/* route_quota's answer */
+};
+
+/*
+ * The recipients of a message: the agencies in `to`, or else the
+ * subscribers of its type and area (subscriptions only nominate: each is
+ * then decided on its own).  fn is called for each once.
+ */
 static int
-route_one(struct broker *b, struct store_txn *txn, const uint8_t mid[16],
-    const char *midtext, cc_catset present, const char *sender,
-    const struct msg_hdr *h, const char *recipient, bool *queued)
+candidates(struct routing *rt, int (*fn)(struct routing *, const char *))
 {
-	struct store	*st = broker_store(b);
-	struct decision	 d;
-	struct qent	 q;
-	struct rstate	 rs;
-	struct audit_ev	 ev;
-	struct peer	*p;
-	int		 rc;
-
-	decide(st, txn, &h->subj, h->purpose, recipient,
-	    broker_policy_of(b, recipient), broker_now(b), &d);
-	memset(&rs, 0, sizeof(rs));
-	rs.at_ms = broker_now(b);
-	memset(&ev, 0, sizeof(ev));
-	ev.id = midtext;
-	ev.type = cc_rtype_name(h->rtype);
-	ev.sender = sender;
-	ev.recipient = recipient;
-	ev.subj = &h->subj;
-	ev.at_ms = broker_now(b);
-	if (!d.permit) {
-		rs.state = ST_WITHHELD;
-		rs.reason = d.reason;
-		ev.event = EV_WITHHELD;
-		ev.reason = cc_reason_name(d.reason);
-		broker_count(b, CNT_WITHHELD);
-		if ((rc = store_rstate_put(st, txn, mid, recipient,
-		    &rs)) != 0 ||
-		    (rc = route_receipt(b, txn, sender, mid, recipient,
-		    ST_WITHHELD, d.reason)) != 0)
-			return rc;
-		return audit_append(st, txn, &ev);
-	}
-	/* What the recipient gets now; deliver.c rewrites it only if the
-	 * decision changes before it is sent. */
-	memset(&q, 0, sizeof(q));
-	q.kind = Q_DELIVER;
-	q.cats = d.cats & present;
-	q.withheld = present & ~d.cats;
-	q.version = d.version;
-	memcpy(q.cid, d.cid, 16);
-	memcpy(q.mid, mid, 16);
-	q.at_ms = broker_now(b);
-	rs.state = ST_QUEUED;
-	if ((rc = store_next_dseq(st, txn, &rs.dseq)) != 0 ||
-	    (rc = store_queue_put(st, txn, recipient, rs.dseq, &q)) != 0 ||
-	    (rc = store_rstate_put(st, txn, mid, recipient, &rs)) != 0)
-		return rc;
-	if ((p = broker_peer(b, recipient)) != NULL)
-		p->dirty = true;
-	*queued = true;
-	return 0;
-}
-
-int
-route_publish(struct broker *b, struct store_txn *txn, const uint8_t mid[16],
-    const char *midtext, const struct cc_msg *m, const char *sender,
-    const struct msg_hdr *h, bool *queued)
-{
-	const msgpack_object	*to = proto_get(m, "to");
-	cc_catset		 present = proto_categories_present(m);
+	const msgpack_object	*to = proto_get(rt->m, "to");
 	char			 area[CONF_AREA_LEN], id[CC_ID_MAX + 1];
 	struct peer		*peers;
 	uint32_t		 i, j;
@@ -162,27 +119,151 @@ route_publish(struct broker *b, struct store_txn *txn, const uint8_t mid[16],
 			}
 			if (j < i)
 				continue;
-			if ((rc = route_one(b, txn, mid, midtext, present,
-			    sender, h, id, queued)) != 0)
+			if ((rc = fn(rt, id)) != 0)
 				return rc;
 		}
-	} else if (!proto_rtype_direct_only(h->rtype)) {
-		if (proto_get_str(m, "area", area, sizeof(area)) == -1)
+	} else if (!proto_rtype_direct_only(rt->h->rtype)) {
+		if (proto_get_str(rt->m, "area", area, sizeof(area)) == -1)
 			return 0;
-		/* Subscriptions only nominate; decide() rules each one. */
-		peers = broker_peers(b, &npeer);
+		peers = broker_peers(rt->b, &npeer);
 		for (k = 0; k < npeer; k++) {
 			struct peer *p = &peers[k];
 
-			if (!p->has_sub || strcmp(p->id, sender) == 0 ||
-			    !sub_matches(&p->sub, h->rtype, area))
+			if (!p->has_sub || strcmp(p->id, rt->sender) == 0 ||
+			    !sub_matches(&p->sub, rt->h->rtype, area))
 				continue;
-			if ((rc = route_one(b, txn, mid, midtext, present,
-			    sender, h, p->id, queued)) != 0)
+			if ((rc = fn(rt, p->id)) != 0)
 				return rc;
 		}
 	}
 	return 0;
+}
+
+/* Decide for one recipient: queue it, or record why it was withheld. */
+static int
+route_one(struct routing *rt, const char *recipient)
+{
+	struct broker	*b = rt->b;
+	struct store	*st = broker_store(b);
+	struct decision	 d;
+	struct qent	 q;
+	struct rstate	 rs;
+	struct audit_ev	 ev;
+	struct peer	*p;
+	int		 rc;
+
+	decide(st, rt->txn, &rt->h->subj, rt->h->purpose, recipient,
+	    broker_policy_of(b, recipient), broker_now(b), &d);
+	memset(&rs, 0, sizeof(rs));
+	rs.at_ms = broker_now(b);
+	memset(&ev, 0, sizeof(ev));
+	ev.id = rt->midtext;
+	ev.type = cc_rtype_name(rt->h->rtype);
+	ev.sender = rt->sender;
+	ev.recipient = recipient;
+	ev.subj = &rt->h->subj;
+	ev.at_ms = broker_now(b);
+	if (!d.permit) {
+		rs.state = ST_WITHHELD;
+		rs.reason = d.reason;
+		ev.event = EV_WITHHELD;
+		ev.reason = cc_reason_name(d.reason);
+		broker_count(b, CNT_WITHHELD);
+		if ((rc = store_rstate_put(st, rt->txn, rt->mid, recipient,
+		    &rs)) != 0 ||
+		    (rc = route_receipt(b, rt->txn, rt->sender, rt->mid,
+		    recipient, ST_WITHHELD, d.reason)) != 0)
+			return rc;
+		return audit_append(st, rt->txn, &ev);
+	}
+	/* What the recipient gets now; deliver.c rewrites it only if the
+	 * decision changes before it is sent. */
+	memset(&q, 0, sizeof(q));
+	q.kind = Q_DELIVER;
+	q.cats = d.cats & rt->present;
+	q.withheld = rt->present & ~d.cats;
+	q.version = d.version;
+	memcpy(q.cid, d.cid, 16);
+	memcpy(q.mid, rt->mid, 16);
+	q.at_ms = broker_now(b);
+	rs.state = ST_QUEUED;
+	if ((rc = store_next_dseq(st, rt->txn, &rs.dseq)) != 0 ||
+	    (rc = store_queue_put(st, rt->txn, recipient, rs.dseq,
+	    &q)) != 0 ||
+	    (rc = store_rstate_put(st, rt->txn, rt->mid, recipient,
+	    &rs)) != 0)
+		return rc;
+	quota_enqueue(b, recipient, rt->bytes);
+	if ((p = broker_peer(b, recipient)) != NULL)
+		p->dirty = true;
+	rt->queued = true;
+	return 0;
+}
+
+int
+route_publish(struct broker *b, struct store_txn *txn, const uint8_t mid[16],
+    const char *midtext, const struct cc_msg *m, const char *sender,
+    const struct msg_hdr *h, size_t bytes, bool *queued)
+{
+	struct routing	rt;
+	int		rc;
+
+	memset(&rt, 0, sizeof(rt));
+	rt.b = b;
+	rt.txn = txn;
+	rt.mid = mid;
+	rt.midtext = midtext;
+	rt.m = m;
+	rt.sender = sender;
+	rt.h = h;
+	rt.present = proto_categories_present(m);
+	rt.bytes = bytes;
+	rc = candidates(&rt, route_one);
+	*queued = rt.queued;
+	return rc;
+}
+
+/*
+ * A recipient at its quota stops the publish only if the record would be
+ * queued for it: one that would be withheld holds nothing.
+ */
+static int
+quota_one(struct routing *rt, const char *recipient)
+{
+	struct peer	*p;
+	struct decision	 d;
+
+	if ((p = broker_peer(rt->b, recipient)) == NULL ||
+	    quota_room_queued(p, rt->bytes))
+		return 0;
+	decide(broker_store(rt->b), rt->txn, &rt->h->subj, rt->h->purpose,
+	    recipient, broker_policy_of(rt->b, recipient),
+	    broker_now(rt->b), &d);
+	if (!d.permit)
+		return 0;
+	snprintf(rt->over, CC_ID_MAX + 1, "%s", recipient);
+	return STORE_STOP;
+}
+
+int
+route_quota(struct broker *b, struct store_txn *txn, const struct cc_msg *m,
+    const char *sender, const struct msg_hdr *h, size_t bytes,
+    char over[CC_ID_MAX + 1])
+{
+	struct routing	rt;
+	int		rc;
+
+	memset(&rt, 0, sizeof(rt));
+	rt.b = b;
+	rt.txn = txn;
+	rt.m = m;
+	rt.sender = sender;
+	rt.h = h;
+	rt.bytes = bytes;
+	rt.over = over;
+	over[0] = '\0';
+	rc = candidates(&rt, quota_one);
+	return rc == STORE_STOP ? 0 : rc;
 }
 
 /*
@@ -200,6 +281,7 @@ route_drop(struct broker *b, struct store_txn *txn, const char *agency,
 	struct audit_ev	 ev;
 	struct peer	*p;
 	char		 midtext[37];
+	size_t		 freed;
 	int		 rc;
 
 	/*
@@ -215,6 +297,7 @@ route_drop(struct broker *b, struct store_txn *txn, const char *agency,
 		return rc;
 	if ((rc = store_queue_del(st, txn, agency, dseq)) != 0)
 		return rc;
+	quota_dequeue(b, agency, msg_record_size(&h));
 	memset(&rs, 0, sizeof(rs));
 	rs.state = state;
 	rs.reason = reason;
@@ -240,7 +323,10 @@ route_drop(struct broker *b, struct store_txn *txn, const char *agency,
 	if ((p = broker_peer(b, agency)) != NULL && p->online &&
 	    dseq <= p->cursor && p->inflight > 0)
 		p->inflight--;
-	return store_msg_release(st, txn, q->mid);
+	if ((rc = store_msg_release(st, txn, q->mid, &freed)) == 0 &&
+	    freed > 0)
+		quota_release(b, h.sender, freed);
+	return rc;
 }
 
 static int
@@ -260,6 +346,7 @@ drop_orphan(struct broker *b, struct store_txn *txn, const char *agency,
 	    "damaged");
 	if ((rc = store_queue_del(st, txn, agency, dseq)) != 0)
 		return rc;
+	quota_dequeue(b, agency, 0);	/* its size is not known */
 	memset(&rs, 0, sizeof(rs));
 	rs.state = ST_PURGED;
 	rs.reason = RS_STORE_UNAVAILABLE;

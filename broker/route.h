@@ -11,10 +11,15 @@
 
 /* Decide every recipient of a stored message (in `to`, or the
  * subscribers of its type and area); *queued is set when at least one
- * was queued. */
+ * was queued, each counted against its quota with the record's bytes. */
 int	route_publish(struct broker *, struct store_txn *, const uint8_t mid[16],
 	    const char *midtext, const struct cc_msg *, const char *sender,
-	    const struct msg_hdr *, bool *queued) CC_WUR;
+	    const struct msg_hdr *, size_t bytes, bool *queued) CC_WUR;
+/* Would the message (its record `bytes` long) be queued for a recipient
+ * already at its quota?  over gets the first such agency, or "". */
+int	route_quota(struct broker *, struct store_txn *, const struct cc_msg *,
+	    const char *sender, const struct msg_hdr *, size_t bytes,
+	    char over[CC_ID_MAX + 1]) CC_WUR;
 /* Rule 5: decide again every queued delivery about the subject. */
 int	route_recheck_subject(struct broker *, struct store_txn *,
 	    const struct subject_ps *) CC_WUR;

@@ -29,6 +29,8 @@ state_peers_build(struct broker *b)
 
 	if ((np = calloc(cap > 0 ? cap : 1, sizeof(*np))) == NULL)
 		return -1;
+	/* The connections counted for each agency follow it to its new
+	 * place (the sessions are rebuilt in directory order). */
 	for (i = 0; i < cap; i++) {
 		struct peer	*old;
 
@@ -43,7 +45,18 @@ state_peers_build(struct broker *b)
 			np[n] = *old;
 		else
 			snprintf(np[n].id, sizeof(np[n].id), "%s", id);
+		broker_conf_quota(&b->conf, id, &np[n].quota);
 		n++;
+	}
+	for (i = 0; i < b->connpeer_cap; i++) {
+		uint32_t k = b->connpeer[i];
+
+		if (k == 0 || k > b->npeer)
+			continue;
+		for (j = 0; j < n; j++)
+			if (strcmp(np[j].id, b->peer[k - 1].id) == 0)
+				break;
+		b->connpeer[i] = j < n ? (uint32_t)j + 1 : 0;
 	}
 	free(b->peer);
 	b->peer = np;
@@ -123,6 +136,20 @@ state_save(struct broker *b, struct store_txn *txn)
 		n += l;
 	}
 	if ((rc = store_online_put(b->st, txn, online, n)) != 0)
+		return rc;
+	/* The connections each agency has, for `stats`' quota use. */
+	for (i = 0, n = 0; i < b->npeer; i++) {
+		int l;
+
+		if (b->peer[i].nconn == 0)
+			continue;
+		l = snprintf(online + n, sizeof(online) - n, "%s%c%u%c",
+		    b->peer[i].id, '\0', b->peer[i].nconn, '\0');
+		if (l < 0 || (size_t)l >= sizeof(online) - n)
+			break;
+		n += (size_t)l;
+	}
+	if ((rc = store_meta_put(b->st, txn, "connections", online, n)) != 0)
 		return rc;
 	/* Last: the count of every database, as this commit leaves it. */
 	return store_summary_put(b->st, txn);

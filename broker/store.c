@@ -790,6 +790,42 @@ store_online_each(struct store *st, struct store_txn *t,
 	return 0;
 }
 
+/* Named records live in meta beside the broker's own, under "x-". */
+int
+store_meta_put(struct store *st, struct store_txn *t, const char *name,
+    const void *data, size_t len)
+{
+	char	key[64];
+	MDB_val	k = { 0, key };
+	int	n;
+
+	if ((n = snprintf(key, sizeof(key), "x-%s", name)) < 0 ||
+	    (size_t)n >= sizeof(key))
+		return STORE_NOMEM;
+	k.mv_size = (size_t)n;
+	return store_rc(tag_put(st, txn_of(t), st->meta, TD_META, &k, data,
+	    len, 0), name);
+}
+
+int
+store_meta_get(struct store *st, struct store_txn *t, const char *name,
+    void *buf, size_t size, size_t *len)
+{
+	char	key[64];
+	MDB_val	k = { 0, key }, v;
+	int	n, rc;
+
+	if ((n = snprintf(key, sizeof(key), "x-%s", name)) < 0 ||
+	    (size_t)n >= sizeof(key))
+		return STORE_NOMEM;
+	k.mv_size = (size_t)n;
+	if ((rc = tag_get(st, txn_of(t), st->meta, TD_META, &k, &v)) != 0)
+		return store_rc(rc, name);
+	*len = v.mv_size;
+	memcpy(buf, v.mv_data, v.mv_size < size ? v.mv_size : size);
+	return 0;
+}
+
 int
 store_sub_put(struct store *st, struct store_txn *t, const char *agency,
     const struct sub *s)

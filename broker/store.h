@@ -138,6 +138,14 @@ struct msg_hdr {
 	struct subject_ps	subj;
 };
 
+/* The size of a message's record while it is held (0 once released). */
+static inline size_t
+msg_record_size(const struct msg_hdr *h)
+{
+	return h->sealed_len > SEAL_OVERHEAD ? h->sealed_len - SEAL_OVERHEAD :
+	    0;
+}
+
 enum qkind { Q_DELIVER, Q_RECEIPT };
 
 struct qent {
@@ -284,6 +292,13 @@ int	store_online_put(struct store *, struct store_txn *, const char *ids,
 int	store_online_each(struct store *, struct store_txn *,
 	    int (*fn)(const char *agency, void *), void *arg) CC_WUR;
 
+/* A named record of the broker's for other processes (`stats`): put, and
+ * get into buf (*len its stored size; STORE_NOTFOUND when absent). */
+int	store_meta_put(struct store *, struct store_txn *, const char *name,
+	    const void *, size_t) CC_WUR;
+int	store_meta_get(struct store *, struct store_txn *, const char *name,
+	    void *buf, size_t size, size_t *len) CC_WUR;
+
 int	store_sub_put(struct store *, struct store_txn *, const char *agency,
 	    const struct sub *) CC_WUR;
 /* Every stored subscription.  A damaged one is logged and skipped (the
@@ -344,9 +359,15 @@ int	store_msg_get(struct store *, struct store_txn *, const uint8_t mid[16],
 int	store_msg_put(struct store *, struct store_txn *, const uint8_t mid[16],
 	    const struct msg_hdr *, const void *frame, size_t len) CC_WUR;
 /* Drop the payload (and the subject index) once no recipient of the
- * message is still queued; the header stays for idempotency and track. */
+ * message is still queued; the header stays for idempotency and track.
+ * *freed (may be NULL) is the size of the record dropped, or 0. */
 int	store_msg_release(struct store *, struct store_txn *,
-	    const uint8_t mid[16]) CC_WUR;
+	    const uint8_t mid[16], size_t *freed) CC_WUR;
+/* Every message whose header can be read (a damaged one is passed over,
+ * said).  fn must not write in txn. */
+int	store_msgs_each(struct store *, struct store_txn *,
+	    int (*fn)(const uint8_t mid[16], const struct msg_hdr *, void *),
+	    void *arg) CC_WUR;
 /* Forget a message: header and every delivery state (retention's end). */
 int	store_msg_forget(struct store *, struct store_txn *,
 	    const uint8_t mid[16]) CC_WUR;

@@ -93,11 +93,14 @@ is_queued(const char *agency, const struct rstate *rs, void *arg)
  * header stays for idempotent republishing and track.
  */
 int
-store_msg_release(struct store *st, struct store_txn *t, const uint8_t mid[16])
+store_msg_release(struct store *st, struct store_txn *t, const uint8_t mid[16],
+    size_t *freed)
 {
 	struct msg_hdr	h;
 	int		rc;
 
+	if (freed != NULL)
+		*freed = 0;
 	if ((rc = store_msg_get(st, t, mid, &h, NULL)) != 0)
 		return rc;
 	if (h.sealed_len == 0)
@@ -108,7 +111,35 @@ store_msg_release(struct store *st, struct store_txn *t, const uint8_t mid[16])
 		return rc;
 	if ((rc = store_msg_index(st, t, mid, &h.subj, false)) != 0)
 		return rc;
+	if (freed != NULL)
+		*freed = h.sealed_len - SEAL_OVERHEAD;
 	return store_msg_put(st, t, mid, &h, NULL, 0);
+}
+
+int
+store_msgs_each(struct store *st, struct store_txn *t,
+    int (*fn)(const uint8_t mid[16], const struct msg_hdr *, void *),
+    void *arg)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	struct msg_hdr	 h;
+	int		 rc, frc = 0;
+
+	if ((rc = mdb_cursor_open(txn_of(t), st->msg, &cur)) != 0)
+		return store_rc(rc, "messages");
+	while (frc == 0 &&
+	    (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		if (k.mv_size != 16 || msg_value(st, &k, &v, &h, NULL) != 0) {
+			log_warnx("store: a damaged message passed over");
+			continue;
+		}
+		frc = fn(k.mv_data, &h, arg);
+	}
+	mdb_cursor_close(cur);
+	if (frc != 0)
+		return frc;
+	return rc == MDB_NOTFOUND ? 0 : store_rc(rc, "messages");
 }
 
 /* Every row of the message goes, damaged ones too. */

@@ -41,6 +41,7 @@ enum cc_err {
 	ERR_IDENTITY_CONFLICT,
 	ERR_STORAGE_FULL,
 	ERR_BUSY,
+	ERR_OVER_QUOTA,		/* beyond an agency's quota: later */
 	ERR__COUNT
 };
 

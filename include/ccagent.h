@@ -89,6 +89,7 @@ enum cc_agent_err {
 	CC_AGENT_ERR_IDENTITY_CONFLICT,
 	CC_AGENT_ERR_STORAGE_FULL,
 	CC_AGENT_ERR_BUSY = 12,
+	CC_AGENT_ERR_OVER_QUOTA = 13,	/* an agency's quota: sent again later */
 	CC_AGENT_ERR_CONFIG = 100,	/* options, agent.conf, certificate, key */
 	CC_AGENT_ERR_AUTH,		/* the broker refused our handshake */
 	CC_AGENT_ERR_TIMEOUT,		/* no answer in time */

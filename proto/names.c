@@ -15,7 +15,7 @@ static const char *const err_names[ERR__COUNT] = {
 	"ok", "malformed", "unsupported-version", "unknown-op",
 	"missing-field", "unknown-field", "invalid-field", "too-large",
 	"not-permitted", "unknown-recipient", "identity-conflict",
-	"storage-full", "busy"
+	"storage-full", "busy", "over-quota"
 };
 static const char *const op_names[OP__COUNT] = {
 	"hello", "subscribe", "publish", "consent-grant", "consent-withdraw",

@@ -193,7 +193,7 @@ route_altered(json_t *pub, const char *sender, enum cc_rtype rtype,
 	cr_assert_eq(store_subject_ps(u->b.st, &subj, &h.subj), 0);
 	cr_assert_eq(uuid_parse(mid, id), 0);
 	cr_assert_eq(route_publish(&u->b, u->txn, id, mid, m, sender, &h,
-	    &queued), 0);
+	    1000, &queued), 0);
 	proto_msg_destroy(&m);
 	return queued;
 }

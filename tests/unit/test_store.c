@@ -375,7 +375,7 @@ nf_msg(struct store_txn *t)
 static int
 nf_msg_release(struct store_txn *t)
 {
-	return store_msg_release(st, t, absent_id);
+	return store_msg_release(st, t, absent_id, NULL);
 }
 
 static int
@@ -1309,7 +1309,7 @@ release_given(const uint8_t mid[16], void *arg)
 	int		 rc = tally_id(&r->w, mid);
 
 	if (r->release)
-		cr_assert_eq(store_msg_release(st, r->t, mid), 0);
+		cr_assert_eq(store_msg_release(st, r->t, mid, NULL), 0);
 	return rc;
 }
 
@@ -1697,7 +1697,7 @@ Test(store, release_drops_payload_only_once_nobody_is_queued)
 		commit(t);
 
 		t = begin(true);
-		cr_expect_eq(store_msg_release(st, t, mid), 0, "%s",
+		cr_expect_eq(store_msg_release(st, t, mid, NULL), 0, "%s",
 		    rows[i].name);
 		commit(t);
 		t = begin(false);
@@ -1721,7 +1721,7 @@ Test(store, release_drops_payload_only_once_nobody_is_queued)
 		store_abort(t);
 		/* Releasing again changes nothing. */
 		t = begin(true);
-		cr_expect_eq(store_msg_release(st, t, mid), 0, "%s",
+		cr_expect_eq(store_msg_release(st, t, mid, NULL), 0, "%s",
 		    rows[i].name);
 		store_abort(t);
 		teardown();
