@@ -28,7 +28,7 @@ struct quota {
 	uint64_t	held_mb;
 	uint64_t	connections;
 };
-#define QUOTA_CONNECTIONS_DEFAULT	64
+#define QUOTA_CONNECTIONS_DEFAULT	1024
 
 struct agency_conf {
 	char		id[CC_ID_MAX + 1];

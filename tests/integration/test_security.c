@@ -7,14 +7,52 @@
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+#include <uuid/uuid.h>
+
 #include "../lib/harness.h"
 
 static struct h_env	*env;
+
+/* Flip the lowest bit of the last letter of a stored message's sender,
+ * through LMDB with the broker stopped (the header starts with it). */
+static void
+flip_msg_sender(const char *midtext)
+{
+	MDB_env		*e;
+	MDB_txn		*t;
+	MDB_dbi		 dbi;
+	MDB_val		 k, v;
+	uint8_t		 mid[16], *copy;
+	size_t		 n;
+
+	cr_assert_eq(uuid_parse(midtext, mid), 0);
+	k.mv_size = 16;
+	k.mv_data = mid;
+	cr_assert_eq(mdb_env_create(&e), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(e, 16), 0);
+	cr_assert_eq(mdb_env_set_mapsize(e, (size_t)64 << 20), 0);
+	cr_assert_eq(mdb_env_open(e, h_data(env), 0, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(e, NULL, 0, &t), 0);
+	cr_assert_eq(mdb_dbi_open(t, "msg", 0, &dbi), 0);
+	cr_assert_eq(mdb_get(t, dbi, &k, &v), 0, "message not stored");
+	cr_assert_not_null(copy = malloc(v.mv_size));
+	memcpy(copy, v.mv_data, v.mv_size);
+	n = strlen((char *)copy);
+	cr_assert_str_eq((char *)copy, H_CARAT);
+	copy[n - 1] ^= 1;
+	v.mv_data = copy;
+	cr_assert_eq(mdb_put(t, dbi, &k, &v, 0), 0);
+	cr_assert_eq(mdb_txn_commit(t), 0);
+	mdb_env_close(e);
+	free(copy);
+}
 
 /* SIGHUP, then wait until the broker logged its n-th reload. */
 static void
@@ -182,4 +220,89 @@ H_TEST(security, silent_connection_is_dropped_after_the_handshake_interval)
 			break;
 	}
 	close(fd);
+}
+
+/*
+ * DESIGN rule 12: no fixed limit on history.  A subject with a thousand
+ * consent records (refused, granted and withdrawn) is decided, purged and
+ * withdrawn from as at the first (today's stores failed past 64).
+ */
+H_TEST(security, a_thousand_consent_records_of_one_subject_change_nothing)
+{
+	struct h_client	*carat, *cjit;
+	json_t		*r, *d, *plan;
+	const char	*cid;
+	int		 i;
+
+	env = h_env_new(&(struct h_env_opts){ .map_size_mb = 256 });
+	carat = h_agent(env, H_CARAT, false);
+	for (i = 0; i < 600; i++)
+		h_assert_op(h_call(carat, h_refuse_new(H_PNC_A),
+		    "consent-recorded"), "consent-recorded");
+	for (i = 0; i < 400; i++) {
+		r = h_call(carat, h_grant_new(H_PROBATION, H_BASIC, H_PNC_A),
+		    "consent-recorded");
+		h_assert_op(r, "consent-recorded");
+		cid = h_str(r, "cid");
+		h_assert_op(h_call(carat, h_withdraw_new(cid, NULL),
+		    "consent-recorded"), "consent-recorded");
+	}
+	/* The thousand-and-first permits, and delivers. */
+	h_assert_op(h_grant(carat, H_CJIT, H_BASIC, H_PNC_A),
+	    "consent-recorded");
+	cjit = h_agent(env, H_CJIT, true);
+	plan = h_release_plan_new(H_PNC_A, "Thousand");
+	json_object_set_new(plan, "to", h_csv(H_CJIT "," H_PROBATION));
+	h_assert_op(h_publish(carat, plan), "accepted");
+	d = h_collect(cjit, "deliver", 1, H_TIMEOUT_MS, true);
+	cr_assert_eq(json_array_size(d), 1, "%s", h_dump(d));
+	cr_assert_str_eq(h_str(h_track_of(carat, h_str(plan, "mid"),
+	    H_PROBATION), "reason"), "no-consent");
+	/* A withdrawal by subject finds the one active consent. */
+	h_close(&cjit);
+	plan = h_release_plan_new(H_PNC_A, "Queued");
+	json_object_set_new(plan, "to", h_csv(H_CJIT));
+	h_assert_op(h_publish(carat, plan), "accepted");
+	r = h_call(carat, h_withdraw_new(NULL, H_PNC_A), "consent-recorded");
+	h_assert_op(r, "consent-recorded");
+	cr_assert_null(h_recv(carat, "consent-recorded", H_QUIET_MS),
+	    "more than the one active consent withdrawn");
+	r = h_receipt_for(carat, h_str(plan, "mid"), H_CJIT, H_TIMEOUT_MS);
+	cr_assert_str_eq(h_str(r, "state"), "purged", "%s", h_dump(r));
+}
+
+/*
+ * Decision data at rest is bound to the key (item 8): a queued message's
+ * header edited in the file (its sender's name, one bit) is never acted
+ * on; the delivery is purged store-unavailable and the damage said.
+ */
+H_TEST(security, edited_message_header_is_never_delivered)
+{
+	struct h_client	*carat, *cjit;
+	json_t		*plan, *d;
+	char		*err;
+
+	env = h_env_new(NULL);
+	carat = h_agent(env, H_CARAT, false);
+	h_assert_op(h_grant(carat, H_CJIT, H_BASIC, H_PNC_A),
+	    "consent-recorded");
+	plan = h_release_plan_new(H_PNC_A, "Edited");
+	json_object_set_new(plan, "to", h_csv(H_CJIT));
+	h_assert_op(h_publish(carat, plan), "accepted");
+	h_close(&carat);
+	cr_assert_eq(h_broker_stop(env), 0);
+	/* "carat.hmp-leeds" -> "carat.hmp-leedr": the name the recipient
+	 * would be told the record came from. */
+	flip_msg_sender(h_str(plan, "mid"));
+	h_broker_start(env);
+	cjit = h_agent(env, H_CJIT, true);
+	d = h_deliveries(cjit, true);
+	cr_assert_eq(json_array_size(d), 0, "delivered: %s", h_dump(d));
+	cr_assert(h_log_wait(env, H_TIMEOUT_MS, "integrity", NULL), "%s",
+	    h_log(env));
+	cr_assert(h_log_wait(env, H_TIMEOUT_MS, "purged", NULL), "%s",
+	    h_log(env));
+	cr_assert_neq(h_ccbroker(env, NULL, &err, "audit", "verify", "-c",
+	    h_conf(env), NULL), 0);
+	cr_assert(strstr(err, "damaged") != NULL, "%s", err);
 }
