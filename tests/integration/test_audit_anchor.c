@@ -19,6 +19,7 @@
 
 #include "../lib/harness.h"
 #include "cc_proto.h"
+#include "store.h"
 
 static struct h_env	*env;
 
@@ -168,10 +169,14 @@ entry_bytes(uint64_t seq, size_t *len)
 /*
  * What an attacker with the store in hand does (the broker stopped):
  * delete every entry after `keep` and rewrite the recorded head, 8-byte
- * big-endian seq and the SHA-256 of entry keep, to match.
+ * big-endian seq and the SHA-256 of entry keep, to match.  Without the
+ * data directory's key the rewritten head fails its integrity tag; with
+ * it (root on the broker's host), the head and the summary of the store
+ * are written through the store as the broker would, and only a head
+ * exported off the host can tell.
  */
 static void
-cut_tail(uint64_t keep)
+cut_tail_key(uint64_t keep, bool with_key)
 {
 	MDB_env		*e;
 	MDB_txn		*txn;
@@ -208,9 +213,56 @@ cut_tail(uint64_t keep)
 	k.mv_data = "audit-head";
 	v.mv_size = sizeof(head);
 	v.mv_data = head;
-	cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+	if (!with_key)
+		cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
 	cr_assert_eq(mdb_txn_commit(txn), 0);
 	mdb_env_close(e);
+	if (with_key) {
+		struct store		*st;
+		struct store_txn	*t;
+		char			 err[256];
+
+		cr_assert_eq(store_open(&st, h_data(env), 64, false, err,
+		    sizeof(err)), 0, "%s", err);
+		cr_assert_eq(store_begin(st, true, &t), 0);
+		cr_assert_eq(store_audit_head_put(st, t, head, sizeof(head)),
+		    0);
+		cr_assert_eq(store_summary_put(st, t), 0);
+		cr_assert_eq(store_commit(t), 0);
+		store_close(&st);
+	}
+}
+
+static void
+cut_tail(uint64_t keep)
+{
+	cut_tail_key(keep, true);
+}
+
+/* A copy of the stopped broker's data.mdb beside it, and back. */
+static void
+copy_store(const char *name, bool back)
+{
+	char	cmd[4096];
+
+	snprintf(cmd, sizeof(cmd), back ? "cp '%s/%s' '%s/data.mdb'" :
+	    "cp '%s/data.mdb' '%s/%s'", h_dir(env), name, h_data(env));
+	if (!back)
+		snprintf(cmd, sizeof(cmd), "cp '%s/data.mdb' '%s/%s'",
+		    h_data(env), h_dir(env), name);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void
+backup_to(const char *name)
+{
+	copy_store(name, false);
+}
+
+static void
+restore_from(const char *name)
+{
+	copy_store(name, true);
 }
 
 /* Every entry's bytes, for a look at what the trail holds. */
@@ -353,8 +405,18 @@ H_TEST(audit_anchor, exported_head_catches_a_tail_cut_that_verify_alone_misses)
 	cr_assert_gt(h.seq, early.seq + 3);
 	h_broker_stop(env);
 
+	/* Without the key, the cut is caught by the store's own checks. */
+	backup_to("before-cut");
+	cut_tail_key((uint64_t)h.seq - 3, false);
+	st = verify_with(&out, &err, NULL, NULL, NULL, NULL);
+	cr_expect_eq(st, 1, "%s%s", out, err);
+	cr_expect(strstr(err, "fails its integrity check") != NULL, "%s%s",
+	    out, err);
+	restore_from("before-cut");
+
 	cut_tail((uint64_t)h.seq - 3);
-	/* The weakness: the chain alone is consistent after the cut. */
+	/* The weakness: with the key, the chain alone is consistent after
+	 * the cut. */
 	st = verify_with(&out, &err, NULL, NULL, NULL, NULL);
 	cr_expect_eq(st, 0, "%s%s", out, err);
 	snprintf(want, sizeof(want), "audit intact: %lld entries",
