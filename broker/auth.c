@@ -22,6 +22,7 @@
 #define ZAP_FRAMES_MAX	8	/* version .. credentials; more is malformed */
 #define ZAP_META_TYPE	"Agency-Type"
 #define ZAP_META_KEY	AUTH_META_KEY
+#define AUTH_CRL_WARN_S	(7 * 86400)	/* a CRL this close to its end: warn */
 
 /* The frames of a ZAP request, RFC 27. */
 enum zap_frame {
@@ -67,13 +68,28 @@ auth_load(struct auth *a, const struct broker_conf *bc, char *err,
 	struct pki_cert	 cert;
 	struct dirent	*de;
 	DIR		*dir = NULL;
-	char		 path[PATH_MAX], why[64], q[80];
+	char		 path[PATH_MAX], why[64], q[80], when[32], crlwhy[128];
 	size_t		 nag = 0, nbad = 0, i;
-	time_t		 now = time(NULL);
+	time_t		 now = time(NULL), next_update = 0;
 	int		 n, rc = -1;
 
+	/*
+	 * DESIGN §3: a CRL is required, and one that cannot be relied on now
+	 * is refused whole, so that revocation never silently stops (and
+	 * never silently turns every agency away at a reload).
+	 */
+	if (bc->crl[0] == '\0') {
+		snprintf(err, errlen, "%s: no crl: a CRL is required",
+		    bc->path[0] != '\0' ? bc->path : "broker.conf");
+		goto fail;
+	}
 	if ((ca = pki_ca_load(bc->ca, bc->crl, err, errlen)) == NULL)
 		goto fail;
+	if (pki_ca_crl_check(ca, now, &next_update, crlwhy,
+	    sizeof(crlwhy)) == -1) {
+		snprintf(err, errlen, "%s: %s", bc->crl, crlwhy);
+		goto fail;
+	}
 	if ((dir = opendir(bc->agencies)) == NULL) {
 		snprintf(err, errlen, "%s: %s", bc->agencies, strerror(errno));
 		goto fail;
@@ -139,12 +155,21 @@ auth_load(struct auth *a, const struct broker_conf *bc, char *err,
 		qsort(ag, nag, sizeof(*ag), auth_agency_cmp);
 	log_info("auth: %zu agencies valid, %zu certificates refused", nag,
 	    nbad);
+	cc_time_format((int64_t)next_update * 1000, when);
+	if (next_update - now < AUTH_CRL_WARN_S)
+		log_warnx("auth: CRL %s next update %s is less than %d days "
+		    "away: publish a fresh CRL and reload before then, or "
+		    "every handshake will be refused", bc->crl, when,
+		    AUTH_CRL_WARN_S / 86400);
+	else
+		log_info("auth: CRL %s next update %s", bc->crl, when);
 
 	auth_clear(a);
 	a->agency = ag;
 	a->nagency = nag;
 	a->bad = bad;
 	a->nbad = nbad;
+	a->crl_next_update = next_update;
 	ag = NULL;
 	bad = NULL;
 	rc = 0;
@@ -166,6 +191,12 @@ auth_clear(struct auth *a)
 	free(a->bad);
 	a->bad = NULL;
 	a->nbad = 0;
+}
+
+bool
+auth_crl_expired(const struct auth *a, time_t now)
+{
+	return now > a->crl_next_update;
 }
 
 /* Certificates of one id are sorted by not_before: the newest valid one
@@ -294,9 +325,10 @@ auth_zap_handle(struct auth *a, time_t now, auth_refused_fn refused_cb,
 }
 
 /*
- * Decide a ZAP request: our domain, CURVE, and a key that is a valid
- * agency's at `now`.  Keys of certificates refused at load are named in
- * the answer so the log says which agency was turned away and why.
+ * Decide a ZAP request: our domain, CURVE, a CRL in force, and a key that
+ * is a valid agency's at `now`.  Keys of certificates refused at load are
+ * named in the answer so the log says which agency was turned away and
+ * why.
  */
 static void
 auth_decide(const struct auth *a, zmq_msg_t *f, int nf, time_t now,
@@ -355,7 +387,14 @@ auth_decide(const struct auth *a, zmq_msg_t *f, int nf, time_t now,
 			ans->reason = "not yet valid";
 		else if (now > ag->cert.not_after)
 			ans->reason = "expired";
-		else if (a->full) {
+		else if (auth_crl_expired(a, now)) {
+			/*
+			 * Fail closed: whether this certificate was revoked
+			 * since cannot be known (DESIGN §3).
+			 */
+			ans->reason = "CRL expired";
+			return;
+		} else if (a->full) {
 			ans->reason = "connection limit reached";
 			return;
 		} else {

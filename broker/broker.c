@@ -17,11 +17,15 @@
 #define ZAP_BATCH	256	/* handshakes decided per loop, at most */
 #define HANDSHAKE_MS	10000	/* a CURVE handshake's time to finish */
 #define HEARTBEAT_MS	10000	/* ZMTP PING interval; 3 missed: gone */
+#define CRL_NAG_MS	60000	/* past the CRL's next update: say so */
+#define CRL_WARN_MS	3600000	/* its last day: say so */
 
 static volatile sig_atomic_t	got_term, got_hup;
 
 static void	on_signal(int);
+static void	status_set(struct broker *, const char *);
 static void	reload(struct broker *);
+static void	crl_watch(struct broker *, int64_t);
 static void	serve(struct broker *, const char *);
 static void	loop(struct broker *, int *status);
 
@@ -126,6 +130,23 @@ broker_sweep_next(struct broker *b, int64_t ms)
 	b->next_sweep = ms;
 }
 
+/* The outcome of a load (start or reload), for `stats`. */
+static void
+status_set(struct broker *b, const char *err)
+{
+	b->status.loaded_ms = cc_time_now_ms();
+	b->status.crl_next_update = b->auth.crl_next_update;
+	b->status.ok = err == NULL;
+	snprintf(b->status.error, sizeof(b->status.error), "%s",
+	    err != NULL ? err : "");
+	state_save_status(b);
+}
+
+/*
+ * A reload that fails (the configuration, the CA, the CRL or the agency
+ * directory) keeps everything running as it was, CRL included: it is an
+ * error in the log and in `stats`, never a silent stop of revocation.
+ */
 static void
 reload(struct broker *b)
 {
@@ -136,14 +157,16 @@ reload(struct broker *b)
 	memset(&nc, 0, sizeof(nc));
 	memset(&na, 0, sizeof(na));
 	if (broker_conf_load(b->conf.path, &nc, err, sizeof(err)) == -1) {
-		log_warnx("reload: %s; keeping the running configuration",
-		    err);
+		log_warnx("reload failed: %s; keeping the running "
+		    "configuration", err);
+		status_set(b, err);
 		return;
 	}
 	if (auth_load(&na, &nc, err, sizeof(err)) == -1) {
-		log_warnx("reload: %s; keeping the running configuration",
-		    err);
+		log_warnx("reload failed: %s; keeping the running "
+		    "configuration", err);
 		broker_conf_free(&nc);
+		status_set(b, err);
 		return;
 	}
 	/* Keep the ZAP socket and counters; swap the rest. */
@@ -158,7 +181,40 @@ reload(struct broker *b)
 	if (state_peers_build(b) == -1)
 		fatalx("reload: out of memory");
 	b->purge_invalid = true;
+	b->crl_warned = b->crl_nagged = 0;
+	status_set(b, NULL);
 	log_info("reloaded: %zu valid agencies", b->auth.nagency);
+}
+
+/*
+ * Past the CRL's next update every new handshake is refused (auth.c); say
+ * so once a minute, and once an hour in its last day.  Connections made
+ * before keep their service: each was admitted under a CRL in force, and
+ * the fresh CRL, once loaded, is applied to them at once.
+ */
+static void
+crl_watch(struct broker *b, int64_t now_ms)
+{
+	time_t	now = (time_t)(now_ms / 1000), next = b->auth.crl_next_update;
+	char	when[32];
+
+	cc_time_format((int64_t)next * 1000, when);
+	if (auth_crl_expired(&b->auth, now)) {
+		if (b->crl_nagged != 0 && now_ms - b->crl_nagged < CRL_NAG_MS)
+			return;
+		log_warnx("error: CRL %s is past its next update %s: every new "
+		    "handshake is refused (\"CRL expired\") until a fresh CRL "
+		    "is loaded; publish one (mkpartnership.sh -g, or openssl "
+		    "ca -gencrl) and reload", b->conf.crl, when);
+		b->crl_nagged = now_ms;
+	} else if (next - now < 86400) {
+		if (b->crl_warned != 0 && now_ms - b->crl_warned < CRL_WARN_MS)
+			return;
+		log_warnx("CRL %s next update %s is less than a day away: "
+		    "publish a fresh CRL and reload before then, or every new "
+		    "handshake will be refused", b->conf.crl, when);
+		b->crl_warned = now_ms;
+	}
 }
 
 /*
@@ -255,6 +311,7 @@ loop(struct broker *b, int *status)
 			got_hup = 0;
 			reload(b);
 		}
+		crl_watch(b, cc_time_now_ms());
 		busy = false;
 		for (i = 0; i < b->npeer; i++)
 			busy |= b->peer[i].online && b->peer[i].dirty &&
@@ -387,6 +444,7 @@ broker_run(const char *path)
 		fatal("sigaction");
 
 	serve(&b, path);
+	status_set(&b, NULL);
 	log_info("listening on %s, %zu valid agencies, data %s", b.conf.bind,
 	    b.auth.nagency, b.conf.data);
 	priv_drop(&b.conf, &ra);

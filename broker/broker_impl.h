@@ -55,6 +55,10 @@ struct broker {
 		char	why[64];
 	}			 refused[REFUSED_MAX];
 	size_t			 nrefused;
+	/* The certificates in force, for `stats`; the CRL's warnings. */
+	struct auth_status	 status;
+	int64_t			 crl_warned;	/* ms: its end is near */
+	int64_t			 crl_nagged;	/* ms: it is past */
 	/* Open connections by descriptor, from the monitor's events. */
 	bool			*conn;
 	size_t			 conncap, nconn;
@@ -99,6 +103,8 @@ int	state_save(struct broker *, struct store_txn *) CC_WUR;
 void	state_save_final(struct broker *);
 void	state_on_refused(void *, const char *agency, const char *fp,
 	    const char *why);
+/* Record b->status for `stats`, in a transaction of its own. */
+void	state_save_status(struct broker *);
 
 /* priv.c: the user to become (config `user`), looked up before anything
  * opens, and becoming it after the socket is bound. */

@@ -28,7 +28,12 @@ static const struct iniconf_key conf_broker_keys[] = {
 	    struct broker_conf, certificate),
 	ICF_KEY_PATH("key", ICF_REQUIRED | ICF_FILE, struct broker_conf, key),
 	ICF_KEY_PATH("ca", ICF_REQUIRED | ICF_FILE, struct broker_conf, ca),
-	ICF_KEY_PATH("crl", ICF_FILE, struct broker_conf, crl),
+	/*
+	 * DESIGN §3: revocation is never silently off.  The file itself is
+	 * read (and a missing one refused) by the broker, not here: `stats`
+	 * and `audit` must still run while it is being replaced.
+	 */
+	ICF_KEY_PATH("crl", ICF_REQUIRED, struct broker_conf, crl),
 	ICF_KEY_PATH("agencies", ICF_REQUIRED | ICF_DIR, struct broker_conf,
 	    agencies),
 	ICF_KEY_UINT("map_size_mb", 0, struct broker_conf, map_size_mb,

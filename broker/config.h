@@ -34,7 +34,7 @@ struct broker_conf {
 	char			certificate[PATH_MAX];
 	char			key[PATH_MAX];
 	char			ca[PATH_MAX];
-	char			crl[PATH_MAX];		/* optional: "" */
+	char			crl[PATH_MAX];		/* required (DESIGN §3) */
 	char			agencies[PATH_MAX];
 	size_t			map_size_mb;		/* default 1024 */
 	unsigned		retention_days;		/* default 30 */

@@ -156,3 +156,22 @@ state_on_refused(void *arg, const char *agency, const char *fp,
 	snprintf(b->refused[b->nrefused].why, 64, "%s", why);
 	b->nrefused++;
 }
+
+/* A transaction of its own: a reload is rare, and may find no turn. */
+void
+state_save_status(struct broker *b)
+{
+	struct store_txn	*txn;
+	int			 rc;
+
+	if ((rc = store_begin(b->st, true, &txn)) == 0) {
+		if ((rc = store_meta_put(b->st, txn, AUTH_STATUS_META,
+		    &b->status, sizeof(b->status))) == 0)
+			rc = store_commit(txn);
+		else
+			store_abort(txn);
+	}
+	if (rc != 0)
+		log_warnx("could not record the reload's outcome for stats: "
+		    "%s", store_strerror(rc));
+}

@@ -578,6 +578,48 @@ store_online_each(struct store *st, struct store_txn *t,
 	return 0;
 }
 
+/* The key of a caller's value: "x." and its name. */
+static int
+meta_key(const char *name, char *buf, size_t size, MDB_val *k)
+{
+	int	n = snprintf(buf, size, "x.%s", name);
+
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	k->mv_size = (size_t)n;
+	k->mv_data = buf;
+	return 0;
+}
+
+int
+store_meta_put(struct store *st, struct store_txn *t, const char *name,
+    const void *data, size_t len)
+{
+	MDB_val	k, v = { len, (void *)data };
+	char	key[64];
+
+	if (meta_key(name, key, sizeof(key), &k) == -1)
+		return STORE_NOMEM;
+	return store_rc(mdb_put(txn_of(t), st->meta, &k, &v, 0), name);
+}
+
+int
+store_meta_get(struct store *st, struct store_txn *t, const char *name,
+    void *buf, size_t size, size_t *len)
+{
+	MDB_val	k, v;
+	char	key[64];
+	int	rc;
+
+	if (meta_key(name, key, sizeof(key), &k) == -1)
+		return STORE_NOMEM;
+	if ((rc = mdb_get(txn_of(t), st->meta, &k, &v)) != 0)
+		return store_rc(rc, name);
+	*len = v.mv_size;
+	memcpy(buf, v.mv_data, v.mv_size < size ? v.mv_size : size);
+	return 0;
+}
+
 int
 store_sub_put(struct store *st, struct store_txn *t, const char *agency,
     const struct sub *s)

@@ -410,6 +410,26 @@ h_revoke(struct h_env *e, const char *id)
 	return h_script(e, "-d", "30", "-r", id, e->pki, NULL);
 }
 
+int
+h_gencrl(struct h_env *e, const char *last, const char *next)
+{
+	if (last != NULL)
+		return h_script(e, "-g", "--not-before", last, "--not-after",
+		    next, e->pki, NULL);
+	return h_script(e, "-d", "30", "-g", e->pki, NULL);
+}
+
+char *
+h_asn1_time(int64_t offset_s, char out[16])
+{
+	time_t		t = time(NULL) + offset_s;
+	struct tm	tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 16, "%Y%m%d%H%M%SZ", &tm);
+	return out;
+}
+
 /* PKI/SUB/ID[.old].EXT */
 static void
 h_pki_path(struct h_env *e, char *out, size_t size, const char *sub,

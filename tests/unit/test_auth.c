@@ -53,7 +53,8 @@ static void	zap_try(struct auth *, const char *, time_t, int,
 
 /*
  * Once per run: a partnership plus an expired agency, the broker's own
- * certificate in the agency directory and a file that is no certificate.
+ * certificate in the agency directory, a file that is no certificate and
+ * a CRL of the CA past its next update (past.crl).
  */
 ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
@@ -62,7 +63,12 @@ ReportHook(PRE_ALL)(struct criterion_test_set *set)
 	    "sh \"$M\" -i old.leeds cjit . --not-before 20200101000000Z "
 	    "--not-after 20210101000000Z && "
 	    "cp broker.crt agencies/broker.crt && "
-	    "echo 'not a certificate' >agencies/notes.txt && ") == -1)
+	    "echo 'not a certificate' >agencies/notes.txt && "
+	    "cp ca.crl keep.crl && "
+	    "sh \"$M\" -g --not-before 20200101000000Z "
+	    "--not-after 20210101000000Z . && mv ca.crl past.crl && "
+	    "mv keep.crl ca.crl && ") == -1)
+
 		unsetenv(ENV_P);
 }
 
@@ -208,6 +214,44 @@ Test(auth, failed_reload_keeps_the_running_set)
 	cr_assert_eq(a.zap, zap);
 	cr_assert_eq(a.refused, 7);
 	a.zap = NULL;
+	auth_clear(&a);
+	broker_conf_free(&bc);
+}
+
+/* DESIGN §3: no CRL in force, no agency set (and the running one kept). */
+Test(auth, load_refuses_a_crl_not_in_force_and_keeps_the_running_set)
+{
+	static const struct {
+		const char	*crl;		/* "": none */
+		const char	*want;
+	} cases[] = {
+		{ "past.crl", "past.crl: CRL past its next update "
+		    "(2021-01-01T00:00:00.000Z)" },
+		{ "notes.crl", "notes.crl: No such file or directory" },
+		{ "", ": no crl: a CRL is required" },
+	};
+	struct broker_conf	bc, bad;
+	struct auth		a;
+	char			err[512];
+	size_t			i;
+
+	load(&bc, &a);
+	cr_assert_gt(a.crl_next_update, time(NULL) + 29 * 86400);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bad = bc;
+		snprintf(bad.crl, sizeof(bad.crl), "%s%s%s",
+		    cases[i].crl[0] != '\0' ? pdir : "",
+		    cases[i].crl[0] != '\0' ? "/" : "", cases[i].crl);
+		err[0] = '\0';
+		cr_expect_eq(auth_load(&a, &bad, err, sizeof(err)), -1,
+		    "%s: loaded", cases[i].crl);
+		cr_expect(strstr(err, cases[i].want) != NULL, "%s: '%s'",
+		    cases[i].crl, err);
+		cr_expect_eq(a.nagency, 5);
+		cr_expect_gt(a.crl_next_update, time(NULL) + 29 * 86400);
+		cr_expect_not(auth_crl_expired(&a, time(NULL)));
+	}
+	cr_expect(auth_crl_expired(&a, time(NULL) + 31 * 86400));
 	auth_clear(&a);
 	broker_conf_free(&bc);
 }
