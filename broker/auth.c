@@ -50,7 +50,7 @@ static int	 auth_bad_add(struct auth_bad **, size_t *,
 static int	 auth_agency_cmp(const void *, const void *);
 static bool	 auth_has_suffix(const char *, const char *);
 static void	 auth_decide(const struct auth *, zmq_msg_t *, int, time_t,
-		    struct zap_answer *);
+		    int64_t, struct zap_answer *);
 static bool	 zap_frame_is(zmq_msg_t *, const char *);
 static int	 zap_reply(void *, zmq_msg_t *, const char *, const char *,
 		    const struct agency *);
@@ -270,6 +270,7 @@ auth_zap_handle(struct auth *a, time_t now, auth_refused_fn refused_cb,
 	zmq_msg_t		 f[ZAP_FRAMES_MAX], extra;
 	struct zap_answer	 ans;
 	char			 q[80];
+	int64_t			 now_ms;
 	int			 nf = 0, i, more, rc = -1, saved = 0;
 
 	/* zmq_msg_init cannot fail (it only zeroes the message). */
@@ -294,18 +295,24 @@ auth_zap_handle(struct auth *a, time_t now, auth_refused_fn refused_cb,
 		nf++;
 	} while (more);
 
-	auth_decide(a, f, nf, now, &ans);
+	now_ms = cc_time_now_ms();
+	auth_decide(a, f, nf, now, now_ms, &ans);
 	if (ans.ok != NULL) {
 		log_info("auth: accepted agency=%s type=%s key=%s address=%s",
 		    ans.ok->cert.cn, cc_atype_name(ans.ok->cert.type), ans.fp,
 		    ans.address);
 	} else {
+		/* Counted and audited each; logged each only up to a budget. */
 		a->refused++;
-		log_warnx("auth: refused agency=%s key=%s reason=%s address=%s",
-		    ans.agency != NULL ? ans.agency : "unknown", ans.fp,
-		    auth_quote(ans.reason, q, sizeof(q)), ans.address);
+		if (a->limit == NULL || hslimit_log(a->limit, ans.address,
+		    ans.reason, now_ms))
+			log_warnx("auth: refused agency=%s key=%s reason=%s "
+			    "address=%s", ans.agency != NULL ? ans.agency :
+			    "unknown", ans.fp, auth_quote(ans.reason, q,
+			    sizeof(q)), ans.address);
 		if (refused_cb != NULL)
-			refused_cb(arg, ans.agency, ans.fp, ans.reason);
+			refused_cb(arg, ans.agency, ans.fp, ans.reason,
+			    ans.address);
 	}
 	if (zap_reply(a->zap, nf > ZAPF_REQUEST_ID ? &f[ZAPF_REQUEST_ID] : NULL,
 	    ans.ok != NULL ? "200" : "400",
@@ -325,14 +332,14 @@ auth_zap_handle(struct auth *a, time_t now, auth_refused_fn refused_cb,
 }
 
 /*
- * Decide a ZAP request: our domain, CURVE, a CRL in force, and a key that
- * is a valid agency's at `now`.  Keys of certificates refused at load are
- * named in the answer so the log says which agency was turned away and
- * why.
+ * Decide a ZAP request: a source address within its handshake rate, our
+ * domain, CURVE, a CRL in force, and a key that is a valid agency's at
+ * `now`.  Keys of certificates refused at load are named in the answer
+ * so the log says which agency was turned away and why.
  */
 static void
 auth_decide(const struct auth *a, zmq_msg_t *f, int nf, time_t now,
-    struct zap_answer *ans)
+    int64_t now_ms, struct zap_answer *ans)
 {
 	const struct agency	*ag;
 	const uint8_t		*key;
@@ -361,6 +368,12 @@ auth_decide(const struct auth *a, zmq_msg_t *f, int nf, time_t now,
 
 	if (nf > ZAPF_CREDENTIALS && zmq_msg_size(&f[ZAPF_CREDENTIALS]) == 32)
 		pki_fingerprint(zmq_msg_data(&f[ZAPF_CREDENTIALS]), ans->fp);
+
+	/* Before anything is looked up: a flood costs a table probe each. */
+	if (a->limit != NULL && !hslimit_take(a->limit, ans->address, now_ms)) {
+		ans->reason = "rate limited";
+		return;
+	}
 
 	if (!zap_frame_is(&f[ZAPF_DOMAIN], ZAP_DOMAIN)) {
 		ans->reason = "wrong ZAP domain";

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "hslimit.h"
 #include "pki.h"
 
 #define ZAP_DOMAIN	"ccbroker"
@@ -43,6 +44,8 @@ struct auth {
 					 * broker is at its connection limit */
 	time_t		 crl_next_update; /* of the CRL in force: past it,
 					 * every handshake is refused */
+	struct hslimit	*limit;		/* handshakes per address, or NULL
+					 * (not owned) */
 };
 
 /*
@@ -69,8 +72,8 @@ struct auth_status {
  * cannot be read, or the CRL is missing, cannot be read, is not the CA's,
  * names no next update, is past it or is not yet valid (DESIGN §3: a CRL
  * is required).  The struct must be zeroed before the first load.  The
- * new set replaces the old one only on success, and zap, refused and
- * full are kept, so a reload may load into the live struct (or build
+ * new set replaces the old one only on success, and zap, refused, full
+ * and limit are kept, so a reload may load into the live struct (or build
  * a new struct and swap it in).
  */
 int		 auth_load(struct auth *, const struct broker_conf *,
@@ -99,16 +102,20 @@ void		 auth_zap_close(struct auth *);
 /*
  * Answer one pending ZAP request on auth->zap: 200 with user id = agency id
  * (and metadata "Agency-Type") when the key belongs to a valid agency at
- * `now`, 400 otherwise; past the CRL's next update every key is refused
- * ("CRL expired").  Every refusal is logged with the agency (if known),
- * key fingerprint and reason, and counted in auth->refused; `refused_cb`
- * (if set) is called too so the audit can record it, with agency NULL
- * when the key is no agency's.  Call it when auth->zap polls readable.
- * Returns 1 when a request was answered, 0 when none was pending, -1 on
- * a socket error (errno set).
+ * `now`, 400 otherwise.  A source address past its handshake rate
+ * (auth->limit) is refused first ("rate limited"), before any certificate
+ * is looked at; past the CRL's next update every key is refused ("CRL
+ * expired").  Every refusal is counted in auth->refused and logged with
+ * the agency (if known), key fingerprint, reason and address, one by one
+ * up to the log budget of auth->limit (hslimit.h) and summed up beyond;
+ * `refused_cb` (if set) is called too so the audit can record it, with
+ * agency NULL when the key is no agency's.  Call it when auth->zap polls
+ * readable.  Returns 1 when a request was answered, 0 when none was
+ * pending, -1 on a socket error (errno set).
  */
 typedef void	(*auth_refused_fn)(void *arg, const char *agency,
-		    const char *fingerprint, const char *reason);
+		    const char *fingerprint, const char *reason,
+		    const char *address);
 int		 auth_zap_handle(struct auth *, time_t now, auth_refused_fn,
 		    void *arg);
 

@@ -169,10 +169,12 @@ reload(struct broker *b)
 		status_set(b, err);
 		return;
 	}
-	/* Keep the ZAP socket and counters; swap the rest. */
+	/* Keep the ZAP socket, counters and address table; swap the rest. */
 	na.zap = b->auth.zap;
 	na.refused = b->auth.refused;
 	na.full = b->auth.full;
+	na.limit = b->auth.limit;
+	hslimit_set(b->hslimit, nc.handshake_rate, nc.handshake_burst);
 	b->auth.zap = NULL;
 	auth_clear(&b->auth);
 	broker_conf_free(&b->conf);
@@ -302,7 +304,7 @@ static void
 loop(struct broker *b, int *status)
 {
 	zmq_pollitem_t	items[3];
-	int64_t		wait;
+	int64_t		wait, now;
 	size_t		i, n;
 	bool		busy;
 
@@ -311,7 +313,10 @@ loop(struct broker *b, int *status)
 			got_hup = 0;
 			reload(b);
 		}
-		crl_watch(b, cc_time_now_ms());
+		now = cc_time_now_ms();
+		crl_watch(b, now);
+		hslimit_tick(b->hslimit, now);
+		state_refused_tick(b, now);
 		busy = false;
 		for (i = 0; i < b->npeer; i++)
 			busy |= b->peer[i].online && b->peer[i].dirty &&
@@ -335,15 +340,15 @@ loop(struct broker *b, int *status)
 		/*
 		 * Connections first, then handshakes: a connection's accept
 		 * is on the monitor long before its ZAP request.  At most a
-		 * batch of handshakes per loop, as many refusals as the audit
-		 * of the next turn holds, so that a flood of them cannot keep
-		 * the loop from serving requests.
+		 * batch of handshakes per loop, so that a flood of them
+		 * cannot keep the loop from serving requests; refusals cost
+		 * a count each and are audited aggregated (state.c).
 		 */
 		if (items[2].revents & ZMQ_POLLIN)
 			conn_monitor_read(b);
 		if (items[1].revents & ZMQ_POLLIN) {
 			conn_check(b);
-			for (n = 0; n < ZAP_BATCH && b->nrefused < REFUSED_MAX &&
+			for (n = 0; n < ZAP_BATCH &&
 			    auth_zap_handle(&b->auth, time(NULL),
 			    state_on_refused, b) == 1; n++)
 				;
@@ -391,6 +396,12 @@ broker_open(struct broker *b, const char *path, struct run_as *ra, char *err,
 		goto fail;
 	if (auth_load(&b->auth, &b->conf, err, errlen) == -1)
 		goto fail;
+	if ((b->hslimit = hslimit_new(b->conf.handshake_rate,
+	    b->conf.handshake_burst)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	b->auth.limit = b->hslimit;
 	if (state_peers_build(b) == -1 || state_load(b) != 0) {
 		snprintf(err, errlen, "cannot read state from %s",
 		    b->conf.data);
@@ -410,6 +421,8 @@ broker_close(struct broker *b)
 	explicit_bzero(b->sec, sizeof(b->sec));
 	store_close(&b->st);
 	auth_clear(&b->auth);
+	b->auth.limit = NULL;
+	hslimit_destroy(&b->hslimit);
 	broker_conf_free(&b->conf);
 	out_drop(b, 0);
 	free(b->out);

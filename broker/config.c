@@ -44,6 +44,10 @@ static const struct iniconf_key conf_broker_keys[] = {
 	    1024, 16 * 1024 * 1024),
 	ICF_KEY_UINT("window", 0, struct broker_conf, window, 1, 65536),
 	ICF_KEY_STRING("user", 0, struct broker_conf, user),
+	ICF_KEY_UINT("handshake_rate", 0, struct broker_conf, handshake_rate,
+	    1, 1000000),
+	ICF_KEY_UINT("handshake_burst", 0, struct broker_conf,
+	    handshake_burst, 1, 1000000),
 	ICF_KEY_END
 };
 
@@ -131,6 +135,8 @@ broker_conf_load(const char *path, struct broker_conf *bc, char *err,
 	bc->retention_days = 30;
 	bc->max_size = CC_MAX_FRAME_DEFAULT;
 	bc->window = 256;
+	bc->handshake_rate = CONF_HANDSHAKE_RATE;
+	bc->handshake_burst = CONF_HANDSHAKE_BURST;
 	for (i = 0; i < AT__COUNT; i++)
 		policy_default(i, &bc->policy[i]);
 

@@ -14,6 +14,14 @@
 #define CONF_AREAS_MAX	32
 #define CONF_AREA_LEN	16	/* ONS code, e.g. E08000035 */
 
+/*
+ * Handshakes one source address may start: a sustained rate per second
+ * and a burst.  Enough for every agent behind one NAT reconnecting at
+ * once after a restart; far below what a flood of bad handshakes sends.
+ */
+#define CONF_HANDSHAKE_RATE	20
+#define CONF_HANDSHAKE_BURST	50
+
 struct agency_conf {
 	char	id[CC_ID_MAX + 1];
 	char	areas[CONF_AREAS_MAX][CONF_AREA_LEN];
@@ -41,6 +49,8 @@ struct broker_conf {
 	size_t			max_size;		/* frame bytes, default 65536 */
 	unsigned		window;			/* unacked per agency, default 256 */
 	char			user[64];		/* drop to this user as root, "" */
+	unsigned		handshake_rate;		/* per second per address, default 20 */
+	unsigned		handshake_burst;	/* at once per address, default 50 */
 	struct agency_conf	*agency;
 	size_t			 nagency;
 	struct policy		 policy[AT__COUNT];

@@ -66,6 +66,10 @@ struct h_env_opts {
 	unsigned	 retention_days; /* 0: 30 */
 	const char	*extra_conf;	/* appended to broker.conf */
 	bool		 no_start;	/* init but do not run the broker */
+	unsigned	 handshake_rate; /* per address; 0: 1000000, so that
+					 * tests all from 127.0.0.1 are not
+					 * limited */
+	unsigned	 handshake_burst; /* 0: 1000000 */
 };
 
 /*

@@ -113,6 +113,8 @@ Test(config, broker_full_file_is_read)
 	    "retention_days = 7\n"
 	    "max_size = 131072\n"
 	    "window = 16\n"
+	    "handshake_rate = 5\n"
+	    "handshake_burst = 7\n"
 	    "user = ccbroker\n"
 	    "\n"
 	    "[agency.cjit.leeds]\n"
@@ -133,6 +135,8 @@ Test(config, broker_full_file_is_read)
 	cr_assert_eq(bc.retention_days, 7);
 	cr_assert_eq(bc.max_size, 131072);
 	cr_assert_eq(bc.window, 16);
+	cr_assert_eq(bc.handshake_rate, 5);
+	cr_assert_eq(bc.handshake_burst, 7);
 	cr_assert_str_eq(bc.user, "ccbroker");
 	cr_assert_eq(bc.nagency, 2);
 	cr_assert_not_null(a = broker_conf_agency(&bc, "cjit.leeds"));
@@ -155,6 +159,8 @@ Test(config, broker_defaults_fill_what_is_left_out)
 	    "[broker]\n" BROKER_PATHS), &bc, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(bc.bind, "tcp://127.0.0.1:7450");
 	cr_assert_str_eq(bc.user, "");
+	cr_assert_eq(bc.handshake_rate, 20);
+	cr_assert_eq(bc.handshake_burst, 50);
 	cr_assert_eq(bc.map_size_mb, 1024);
 	cr_assert_eq(bc.retention_days, 30);
 	cr_assert_eq(bc.max_size, 65536);
