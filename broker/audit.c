@@ -71,6 +71,9 @@ static int	pack_kv(msgpack_packer *, const char *, const char *);
 static bool	is_name(const char *, size_t);
 static int	fit_text(const char *, bool (*)(const char *, size_t),
 		    char [HASHED_LEN], const char **);
+static int	pack_aggregate(msgpack_packer *, const struct audit_ev *);
+static int	pack_strs(msgpack_packer *, const char *,
+		    const char *const *, size_t);
 static int	entry_links(const void *, size_t, uint64_t *, int64_t *,
 		    const uint8_t **);
 static int	head_cmp(const void *, const void *);
@@ -178,10 +181,40 @@ fit_text(const char *s, bool (*ok)(const char *, size_t),
 	return 0;
 }
 
+static int
+pack_strs(msgpack_packer *pk, const char *k, const char *const *v, size_t n)
+{
+	size_t	i;
+	int	prc;
+
+	prc = proto_pack_cstr(pk, k);
+	prc |= msgpack_pack_array(pk, n);
+	for (i = 0; i < n; i++)
+		prc |= proto_pack_cstr(pk, v[i]);
+	return prc;
+}
+
+/* The four keys only an aggregated entry has: count, since (ms), and
+ * samples of addresses and agencies. */
+static int
+pack_aggregate(msgpack_packer *pk, const struct audit_ev *e)
+{
+	int	prc;
+
+	prc = proto_pack_cstr(pk, "count");
+	prc |= msgpack_pack_uint64(pk, e->count);
+	prc |= proto_pack_cstr(pk, "since");
+	prc |= msgpack_pack_int64(pk, e->since_ms);
+	prc |= pack_strs(pk, "addresses", e->addresses, e->naddresses);
+	prc |= pack_strs(pk, "agencies", e->agencies, e->nagencies);
+	return prc;
+}
+
 /*
  * The entry is a msgpack map: seq, t (ms), ev, id, type, sender, recipient,
  * subject (pseudonyms in hex), cats, withheld, consent {cid, version},
- * reason, prev (SHA-256 of the previous entry, 32 bytes).  An entry that
+ * reason, [count, since, addresses, agencies: an aggregated entry only,]
+ * prev (SHA-256 of the previous entry, 32 bytes).  An entry that
  * could not be packed whole (out of memory) is never written: a truncated
  * entry in the chain would be worse than a refused request.
  */
@@ -220,7 +253,7 @@ audit_append(struct store *st, struct store_txn *txn, const struct audit_ev *e)
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	prc = msgpack_pack_map(&pk, 13);
+	prc = msgpack_pack_map(&pk, e->count > 0 ? 17 : 13);
 	prc |= proto_pack_cstr(&pk, "seq");
 	prc |= msgpack_pack_uint64(&pk, seq);
 	prc |= proto_pack_cstr(&pk, "t");
@@ -254,6 +287,8 @@ audit_append(struct store *st, struct store_txn *txn, const struct audit_ev *e)
 	} else
 		prc |= msgpack_pack_nil(&pk);
 	prc |= pack_kv(&pk, "reason", e->reason);
+	if (e->count > 0)
+		prc |= pack_aggregate(&pk, e);
 	prc |= proto_pack_cstr(&pk, "prev");
 	prc |= msgpack_pack_bin(&pk, sizeof(prev));
 	prc |= msgpack_pack_bin_body(&pk, prev, sizeof(prev));

@@ -47,6 +47,18 @@ struct audit_ev {
 	uint32_t		 version;
 	const char		*reason;	/* withheld/purged/rejected */
 	int64_t			 at_ms;		/* when (0: now) */
+	/*
+	 * An entry standing for `count` events of one kind and reason (refused
+	 * handshakes, aggregated per interval); 0 for an entry of one event.
+	 * Only such an entry holds the keys count, since, addresses and
+	 * agencies: every other entry's bytes are as they always were.
+	 */
+	uint64_t		 count;
+	int64_t			 since_ms;	/* the first of them */
+	const char *const	*addresses;	/* a sample of where from */
+	size_t			 naddresses;
+	const char *const	*agencies;	/* ... and of who, when known */
+	size_t			 nagencies;
 };
 
 #define AUDIT_HASH_LEN	32	/* SHA-256 */

@@ -22,6 +22,7 @@
 #define ZAP_FRAMES_MAX	8	/* version .. credentials; more is malformed */
 #define ZAP_META_TYPE	"Agency-Type"
 #define ZAP_META_KEY	AUTH_META_KEY
+#define AUTH_CRL_WARN_S	(7 * 86400)	/* a CRL this close to its end: warn */
 
 /* The frames of a ZAP request, RFC 27. */
 enum zap_frame {
@@ -49,7 +50,7 @@ static int	 auth_bad_add(struct auth_bad **, size_t *,
 static int	 auth_agency_cmp(const void *, const void *);
 static bool	 auth_has_suffix(const char *, const char *);
 static void	 auth_decide(const struct auth *, zmq_msg_t *, int, time_t,
-		    struct zap_answer *);
+		    int64_t, struct zap_answer *);
 static bool	 zap_frame_is(zmq_msg_t *, const char *);
 static int	 zap_reply(void *, zmq_msg_t *, const char *, const char *,
 		    const struct agency *);
@@ -67,13 +68,28 @@ auth_load(struct auth *a, const struct broker_conf *bc, char *err,
 	struct pki_cert	 cert;
 	struct dirent	*de;
 	DIR		*dir = NULL;
-	char		 path[PATH_MAX], why[64], q[80];
+	char		 path[PATH_MAX], why[64], q[80], when[32], crlwhy[128];
 	size_t		 nag = 0, nbad = 0, i;
-	time_t		 now = time(NULL);
+	time_t		 now = time(NULL), next_update = 0;
 	int		 n, rc = -1;
 
+	/*
+	 * DESIGN §3: a CRL is required, and one that cannot be relied on now
+	 * is refused whole, so that revocation never silently stops (and
+	 * never silently turns every agency away at a reload).
+	 */
+	if (bc->crl[0] == '\0') {
+		snprintf(err, errlen, "%s: no crl: a CRL is required",
+		    bc->path[0] != '\0' ? bc->path : "broker.conf");
+		goto fail;
+	}
 	if ((ca = pki_ca_load(bc->ca, bc->crl, err, errlen)) == NULL)
 		goto fail;
+	if (pki_ca_crl_check(ca, now, &next_update, crlwhy,
+	    sizeof(crlwhy)) == -1) {
+		snprintf(err, errlen, "%s: %s", bc->crl, crlwhy);
+		goto fail;
+	}
 	if ((dir = opendir(bc->agencies)) == NULL) {
 		snprintf(err, errlen, "%s: %s", bc->agencies, strerror(errno));
 		goto fail;
@@ -139,12 +155,21 @@ auth_load(struct auth *a, const struct broker_conf *bc, char *err,
 		qsort(ag, nag, sizeof(*ag), auth_agency_cmp);
 	log_info("auth: %zu agencies valid, %zu certificates refused", nag,
 	    nbad);
+	cc_time_format((int64_t)next_update * 1000, when);
+	if (next_update - now < AUTH_CRL_WARN_S)
+		log_warnx("auth: CRL %s next update %s is less than %d days "
+		    "away: publish a fresh CRL and reload before then, or "
+		    "every handshake will be refused", bc->crl, when,
+		    AUTH_CRL_WARN_S / 86400);
+	else
+		log_info("auth: CRL %s next update %s", bc->crl, when);
 
 	auth_clear(a);
 	a->agency = ag;
 	a->nagency = nag;
 	a->bad = bad;
 	a->nbad = nbad;
+	a->crl_next_update = next_update;
 	ag = NULL;
 	bad = NULL;
 	rc = 0;
@@ -166,6 +191,12 @@ auth_clear(struct auth *a)
 	free(a->bad);
 	a->bad = NULL;
 	a->nbad = 0;
+}
+
+bool
+auth_crl_expired(const struct auth *a, time_t now)
+{
+	return now > a->crl_next_update;
 }
 
 /* Certificates of one id are sorted by not_before: the newest valid one
@@ -239,6 +270,7 @@ auth_zap_handle(struct auth *a, time_t now, auth_refused_fn refused_cb,
 	zmq_msg_t		 f[ZAP_FRAMES_MAX], extra;
 	struct zap_answer	 ans;
 	char			 q[80];
+	int64_t			 now_ms;
 	int			 nf = 0, i, more, rc = -1, saved = 0;
 
 	/* zmq_msg_init cannot fail (it only zeroes the message). */
@@ -263,18 +295,24 @@ auth_zap_handle(struct auth *a, time_t now, auth_refused_fn refused_cb,
 		nf++;
 	} while (more);
 
-	auth_decide(a, f, nf, now, &ans);
+	now_ms = cc_time_now_ms();
+	auth_decide(a, f, nf, now, now_ms, &ans);
 	if (ans.ok != NULL) {
 		log_info("auth: accepted agency=%s type=%s key=%s address=%s",
 		    ans.ok->cert.cn, cc_atype_name(ans.ok->cert.type), ans.fp,
 		    ans.address);
 	} else {
+		/* Counted and audited each; logged each only up to a budget. */
 		a->refused++;
-		log_warnx("auth: refused agency=%s key=%s reason=%s address=%s",
-		    ans.agency != NULL ? ans.agency : "unknown", ans.fp,
-		    auth_quote(ans.reason, q, sizeof(q)), ans.address);
+		if (a->limit == NULL || hslimit_log(a->limit, ans.address,
+		    ans.reason, now_ms))
+			log_warnx("auth: refused agency=%s key=%s reason=%s "
+			    "address=%s", ans.agency != NULL ? ans.agency :
+			    "unknown", ans.fp, auth_quote(ans.reason, q,
+			    sizeof(q)), ans.address);
 		if (refused_cb != NULL)
-			refused_cb(arg, ans.agency, ans.fp, ans.reason);
+			refused_cb(arg, ans.agency, ans.fp, ans.reason,
+			    ans.address);
 	}
 	if (zap_reply(a->zap, nf > ZAPF_REQUEST_ID ? &f[ZAPF_REQUEST_ID] : NULL,
 	    ans.ok != NULL ? "200" : "400",
@@ -294,13 +332,14 @@ auth_zap_handle(struct auth *a, time_t now, auth_refused_fn refused_cb,
 }
 
 /*
- * Decide a ZAP request: our domain, CURVE, and a key that is a valid
- * agency's at `now`.  Keys of certificates refused at load are named in
- * the answer so the log says which agency was turned away and why.
+ * Decide a ZAP request: a source address within its handshake rate, our
+ * domain, CURVE, a CRL in force, and a key that is a valid agency's at
+ * `now`.  Keys of certificates refused at load are named in the answer
+ * so the log says which agency was turned away and why.
  */
 static void
 auth_decide(const struct auth *a, zmq_msg_t *f, int nf, time_t now,
-    struct zap_answer *ans)
+    int64_t now_ms, struct zap_answer *ans)
 {
 	const struct agency	*ag;
 	const uint8_t		*key;
@@ -330,6 +369,12 @@ auth_decide(const struct auth *a, zmq_msg_t *f, int nf, time_t now,
 	if (nf > ZAPF_CREDENTIALS && zmq_msg_size(&f[ZAPF_CREDENTIALS]) == 32)
 		pki_fingerprint(zmq_msg_data(&f[ZAPF_CREDENTIALS]), ans->fp);
 
+	/* Before anything is looked up: a flood costs a table probe each. */
+	if (a->limit != NULL && !hslimit_take(a->limit, ans->address, now_ms)) {
+		ans->reason = "rate limited";
+		return;
+	}
+
 	if (!zap_frame_is(&f[ZAPF_DOMAIN], ZAP_DOMAIN)) {
 		ans->reason = "wrong ZAP domain";
 		return;
@@ -355,7 +400,14 @@ auth_decide(const struct auth *a, zmq_msg_t *f, int nf, time_t now,
 			ans->reason = "not yet valid";
 		else if (now > ag->cert.not_after)
 			ans->reason = "expired";
-		else if (a->full) {
+		else if (auth_crl_expired(a, now)) {
+			/*
+			 * Fail closed: whether this certificate was revoked
+			 * since cannot be known (DESIGN §3).
+			 */
+			ans->reason = "CRL expired";
+			return;
+		} else if (a->full) {
 			ans->reason = "connection limit reached";
 			return;
 		} else {

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "hslimit.h"
 #include "pki.h"
 
 #define ZAP_DOMAIN	"ccbroker"
@@ -41,6 +42,25 @@ struct auth {
 	size_t		 nbad;
 	bool		 full;		/* refuse valid agencies too: the
 					 * broker is at its connection limit */
+	time_t		 crl_next_update; /* of the CRL in force: past it,
+					 * every handshake is refused */
+	struct hslimit	*limit;		/* handshakes per address, or NULL
+					 * (not owned) */
+};
+
+/*
+ * What `ccbroker stats` (another process) shows of the certificates in
+ * force, recorded in the store under AUTH_STATUS_META: the last load
+ * (start or reload), whether it failed and why, and the next update of the
+ * CRL in force (a failed reload keeps the old one).
+ */
+#define AUTH_STATUS_META	"auth-status"
+struct auth_status {
+	int64_t		loaded_ms;	/* when the last load was tried */
+	int64_t		crl_next_update; /* s since the epoch */
+	uint8_t		ok;		/* it succeeded */
+	uint8_t		pad[7];
+	char		error[512];	/* why not; "" when ok */
 };
 
 /*
@@ -48,14 +68,21 @@ struct auth {
  * CA and CRL at the current time, and keep the valid ones (invalid ones
  * are logged once with the reason, and kept aside in auth->bad).  Each
  * agency's conf points into `conf`, which must outlive the set.
- * Returns 0, or -1 with err when the CA, CRL or directory cannot be read.
- * The struct must be zeroed before the first load.  The new set replaces
- * the old one only on success, and zap and refused are kept, so a reload
- * may load into the live struct (or build a new struct and swap it in).
+ * Returns 0, or -1 with "FILE: reason" in err when the CA or directory
+ * cannot be read, or the CRL is missing, cannot be read, is not the CA's,
+ * names no next update, is past it or is not yet valid (DESIGN §3: a CRL
+ * is required).  The struct must be zeroed before the first load.  The
+ * new set replaces the old one only on success, and zap, refused, full
+ * and limit are kept, so a reload may load into the live struct (or build
+ * a new struct and swap it in).
  */
 int		 auth_load(struct auth *, const struct broker_conf *,
 		    char *err, size_t errlen) CC_WUR;
 void		 auth_clear(struct auth *);
+
+/* Is the CRL in force past its next update at `now`?  Every handshake is
+ * refused then ("CRL expired") until a reload brings a fresh CRL. */
+bool		 auth_crl_expired(const struct auth *, time_t now);
 
 /* The agency with this id whose certificate is valid at `now` (the
  * newest, when several are), or NULL. */
@@ -75,15 +102,20 @@ void		 auth_zap_close(struct auth *);
 /*
  * Answer one pending ZAP request on auth->zap: 200 with user id = agency id
  * (and metadata "Agency-Type") when the key belongs to a valid agency at
- * `now`, 400 otherwise.  Every refusal is logged with the agency (if known),
- * key fingerprint and reason, and counted in auth->refused; `refused_cb`
- * (if set) is called too so the audit can record it, with agency NULL
- * when the key is no agency's.  Call it when auth->zap polls readable.
- * Returns 1 when a request was answered, 0 when none was pending, -1 on
- * a socket error (errno set).
+ * `now`, 400 otherwise.  A source address past its handshake rate
+ * (auth->limit) is refused first ("rate limited"), before any certificate
+ * is looked at; past the CRL's next update every key is refused ("CRL
+ * expired").  Every refusal is counted in auth->refused and logged with
+ * the agency (if known), key fingerprint, reason and address, one by one
+ * up to the log budget of auth->limit (hslimit.h) and summed up beyond;
+ * `refused_cb` (if set) is called too so the audit can record it, with
+ * agency NULL when the key is no agency's.  Call it when auth->zap polls
+ * readable.  Returns 1 when a request was answered, 0 when none was
+ * pending, -1 on a socket error (errno set).
  */
 typedef void	(*auth_refused_fn)(void *arg, const char *agency,
-		    const char *fingerprint, const char *reason);
+		    const char *fingerprint, const char *reason,
+		    const char *address);
 int		 auth_zap_handle(struct auth *, time_t now, auth_refused_fn,
 		    void *arg);
 

@@ -370,25 +370,12 @@ recv_request(struct broker *b, zmq_msg_t *rid, zmq_msg_t *body, bool *multi)
 	}
 }
 
-/* Refused handshakes are audited too. */
+/* Refused handshakes are audited too, aggregated per reason per interval
+ * (state.c): a flood of them writes a few entries a minute. */
 static int
 audit_refused(struct broker *b, struct store_txn *txn)
 {
-	struct audit_ev	ev;
-	size_t		i;
-	int		rc = 0;
-
-	for (i = 0; rc == 0 && i < b->nrefused; i++) {
-		memset(&ev, 0, sizeof(ev));
-		ev.event = EV_CONNECTION_REFUSED;
-		ev.sender = b->refused[i].agency[0] ? b->refused[i].agency :
-		    NULL;
-		ev.reason = b->refused[i].why;
-		ev.at_ms = b->now;
-		rc = audit_append(b->st, txn, &ev);
-	}
-	b->nrefused = 0;
-	return rc;
+	return state_audit_refused(b, txn, false);
 }
 
 /*

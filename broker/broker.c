@@ -17,12 +17,16 @@
 #define ZAP_BATCH	256	/* handshakes decided per loop, at most */
 #define HANDSHAKE_MS	10000	/* a CURVE handshake's time to finish */
 #define HEARTBEAT_MS	10000	/* ZMTP PING interval; 3 missed: gone */
+#define CRL_NAG_MS	60000	/* past the CRL's next update: say so */
+#define CRL_WARN_MS	3600000	/* its last day: say so */
 
 static volatile sig_atomic_t	got_term, got_hup;
 
 static void	on_signal(int);
 static void	check_report(const char *, void *);
+static void	status_set(struct broker *, const char *);
 static void	reload(struct broker *);
+static void	crl_watch(struct broker *, int64_t);
 static void	serve(struct broker *, const char *);
 static void	loop(struct broker *, int *status);
 
@@ -134,6 +138,23 @@ broker_sweep_next(struct broker *b, int64_t ms)
 	b->next_sweep = ms;
 }
 
+/* The outcome of a load (start or reload), for `stats`. */
+static void
+status_set(struct broker *b, const char *err)
+{
+	b->status.loaded_ms = cc_time_now_ms();
+	b->status.crl_next_update = b->auth.crl_next_update;
+	b->status.ok = err == NULL;
+	snprintf(b->status.error, sizeof(b->status.error), "%s",
+	    err != NULL ? err : "");
+	state_save_status(b);
+}
+
+/*
+ * A reload that fails (the configuration, the CA, the CRL or the agency
+ * directory) keeps everything running as it was, CRL included: it is an
+ * error in the log and in `stats`, never a silent stop of revocation.
+ */
 static void
 reload(struct broker *b)
 {
@@ -144,20 +165,24 @@ reload(struct broker *b)
 	memset(&nc, 0, sizeof(nc));
 	memset(&na, 0, sizeof(na));
 	if (broker_conf_load(b->conf.path, &nc, err, sizeof(err)) == -1) {
-		log_warnx("reload: %s; keeping the running configuration",
-		    err);
+		log_warnx("reload failed: %s; keeping the running "
+		    "configuration", err);
+		status_set(b, err);
 		return;
 	}
 	if (auth_load(&na, &nc, err, sizeof(err)) == -1) {
-		log_warnx("reload: %s; keeping the running configuration",
-		    err);
+		log_warnx("reload failed: %s; keeping the running "
+		    "configuration", err);
 		broker_conf_free(&nc);
+		status_set(b, err);
 		return;
 	}
-	/* Keep the ZAP socket and counters; swap the rest. */
+	/* Keep the ZAP socket, counters and address table; swap the rest. */
 	na.zap = b->auth.zap;
 	na.refused = b->auth.refused;
 	na.full = b->auth.full;
+	na.limit = b->auth.limit;
+	hslimit_set(b->hslimit, nc.handshake_rate, nc.handshake_burst);
 	b->auth.zap = NULL;
 	auth_clear(&b->auth);
 	broker_conf_free(&b->conf);
@@ -166,7 +191,40 @@ reload(struct broker *b)
 	if (state_peers_build(b) == -1)
 		fatalx("reload: out of memory");
 	b->purge_invalid = true;
+	b->crl_warned = b->crl_nagged = 0;
+	status_set(b, NULL);
 	log_info("reloaded: %zu valid agencies", b->auth.nagency);
+}
+
+/*
+ * Past the CRL's next update every new handshake is refused (auth.c); say
+ * so once a minute, and once an hour in its last day.  Connections made
+ * before keep their service: each was admitted under a CRL in force, and
+ * the fresh CRL, once loaded, is applied to them at once.
+ */
+static void
+crl_watch(struct broker *b, int64_t now_ms)
+{
+	time_t	now = (time_t)(now_ms / 1000), next = b->auth.crl_next_update;
+	char	when[32];
+
+	cc_time_format((int64_t)next * 1000, when);
+	if (auth_crl_expired(&b->auth, now)) {
+		if (b->crl_nagged != 0 && now_ms - b->crl_nagged < CRL_NAG_MS)
+			return;
+		log_warnx("error: CRL %s is past its next update %s: every new "
+		    "handshake is refused (\"CRL expired\") until a fresh CRL "
+		    "is loaded; publish one (mkpartnership.sh -g, or openssl "
+		    "ca -gencrl) and reload", b->conf.crl, when);
+		b->crl_nagged = now_ms;
+	} else if (next - now < 86400) {
+		if (b->crl_warned != 0 && now_ms - b->crl_warned < CRL_WARN_MS)
+			return;
+		log_warnx("CRL %s next update %s is less than a day away: "
+		    "publish a fresh CRL and reload before then, or every new "
+		    "handshake will be refused", b->conf.crl, when);
+		b->crl_warned = now_ms;
+	}
 }
 
 /*
@@ -254,7 +312,7 @@ static void
 loop(struct broker *b, int *status)
 {
 	zmq_pollitem_t	items[3];
-	int64_t		wait;
+	int64_t		wait, now;
 	size_t		i, n;
 	bool		busy;
 
@@ -263,6 +321,10 @@ loop(struct broker *b, int *status)
 			got_hup = 0;
 			reload(b);
 		}
+		now = cc_time_now_ms();
+		crl_watch(b, now);
+		hslimit_tick(b->hslimit, now);
+		state_refused_tick(b, now);
 		busy = false;
 		for (i = 0; i < b->npeer; i++)
 			busy |= b->peer[i].online && b->peer[i].dirty &&
@@ -286,15 +348,15 @@ loop(struct broker *b, int *status)
 		/*
 		 * Connections first, then handshakes: a connection's accept
 		 * is on the monitor long before its ZAP request.  At most a
-		 * batch of handshakes per loop, as many refusals as the audit
-		 * of the next turn holds, so that a flood of them cannot keep
-		 * the loop from serving requests.
+		 * batch of handshakes per loop, so that a flood of them
+		 * cannot keep the loop from serving requests; refusals cost
+		 * a count each and are audited aggregated (state.c).
 		 */
 		if (items[2].revents & ZMQ_POLLIN)
 			conn_monitor_read(b);
 		if (items[1].revents & ZMQ_POLLIN) {
 			conn_check(b);
-			for (n = 0; n < ZAP_BATCH && b->nrefused < REFUSED_MAX &&
+			for (n = 0; n < ZAP_BATCH &&
 			    auth_zap_handle(&b->auth, time(NULL),
 			    state_on_refused, b) == 1; n++)
 				;
@@ -344,6 +406,12 @@ broker_open(struct broker *b, const char *path, struct run_as *ra, char *err,
 		goto fail;
 	if (auth_load(&b->auth, &b->conf, err, errlen) == -1)
 		goto fail;
+	if ((b->hslimit = hslimit_new(b->conf.handshake_rate,
+	    b->conf.handshake_burst)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	b->auth.limit = b->hslimit;
 	/* Damage is looked for at every start, and said. */
 	if ((n = store_check(b->st, CHECK_QUICK, check_report, NULL)) == -1) {
 		snprintf(err, errlen, "%s: cannot be read to check it",
@@ -373,6 +441,8 @@ broker_close(struct broker *b)
 	explicit_bzero(b->sec, sizeof(b->sec));
 	store_close(&b->st);
 	auth_clear(&b->auth);
+	b->auth.limit = NULL;
+	hslimit_destroy(&b->hslimit);
 	broker_conf_free(&b->conf);
 	out_drop(b, 0);
 	free(b->out);
@@ -409,6 +479,7 @@ broker_run(const char *path)
 		fatal("sigaction");
 
 	serve(&b, path);
+	status_set(&b, NULL);
 	log_info("listening on %s, %zu valid agencies, data %s", b.conf.bind,
 	    b.auth.nagency, b.conf.data);
 	state_log_head(&b, true);

@@ -14,7 +14,28 @@
 #include "broker.h"
 
 #define BATCH_MAX	512	/* requests per transaction */
-#define REFUSED_MAX	64	/* refused handshakes audited per turn */
+
+/*
+ * Refused handshakes are audited aggregated: one entry per reason per
+ * interval, with the count and a sample of addresses and agencies, so a
+ * flood of them grows the store by a few entries a minute, never one per
+ * refusal.  Their counter is recorded at most once a second.
+ */
+#define REFUSED_REASONS		16	/* reasons kept apart per interval */
+#define REFUSED_SAMPLE		5	/* addresses and agencies per reason */
+#define REFUSED_INTERVAL_MS	60000
+#define REFUSED_SAVE_MS		1000
+
+/* The refusals of one reason in the current interval. */
+struct refused_agg {
+	char		reason[64];
+	uint64_t	count;
+	int64_t		since_ms;		/* the first */
+	char		addr[REFUSED_SAMPLE][HSLIMIT_ADDR_LEN];
+	size_t		naddr;
+	char		agency[REFUSED_SAMPLE][CC_ID_MAX + 1];
+	size_t		nagency;
+};
 
 /* A frame to send once the batch has committed. */
 struct outmsg {
@@ -49,12 +70,20 @@ struct broker {
 	size_t			 batch_est;	/* bytes this batch may add */
 	bool			 nearly_full;
 	bool			 purge_invalid;	/* after start and reload */
-	/* Refused handshakes waiting for the next transaction's audit. */
-	struct {
-		char	agency[CC_ID_MAX + 1];
-		char	why[64];
-	}			 refused[REFUSED_MAX];
-	size_t			 nrefused;
+	/* Refused handshakes of this interval, for the audit. */
+	struct refused_agg	 refused[REFUSED_REASONS];
+	size_t			 nreasons;
+	int64_t			 refused_since;	/* the interval's start, ms */
+	size_t			 nrefused;	/* > 0: the next turn records
+						 * refusals (state_refused_tick) */
+	uint64_t		 refused_saved;	/* auth.refused last recorded */
+	int64_t			 refused_saved_at;
+	/* Handshakes per source address (auth.limit points to it). */
+	struct hslimit		*hslimit;
+	/* The certificates in force, for `stats`; the CRL's warnings. */
+	struct auth_status	 status;
+	int64_t			 crl_warned;	/* ms: its end is near */
+	int64_t			 crl_nagged;	/* ms: it is past */
 	/* Open connections by descriptor, from the monitor's events, and
 	 * the agency each serves (peer index + 1; 0: none yet). */
 	bool			*conn;
@@ -109,10 +138,19 @@ int	state_load(struct broker *) CC_WUR;
 int	state_save(struct broker *, struct store_txn *) CC_WUR;
 void	state_save_final(struct broker *);
 void	state_on_refused(void *, const char *agency, const char *fp,
-	    const char *why);
+	    const char *why, const char *address);
 /* Log the audit head: always when `now`, else once a minute if it moved.
  * Call with no transaction open: it reads what is committed. */
 void	state_log_head(struct broker *, bool now);
+/* Once a loop: whether the next turn must record refusals (their counter
+ * a second after it moved, their audit entries at the interval's end). */
+void	state_refused_tick(struct broker *, int64_t now_ms);
+/* In txn: the aggregated audit entries of refused handshakes, when their
+ * interval is over (or `flush`).  Returns 0 or a store error. */
+int	state_audit_refused(struct broker *, struct store_txn *,
+	    bool flush) CC_WUR;
+/* Record b->status for `stats`, in a transaction of its own. */
+void	state_save_status(struct broker *);
 
 /* priv.c: the user to become (config `user`), looked up before anything
  * opens, and becoming it after the socket is bound. */

@@ -38,7 +38,12 @@ static const struct iniconf_key conf_broker_keys[] = {
 	    struct broker_conf, certificate),
 	ICF_KEY_PATH("key", ICF_REQUIRED | ICF_FILE, struct broker_conf, key),
 	ICF_KEY_PATH("ca", ICF_REQUIRED | ICF_FILE, struct broker_conf, ca),
-	ICF_KEY_PATH("crl", ICF_FILE, struct broker_conf, crl),
+	/*
+	 * DESIGN §3: revocation is never silently off.  The file itself is
+	 * read (and a missing one refused) by the broker, not here: `stats`
+	 * and `audit` must still run while it is being replaced.
+	 */
+	ICF_KEY_PATH("crl", ICF_REQUIRED, struct broker_conf, crl),
 	ICF_KEY_PATH("agencies", ICF_REQUIRED | ICF_DIR, struct broker_conf,
 	    agencies),
 	ICF_KEY_UINT("map_size_mb", 0, struct broker_conf, map_size_mb,
@@ -50,6 +55,10 @@ static const struct iniconf_key conf_broker_keys[] = {
 	ICF_KEY_UINT("window", 0, struct broker_conf, window, 1, 65536),
 	ICF_KEY_STRING("user", 0, struct broker_conf, user),
 	QUOTA_KEYS(struct broker_conf),
+	ICF_KEY_UINT("handshake_rate", 0, struct broker_conf, handshake_rate,
+	    1, 1000000),
+	ICF_KEY_UINT("handshake_burst", 0, struct broker_conf,
+	    handshake_burst, 1, 1000000),
 	ICF_KEY_END
 };
 
@@ -139,6 +148,8 @@ broker_conf_load(const char *path, struct broker_conf *bc, char *err,
 	bc->max_size = CC_MAX_FRAME_DEFAULT;
 	bc->window = 256;
 	bc->quota.connections = QUOTA_CONNECTIONS_DEFAULT;
+	bc->handshake_rate = CONF_HANDSHAKE_RATE;
+	bc->handshake_burst = CONF_HANDSHAKE_BURST;
 	for (i = 0; i < AT__COUNT; i++)
 		policy_default(i, &bc->policy[i]);
 

@@ -30,6 +30,14 @@ struct quota {
 };
 #define QUOTA_CONNECTIONS_DEFAULT	1024
 
+/*
+ * Handshakes one source address may start: a sustained rate per second
+ * and a burst.  Enough for every agent behind one NAT reconnecting at
+ * once after a restart; far below what a flood of bad handshakes sends.
+ */
+#define CONF_HANDSHAKE_RATE	20
+#define CONF_HANDSHAKE_BURST	50
+
 struct agency_conf {
 	char		id[CC_ID_MAX + 1];
 	char		areas[CONF_AREAS_MAX][CONF_AREA_LEN];
@@ -51,7 +59,7 @@ struct broker_conf {
 	char			certificate[PATH_MAX];
 	char			key[PATH_MAX];
 	char			ca[PATH_MAX];
-	char			crl[PATH_MAX];		/* optional: "" */
+	char			crl[PATH_MAX];		/* required (DESIGN §3) */
 	char			agencies[PATH_MAX];
 	size_t			map_size_mb;		/* default 1024 */
 	unsigned		retention_days;		/* default 30 */
@@ -59,6 +67,8 @@ struct broker_conf {
 	unsigned		window;			/* unacked per agency, default 256 */
 	char			user[64];		/* drop to this user as root, "" */
 	struct quota		 quota;			/* every agency's */
+	unsigned		handshake_rate;		/* per second per address, default 20 */
+	unsigned		handshake_burst;	/* at once per address, default 50 */
 	struct agency_conf	*agency;
 	size_t			 nagency;
 	struct policy		 policy[AT__COUNT];

@@ -18,6 +18,7 @@
 #include <uuid/uuid.h>
 
 #include "audit.h"
+#include "auth.h"
 #include "bytes.h"
 #include "igcmd.h"
 #include "json.h"
@@ -45,6 +46,7 @@ static json_t	*agency_use(struct stats_walk *, const char *);
 static void	jadd(json_t *, const char *, json_int_t);
 static int	stats_held(const uint8_t mid[16], const struct msg_hdr *,
 		    void *);
+static void	stats_auth(struct store *, struct store_txn *, json_t *);
 static int	stats_queue(const char *, uint64_t, const struct qent *,
 		    void *);
 
@@ -772,6 +774,50 @@ stats_queue(const char *agency, uint64_t dseq, const struct qent *q,
 	return 0;
 }
 
+/*
+ * The certificates in force, as the broker recorded them: "reload" (the
+ * last load, at start or SIGHUP: ok, at, error) and "crl" (next_update,
+ * and whether that is past now).  Null when the broker never recorded it.
+ */
+static void
+stats_auth(struct store *st, struct store_txn *txn, json_t *rep)
+{
+	struct auth_status	 s;
+	json_t			*rl, *crl;
+	char			 t[32];
+	size_t			 len = 0;
+	int			 rc;
+
+	memset(&s, 0, sizeof(s));
+	rc = store_meta_get(st, txn, AUTH_STATUS_META, &s, sizeof(s), &len);
+	if (rc == STORE_NOTFOUND || (rc == 0 && len != sizeof(s))) {
+		jput(rep, "reload", json_null());
+		jput(rep, "crl", json_null());
+		return;
+	}
+	if (rc != 0)
+		fatalx("cannot read the reload status: %s",
+		    store_strerror(rc));
+	s.error[sizeof(s.error) - 1] = '\0';
+	/* Paths in it need not be UTF-8; JSON must be. */
+	for (len = 0; s.error[len] != '\0'; len++)
+		if ((unsigned char)s.error[len] < 0x20 ||
+		    (unsigned char)s.error[len] > 0x7e)
+			s.error[len] = '?';
+	if ((rl = json_object()) == NULL || (crl = json_object()) == NULL)
+		fatalx("out of memory");
+	jput(rl, "ok", json_boolean(s.ok));
+	cc_time_format(s.loaded_ms, t);
+	jput(rl, "at", json_string(t));
+	jput(rl, "error", s.ok ? json_null() : json_string(s.error));
+	jput(rep, "reload", rl);
+	cc_time_format(s.crl_next_update * 1000, t);
+	jput(crl, "next_update", json_string(t));
+	jput(crl, "expired", json_boolean(cc_time_now_ms() / 1000 >
+	    s.crl_next_update));
+	jput(rep, "crl", crl);
+}
+
 int
 ig_stats(const struct broker_conf *c)
 {
@@ -829,6 +875,7 @@ ig_stats(const struct broker_conf *c)
 	} else if (rc != 0 && rc != STORE_NOTFOUND)
 		fatalx("cannot read connections: %s", store_strerror(rc));
 	used = 0;
+	stats_auth(st, txn, rep);
 	store_abort(txn);
 	jput(rep, "agencies", w.agencies);
 	jput(out, "accepted", json_integer(cnt.accepted));

@@ -126,6 +126,8 @@ state_save(struct broker *b, struct store_txn *txn)
 	c.refused = b->auth.refused;
 	if ((rc = store_counters_put(b->st, txn, &c)) != 0)
 		return rc;
+	b->refused_saved = b->auth.refused;
+	b->refused_saved_at = b->now;
 	for (i = 0; i < b->npeer; i++) {
 		size_t l = strlen(b->peer[i].id) + 1;
 
@@ -165,9 +167,12 @@ state_save_final(struct broker *b)
 
 	for (i = 0; i < b->npeer; i++)
 		b->peer[i].connected = false;
+	/* The refusals of the interval not yet over are audited now. */
+	b->now = cc_time_now_ms();
 	if (store_begin(b->st, true, &txn) != 0)
 		log_warnx("could not record the final state");
-	else if (state_save(b, txn) != 0) {
+	else if (state_audit_refused(b, txn, true) != 0 ||
+	    state_save(b, txn) != 0) {
 		store_abort(txn);
 		log_warnx("could not record the final state");
 	} else if (store_commit(txn) != 0)
@@ -209,18 +214,115 @@ state_log_head(struct broker *b, bool now)
 	    h.seq > 0 ? cc_hex(h.hash, sizeof(h.hash), hex) : "-");
 }
 
-/* A refused handshake, to be audited in the next turn's transaction. */
+/*
+ * A refused handshake, counted into the aggregate of its reason (a sample
+ * of addresses and agencies kept), audited when the interval is over.
+ * Nothing is written per refusal.
+ */
 void
 state_on_refused(void *arg, const char *agency, const char *fp,
-    const char *why)
+    const char *why, const char *address)
 {
-	struct broker	*b = arg;
+	struct broker		*b = arg;
+	struct refused_agg	*r;
+	int64_t			 now = cc_time_now_ms();
+	size_t			 i;
 
 	(void)fp;
-	if (b->nrefused == REFUSED_MAX)
+	for (i = 0; i < b->nreasons; i++)
+		if (strcmp(b->refused[i].reason, why) == 0)
+			break;
+	/* More reasons than kept apart: the last slot takes the rest. */
+	if (i == REFUSED_REASONS) {
+		i = REFUSED_REASONS - 1;
+		snprintf(b->refused[i].reason, sizeof(b->refused[i].reason),
+		    "other reasons");
+	}
+	r = &b->refused[i];
+	if (i == b->nreasons) {
+		memset(r, 0, sizeof(*r));
+		snprintf(r->reason, sizeof(r->reason), "%s", why);
+		r->since_ms = now;
+		if (b->nreasons++ == 0)
+			b->refused_since = now;
+	}
+	r->count++;
+	for (i = 0; i < r->naddr; i++)
+		if (strcmp(r->addr[i], address) == 0)
+			break;
+	if (i == r->naddr && r->naddr < REFUSED_SAMPLE)
+		snprintf(r->addr[r->naddr++], sizeof(r->addr[0]), "%s",
+		    address);
+	if (agency == NULL)
 		return;
-	snprintf(b->refused[b->nrefused].agency, CC_ID_MAX + 1, "%s",
-	    agency != NULL ? agency : "");
-	snprintf(b->refused[b->nrefused].why, 64, "%s", why);
-	b->nrefused++;
+	for (i = 0; i < r->nagency; i++)
+		if (strcmp(r->agency[i], agency) == 0)
+			break;
+	if (i == r->nagency && r->nagency < REFUSED_SAMPLE)
+		snprintf(r->agency[r->nagency++], sizeof(r->agency[0]), "%s",
+		    agency);
+}
+
+void
+state_refused_tick(struct broker *b, int64_t now)
+{
+	if ((b->nreasons > 0 && now - b->refused_since >=
+	    REFUSED_INTERVAL_MS) || (b->auth.refused != b->refused_saved &&
+	    now - b->refused_saved_at >= REFUSED_SAVE_MS))
+		b->nrefused = 1;
+}
+
+int
+state_audit_refused(struct broker *b, struct store_txn *txn, bool flush)
+{
+	const char		*addr[REFUSED_SAMPLE], *ag[REFUSED_SAMPLE];
+	struct audit_ev		 ev;
+	struct refused_agg	*r;
+	size_t			 i, j;
+	int			 rc = 0;
+
+	b->nrefused = 0;
+	if (b->nreasons == 0 || (!flush &&
+	    b->now - b->refused_since < REFUSED_INTERVAL_MS))
+		return 0;
+	for (i = 0; rc == 0 && i < b->nreasons; i++) {
+		r = &b->refused[i];
+		for (j = 0; j < r->naddr; j++)
+			addr[j] = r->addr[j];
+		for (j = 0; j < r->nagency; j++)
+			ag[j] = r->agency[j];
+		memset(&ev, 0, sizeof(ev));
+		ev.event = EV_CONNECTION_REFUSED;
+		ev.reason = r->reason;
+		ev.at_ms = b->now;
+		ev.count = r->count;
+		ev.since_ms = r->since_ms;
+		ev.addresses = addr;
+		ev.naddresses = r->naddr;
+		ev.agencies = ag;
+		ev.nagencies = r->nagency;
+		rc = audit_append(b->st, txn, &ev);
+	}
+	b->nreasons = 0;
+	b->refused_since = 0;
+	return rc;
+}
+
+/* A transaction of its own: a reload is rare, and may find no turn. */
+void
+state_save_status(struct broker *b)
+{
+	struct store_txn	*txn;
+	int			 rc;
+
+	if ((rc = store_begin(b->st, true, &txn)) == 0) {
+		if ((rc = store_meta_put(b->st, txn, AUTH_STATUS_META,
+		    &b->status, sizeof(b->status))) == 0)
+			rc = store_commit(txn);
+		else
+			store_abort(txn);
+	}
+	if (rc != 0)
+		log_warnx("could not record the reload's outcome for stats: "
+		    "%s", store_strerror(rc));
 }

@@ -292,12 +292,16 @@ int	store_online_put(struct store *, struct store_txn *, const char *ids,
 int	store_online_each(struct store *, struct store_txn *,
 	    int (*fn)(const char *agency, void *), void *arg) CC_WUR;
 
-/* A named record of the broker's for other processes (`stats`): put, and
- * get into buf (*len its stored size; STORE_NOTFOUND when absent). */
+/*
+ * A small value of the caller's own, by name (kept apart from the store's
+ * own metadata, whatever the name), e.g. what `stats` shows of the last
+ * reload.  store_meta_get copies at most `size` bytes and sets *len to the
+ * stored length.  Return 0, STORE_NOTFOUND (get: none stored) or an error.
+ */
 int	store_meta_put(struct store *, struct store_txn *, const char *name,
-	    const void *, size_t) CC_WUR;
+	    const void *, size_t len) CC_WUR;
 int	store_meta_get(struct store *, struct store_txn *, const char *name,
-	    void *buf, size_t size, size_t *len) CC_WUR;
+	    void *, size_t size, size_t *len) CC_WUR;
 
 int	store_sub_put(struct store *, struct store_txn *, const char *agency,
 	    const struct sub *) CC_WUR;

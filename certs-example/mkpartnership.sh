@@ -16,8 +16,10 @@
 #	not-yet-valid certificates for tests.
 #   mkpartnership.sh [-d DAYS] -r ID DIR
 #	Revoke an agency and publish a new CRL valid for DAYS.
-#   mkpartnership.sh [-d DAYS] -g DIR
-#	Publish a fresh CRL (a CRL past its next update fails every check).
+#   mkpartnership.sh [-d DAYS] -g [--not-before TIME --not-after TIME] DIR
+#	Publish a fresh CRL (a CRL past its next update fails every check);
+#	TIMEs set its last and next update instead of now and DAYS from now,
+#	to make CRLs out of date (or nearly) for tests.
 #
 # Layout: DIR/ca.crt ca.key ca.crl, DIR/broker.crt broker.key,
 # DIR/agencies/ID.crt, DIR/keys/ID.key (0600), DIR/ca-db/ (the CA's index of
@@ -53,7 +55,7 @@ treatment-provider hacs broker"
 
 usage()
 {
-	sed -n '7,20s/^# \{0,1\}//p' "$here/$prog" >&2
+	sed -n '7,22s/^# \{0,1\}//p' "$here/$prog" >&2
 	exit "${1:-2}"
 }
 
@@ -308,8 +310,14 @@ issue()
 
 gencrl()
 {
-	ossl ca -batch -config "$tmp/ca.cnf" -gencrl -crldays "$days" \
-	    -out "$dir/ca.crl"
+	if [ -n "$nb" ]; then
+		ossl ca -batch -config "$tmp/ca.cnf" -gencrl \
+		    -crl_lastupdate "$nb" -crl_nextupdate "$na" \
+		    -out "$dir/ca.crl"
+	else
+		ossl ca -batch -config "$tmp/ca.cnf" -gencrl -crldays "$days" \
+		    -out "$dir/ca.crl"
+	fi
 }
 
 revoke()
@@ -407,6 +415,7 @@ issue)
 	;;
 revoke)
 	check_id "$id"
+	[ -z "$nb$na" ] || die "--not-before/--not-after go with -i or -g"
 	[ -f "$dir/ca.key" ] || die "$dir: no partnership (ca.key missing)"
 	dir=$(cd "$dir" && pwd)
 	write_ca_cnf
@@ -414,6 +423,9 @@ revoke)
 	echo "$prog: revoked $id; new CRL $dir/ca.crl" >&2
 	;;
 crl)
+	[ -n "$nb" ] && [ -n "$na" ] || [ -z "$nb$na" ] ||
+	    die "--not-before and --not-after go together"
+	[ -z "$nb" ] || { utctime "$nb" >/dev/null; utctime "$na" >/dev/null; }
 	[ -f "$dir/ca.key" ] || die "$dir: no partnership (ca.key missing)"
 	dir=$(cd "$dir" && pwd)
 	write_ca_cnf

@@ -148,6 +148,41 @@ pki_ca_destroy(struct pki_ca **pcp)
 }
 
 int
+pki_ca_crl_check(const struct pki_ca *pc, time_t now, time_t *next_update,
+    char *err, size_t errlen)
+{
+	const ASN1_TIME	*nt;
+	time_t		 last, next;
+	char		 when[32];
+
+	*next_update = 0;
+	if (pc->crl == NULL)
+		return pki_err(err, errlen, "no CRL");
+	if (pki_time(X509_CRL_get0_lastUpdate(pc->crl), &last) == -1)
+		return pki_err(err, errlen, "CRL has a bad last update");
+	/*
+	 * nextUpdate is optional in X.509, and OpenSSL then never calls the
+	 * CRL out of date: such a CRL would be relied on for ever.
+	 */
+	if ((nt = X509_CRL_get0_nextUpdate(pc->crl)) == NULL)
+		return pki_err(err, errlen, "CRL names no next update");
+	if (pki_time(nt, &next) == -1)
+		return pki_err(err, errlen, "CRL has a bad next update");
+	*next_update = next;
+	if (now > next) {
+		cc_time_format((int64_t)next * 1000, when);
+		return pki_err(err, errlen, "CRL past its next update (%s)",
+		    when);
+	}
+	if (now < last) {
+		cc_time_format((int64_t)last * 1000, when);
+		return pki_err(err, errlen, "CRL not yet valid (last update "
+		    "%s)", when);
+	}
+	return 0;
+}
+
+int
 pki_cert_check(struct pki_ca *pc, const char *path, time_t now,
     struct pki_cert *out, char *err, size_t errlen)
 {

@@ -34,6 +34,17 @@ struct pki_ca	*pki_ca_load(const char *ca, const char *crl, char *err,
 void		 pki_ca_destroy(struct pki_ca **);
 
 /*
+ * Is the loaded CRL in force at `now`: a CRL was loaded, it names its next
+ * update, its last update is not after `now` and its next update not
+ * before.  *next_update gets the next update whenever the CRL names one.
+ * Returns 0, or -1 with a short reason (no file name) in err: "no CRL",
+ * "CRL names no next update", "CRL past its next update (TIME)", "CRL not
+ * yet valid (last update TIME)".
+ */
+int		 pki_ca_crl_check(const struct pki_ca *, time_t now,
+		    time_t *next_update, char *err, size_t errlen) CC_WUR;
+
+/*
  * Read a PEM certificate and check it: chains to the CA, within its validity
  * period at `now`, not revoked, X25519 key, CN a valid agency id, OU an
  * agency type.  Fills *out either way as far as it could be read.  Returns

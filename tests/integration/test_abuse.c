@@ -260,18 +260,21 @@ H_TEST(abuse, failed_handshake_flood_keeps_publish_latency_bounded)
 	size_t		 nbase = 0, ndur = 0, cap = 100000;
 	int		 i, nbase_want = scaled(BASELINE);
 	int64_t		 t0;
-	long long	 entries;
+	long long	 entries0, entries, per;
 	json_t		*st;
 
 	env = h_env_new(NULL);
 	r_target_of(env, &t);
 	carat = h_agent(env, H_CARAT, false);
+	entries0 = audit_entries();
 	while (nbase < (size_t)nbase_want)
 		base[nbase++] = timed_publish(carat,
 		    h_release_plan_new(H_PNC_A, "Baseline"));
 	cr_assert_not_null(during = calloc(cap, sizeof(*during)));
 	h_keep_str((char *)during);
 	entries = audit_entries();
+	/* What one publish adds to the audit, with nobody to receive it. */
+	per = (entries - entries0 + (long long)nbase - 1) / (long long)nbase;
 
 	memset(&f, 0, sizeof(f));
 	f.t = &t;
@@ -303,10 +306,13 @@ H_TEST(abuse, failed_handshake_flood_keeps_publish_latency_bounded)
 	st = h_stats(env);
 	cr_expect_geq(h_int(st, "outcomes.refused_connections"), f.target,
 	    "%s", h_dump(st));
-	/* ... and audited, each, with the publishes made meanwhile. */
-	cr_expect_geq(audit_entries() - entries,
-	    (long long)atomic_load(&f.refused) + (long long)ndur,
-	    "refused handshakes missing from the audit");
+	/*
+	 * ... and audited aggregated (issue 18 item 5): one entry per reason
+	 * per minute, so the audit holds the publishes made meanwhile and a
+	 * handful more at most, never one entry per refusal.
+	 */
+	cr_expect_leq(audit_entries() - entries, per * (long long)ndur + 5,
+	    "refused handshakes audited one by one");
 	h_agent(env, H_CJIT, false);
 	timed_publish(carat, h_release_plan_new(H_PNC_A, "After"));
 }

@@ -60,6 +60,7 @@ struct h_env {
 	size_t		 map_size_mb;
 	unsigned	 retention_days;
 	bool		 bad_certs;
+	unsigned	 hs_rate, hs_burst;
 	char		*agencies;	/* opts->agencies, copied */
 	char		*extra_conf;
 	void		*zctx;
@@ -410,6 +411,26 @@ h_revoke(struct h_env *e, const char *id)
 	return h_script(e, "-d", "30", "-r", id, e->pki, NULL);
 }
 
+int
+h_gencrl(struct h_env *e, const char *last, const char *next)
+{
+	if (last != NULL)
+		return h_script(e, "-g", "--not-before", last, "--not-after",
+		    next, e->pki, NULL);
+	return h_script(e, "-d", "30", "-g", e->pki, NULL);
+}
+
+char *
+h_asn1_time(int64_t offset_s, char out[16])
+{
+	time_t		t = time(NULL) + offset_s;
+	struct tm	tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 16, "%Y%m%d%H%M%SZ", &tm);
+	return out;
+}
+
 /* PKI/SUB/ID[.old].EXT */
 static void
 h_pki_path(struct h_env *e, char *out, size_t size, const char *sub,
@@ -602,9 +623,11 @@ h_write_conf(struct h_env *e, const char *extra)
 	    "crl = %s/ca.crl\n"
 	    "agencies = %s/agencies\n"
 	    "map_size_mb = %zu\n"
-	    "retention_days = %u\n\n",
+	    "retention_days = %u\n"
+	    "handshake_rate = %u\n"
+	    "handshake_burst = %u\n\n",
 	    e->port, e->data, e->pki, e->pki, e->pki, e->pki, e->pki,
-	    e->map_size_mb, e->retention_days);
+	    e->map_size_mb, e->retention_days, e->hs_rate, e->hs_burst);
 	for (i = 0; i < sizeof(h_demo) / sizeof(h_demo[0]); i++)
 		fprintf(f, "[agency.%s]\nareas = %s\n\n", h_demo[i], H_AREA);
 	if (e->bad_certs) {
@@ -695,6 +718,8 @@ h_env_new(const struct h_env_opts *opts)
 	e->map_size_mb = opts->map_size_mb ? opts->map_size_mb : 64;
 	e->retention_days = opts->retention_days ? opts->retention_days : 30;
 	e->bad_certs = opts->bad_certs;
+	e->hs_rate = opts->handshake_rate ? opts->handshake_rate : 1000000;
+	e->hs_burst = opts->handshake_burst ? opts->handshake_burst : 1000000;
 	e->agencies = opts->agencies ? strdup(opts->agencies) : NULL;
 	e->extra_conf = opts->extra_conf ? strdup(opts->extra_conf) : NULL;
 	e->port = h_free_port();

@@ -66,6 +66,10 @@ struct h_env_opts {
 	unsigned	 retention_days; /* 0: 30 */
 	const char	*extra_conf;	/* appended to broker.conf */
 	bool		 no_start;	/* init but do not run the broker */
+	unsigned	 handshake_rate; /* per address; 0: 1000000, so that
+					 * tests all from 127.0.0.1 are not
+					 * limited */
+	unsigned	 handshake_burst; /* 0: 1000000 */
 };
 
 /*
@@ -117,6 +121,11 @@ void		 h_set_port(struct h_env *, int port);	/* 0: a new free one */
 int		 h_issue(struct h_env *, const char *id, const char *type,
 		    const char *not_before, const char *not_after);
 int		 h_revoke(struct h_env *, const char *id);
+/* mkpartnership.sh -g: a fresh CRL (valid 30 days), or one whose last and
+ * next update are `last` and `next` (YYYYMMDDHHMMSSZ); 0 or its status. */
+int		 h_gencrl(struct h_env *, const char *last, const char *next);
+/* YYYYMMDDHHMMSSZ of now + offset_s, as mkpartnership.sh takes it. */
+char		*h_asn1_time(int64_t offset_s, char out[16]);
 /*
  * Re-key: the agency's certificate and key are kept aside as
  * agencies/ID.old.crt and keys/ID.old.key and a new pair is issued.

@@ -55,7 +55,7 @@ r_open(struct r_sock *r, void *ctx, const struct r_target *t,
     const char *agency, int ivl, bool monitor)
 {
 	uint8_t	sec[32], pub[32];
-	char	zs[41], zp[41], path[PATH_MAX], err[256], ep[64];
+	char	zs[41], zp[41], path[PATH_MAX], err[256], ep[160];
 	int	zero = 0;
 
 	memset(r, 0, sizeof(*r));
@@ -96,7 +96,12 @@ r_open(struct r_sock *r, void *ctx, const struct r_target *t,
 		    zmq_connect(r->mon, ep) == -1)
 			goto fail;
 	}
-	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", t->port);
+	/* libzmq's "tcp://SOURCE;DEST" binds the source address first. */
+	if (t->source[0] != '\0')
+		snprintf(ep, sizeof(ep), "tcp://%s:0;127.0.0.1:%d", t->source,
+		    t->port);
+	else
+		snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", t->port);
 	if (zmq_connect(r->s, ep) == -1)
 		goto fail;
 	return 0;

@@ -30,6 +30,9 @@ struct r_target {
 	int	port;
 	char	pki[PATH_MAX];
 	char	broker_key[41];		/* z85 of the broker's public key */
+	char	source[64];		/* connect from this address (e.g.
+					 * 127.0.0.2: another loopback
+					 * address), "" for the default */
 };
 
 struct r_sock {

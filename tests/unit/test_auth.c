@@ -35,6 +35,7 @@ struct refusals {
 	char	agency[CC_ID_MAX + 1];
 	char	fp[17];
 	char	reason[64];
+	char	address[64];
 };
 
 /* What the router received from the client, if anything. */
@@ -47,13 +48,15 @@ struct arrival {
 
 static void	setup(void);
 static void	load(struct broker_conf *, struct auth *);
-static void	on_refused(void *, const char *, const char *, const char *);
+static void	on_refused(void *, const char *, const char *, const char *,
+		    const char *);
 static void	zap_try(struct auth *, const char *, time_t, int,
 		    struct arrival *, struct refusals *);
 
 /*
  * Once per run: a partnership plus an expired agency, the broker's own
- * certificate in the agency directory and a file that is no certificate.
+ * certificate in the agency directory, a file that is no certificate and
+ * a CRL of the CA past its next update (past.crl).
  */
 ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
@@ -62,7 +65,11 @@ ReportHook(PRE_ALL)(struct criterion_test_set *set)
 	    "sh \"$M\" -i old.leeds cjit . --not-before 20200101000000Z "
 	    "--not-after 20210101000000Z && "
 	    "cp broker.crt agencies/broker.crt && "
-	    "echo 'not a certificate' >agencies/notes.txt && ") == -1)
+	    "echo 'not a certificate' >agencies/notes.txt && "
+	    "cp ca.crl keep.crl && "
+	    "sh \"$M\" -g --not-before 20200101000000Z "
+	    "--not-after 20210101000000Z . && mv ca.crl past.crl && "
+	    "mv keep.crl ca.crl && ") == -1)
 		unsetenv(ENV_P);
 }
 
@@ -212,8 +219,47 @@ Test(auth, failed_reload_keeps_the_running_set)
 	broker_conf_free(&bc);
 }
 
+/* DESIGN §3: no CRL in force, no agency set (and the running one kept). */
+Test(auth, load_refuses_a_crl_not_in_force_and_keeps_the_running_set)
+{
+	static const struct {
+		const char	*crl;		/* "": none */
+		const char	*want;
+	} cases[] = {
+		{ "past.crl", "past.crl: CRL past its next update "
+		    "(2021-01-01T00:00:00.000Z)" },
+		{ "notes.crl", "notes.crl: No such file or directory" },
+		{ "", ": no crl: a CRL is required" },
+	};
+	struct broker_conf	bc, bad;
+	struct auth		a;
+	char			err[512];
+	size_t			i;
+
+	load(&bc, &a);
+	cr_assert_gt(a.crl_next_update, time(NULL) + 29 * 86400);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bad = bc;
+		snprintf(bad.crl, sizeof(bad.crl), "%s%s%s",
+		    cases[i].crl[0] != '\0' ? pdir : "",
+		    cases[i].crl[0] != '\0' ? "/" : "", cases[i].crl);
+		err[0] = '\0';
+		cr_expect_eq(auth_load(&a, &bad, err, sizeof(err)), -1,
+		    "%s: loaded", cases[i].crl);
+		cr_expect(strstr(err, cases[i].want) != NULL, "%s: '%s'",
+		    cases[i].crl, err);
+		cr_expect_eq(a.nagency, 5);
+		cr_expect_gt(a.crl_next_update, time(NULL) + 29 * 86400);
+		cr_expect_not(auth_crl_expired(&a, time(NULL)));
+	}
+	cr_expect(auth_crl_expired(&a, time(NULL) + 31 * 86400));
+	auth_clear(&a);
+	broker_conf_free(&bc);
+}
+
 static void
-on_refused(void *arg, const char *agency, const char *fp, const char *reason)
+on_refused(void *arg, const char *agency, const char *fp, const char *reason,
+    const char *address)
 {
 	struct refusals	*r = arg;
 
@@ -223,6 +269,7 @@ on_refused(void *arg, const char *agency, const char *fp, const char *reason)
 	    agency != NULL ? agency : "");
 	snprintf(r->fp, sizeof(r->fp), "%s", fp);
 	snprintf(r->reason, sizeof(r->reason), "%s", reason);
+	snprintf(r->address, sizeof(r->address), "%s", address);
 }
 
 static void
@@ -466,12 +513,92 @@ Test(auth, zap_request_for_another_domain_or_mechanism_is_refused)
 		cr_expect_eq(len[4], 0, "no user id");
 		cr_expect_eq(ref.calls, 1);
 		cr_expect_str_eq(ref.reason, cases[i].text);
+		cr_expect_str_eq(ref.address, "10.0.0.1");
 		cr_expect_eq(strlen(ref.fp), 16, "fingerprint of the key");
 	}
 	cr_assert_eq(a.refused, 3);
 	cr_assert_eq(zmq_close(req), 0);
 	auth_zap_close(&a);
 	cr_assert_eq(zmq_ctx_term(ctx), 0);
+	auth_clear(&a);
+	broker_conf_free(&bc);
+}
+
+/* One ZAP request for `key` from `addr` on req; the status text. */
+static void
+zap_ask(struct auth *a, void *req, const char *addr, const uint8_t key[32],
+    struct refusals *ref, char text[64])
+{
+	char	buf[64];
+	int	n = 0, len, more;
+	size_t	ms = sizeof(more);
+
+	memset(ref, 0, sizeof(*ref));
+	cr_assert_eq(zmq_send(req, "1.0", 3, ZMQ_SNDMORE), 3);
+	cr_assert_eq(zmq_send(req, "7", 1, ZMQ_SNDMORE), 1);
+	cr_assert_geq(zmq_send(req, ZAP_DOMAIN, strlen(ZAP_DOMAIN),
+	    ZMQ_SNDMORE), 0);
+	cr_assert_geq(zmq_send(req, addr, strlen(addr), ZMQ_SNDMORE), 0);
+	cr_assert_eq(zmq_send(req, "", 0, ZMQ_SNDMORE), 0);
+	cr_assert_eq(zmq_send(req, "CURVE", 5, ZMQ_SNDMORE), 5);
+	cr_assert_eq(zmq_send(req, key, 32, 0), 32);
+	cr_assert_eq(auth_zap_handle(a, time(NULL), on_refused, ref), 1);
+	do {
+		len = zmq_recv(req, buf, sizeof(buf) - 1, 0);
+		cr_assert_geq(len, 0);
+		buf[len < 63 ? len : 63] = '\0';
+		if (n == 3)
+			snprintf(text, 64, "%s", buf);
+		cr_assert_eq(zmq_getsockopt(req, ZMQ_RCVMORE, &more, &ms), 0);
+		n++;
+	} while (more);
+}
+
+/*
+ * An address past its rate is refused before its key is looked at, and
+ * others are not; past the CRL's next update a valid key is refused.
+ */
+Test(auth, zap_refuses_past_the_rate_and_past_the_crl)
+{
+	struct broker_conf	 bc;
+	struct auth		 a;
+	struct pki_cert		 cjit;
+	struct refusals		 ref;
+	char			 err[512], text[64];
+	void			*ctx, *req;
+	int			 i;
+
+	load(&bc, &a);
+	cr_assert_eq(pki_cert_read(tu_path(pdir, "agencies/cjit.leeds.crt"),
+	    &cjit, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(a.limit = hslimit_new(1, 2));
+	cr_assert_not_null(ctx = zmq_ctx_new());
+	cr_assert_eq(auth_zap_bind(&a, ctx), 0);
+	cr_assert_not_null(req = zmq_socket(ctx, ZMQ_REQ));
+	cr_assert_eq(zmq_connect(req, ZAP_ENDPOINT), 0);
+
+	for (i = 0; i < 2; i++) {
+		zap_ask(&a, req, "10.0.0.9", cjit.key, &ref, text);
+		cr_expect_str_eq(text, "OK", "within the burst");
+	}
+	zap_ask(&a, req, "10.0.0.9", cjit.key, &ref, text);
+	cr_expect_str_eq(text, "rate limited");
+	cr_expect_str_eq(ref.reason, "rate limited");
+	cr_expect(ref.agency_null, "the key was looked at: %s", ref.agency);
+	cr_expect_str_eq(ref.address, "10.0.0.9");
+	zap_ask(&a, req, "10.0.0.10", cjit.key, &ref, text);
+	cr_expect_str_eq(text, "OK", "another address");
+
+	a.crl_next_update = time(NULL) - 1;
+	zap_ask(&a, req, "10.0.0.11", cjit.key, &ref, text);
+	cr_expect_str_eq(text, "CRL expired");
+	cr_expect_str_eq(ref.agency, "cjit.leeds");
+	cr_expect_eq(a.refused, 2);
+
+	cr_assert_eq(zmq_close(req), 0);
+	auth_zap_close(&a);
+	cr_assert_eq(zmq_ctx_term(ctx), 0);
+	hslimit_destroy(&a.limit);
 	auth_clear(&a);
 	broker_conf_free(&bc);
 }

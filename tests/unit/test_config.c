@@ -30,6 +30,7 @@ static const char *conf_write(const char *, const char *);
 	"certificate = broker.crt\n" \
 	"key = broker.key\n" \
 	"ca = ca.crt\n" \
+	"crl = ca.crl\n" \
 	"agencies = agencies\n"
 
 #define AGENT_PATHS \
@@ -108,11 +109,12 @@ Test(config, broker_full_file_is_read)
 	    "[broker]\n"
 	    "bind = tcp://0.0.0.0:7451\n"
 	    BROKER_PATHS
-	    "crl = ca.crl\n"
 	    "map_size_mb = 64\n"
 	    "retention_days = 7\n"
 	    "max_size = 131072\n"
 	    "window = 16\n"
+	    "handshake_rate = 5\n"
+	    "handshake_burst = 7\n"
 	    "user = ccbroker\n"
 	    "\n"
 	    "[agency.cjit.leeds]\n"
@@ -133,6 +135,8 @@ Test(config, broker_full_file_is_read)
 	cr_assert_eq(bc.retention_days, 7);
 	cr_assert_eq(bc.max_size, 131072);
 	cr_assert_eq(bc.window, 16);
+	cr_assert_eq(bc.handshake_rate, 5);
+	cr_assert_eq(bc.handshake_burst, 7);
 	cr_assert_str_eq(bc.user, "ccbroker");
 	cr_assert_eq(bc.nagency, 2);
 	cr_assert_not_null(a = broker_conf_agency(&bc, "cjit.leeds"));
@@ -154,8 +158,9 @@ Test(config, broker_defaults_fill_what_is_left_out)
 	cr_assert_eq(broker_conf_load(conf_write("b.conf",
 	    "[broker]\n" BROKER_PATHS), &bc, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(bc.bind, "tcp://127.0.0.1:7450");
-	cr_assert_str_eq(bc.crl, "");
 	cr_assert_str_eq(bc.user, "");
+	cr_assert_eq(bc.handshake_rate, 20);
+	cr_assert_eq(bc.handshake_burst, 50);
 	cr_assert_eq(bc.map_size_mb, 1024);
 	cr_assert_eq(bc.retention_days, 30);
 	cr_assert_eq(bc.max_size, 65536);
@@ -309,16 +314,16 @@ static const struct {
 } broker_bad[] = {
 	{ "unknown key",
 	  "[broker]\n" BROKER_PATHS "colour = blue\n",
-	  ":7: unknown key 'colour' in [broker]" },
+	  ":8: unknown key 'colour' in [broker]" },
 	{ "unknown section",
 	  "[broker]\n" BROKER_PATHS "[brokers]\nbind = x\n",
-	  ":7: unknown section [brokers]" },
+	  ":8: unknown section [brokers]" },
 	{ "unknown empty section",
 	  "[broker]\n" BROKER_PATHS "[agencies]\n",
-	  ":7: unknown section [agencies]" },
+	  ":8: unknown section [agencies]" },
 	{ "unknown key in a prefixed section",
 	  "[broker]\n" BROKER_PATHS "[agency.cjit.leeds]\nareas =\nsize = 1\n",
-	  ":9: unknown key 'size' in [agency.cjit.leeds]" },
+	  ":10: unknown key 'size' in [agency.cjit.leeds]" },
 	{ "missing required key",
 	  "[broker]\ndata = data\ncertificate = broker.crt\nkey = broker.key\n"
 	  "agencies = agencies\n",
@@ -335,66 +340,66 @@ static const struct {
 	{ "bad area code",
 	  "[broker]\n" BROKER_PATHS "[agency.cjit.leeds]\n"
 	  "areas = E08000035, X0800003\n",
-	  ":8: areas: 'X0800003' is not an ONS area code (like E08000035)" },
+	  ":9: areas: 'X0800003' is not an ONS area code (like E08000035)" },
 	{ "short area code",
 	  "[broker]\n" BROKER_PATHS "[agency.cjit.leeds]\nareas = E0800003\n",
-	  ":8: areas: 'E0800003' is not an ONS area code (like E08000035)" },
+	  ":9: areas: 'E0800003' is not an ONS area code (like E08000035)" },
 	{ "area listed twice",
 	  "[broker]\n" BROKER_PATHS "[agency.cjit.leeds]\n"
 	  "areas = E08000035,E08000035\n",
-	  ":8: areas: area E08000035 listed twice" },
+	  ":9: areas: area E08000035 listed twice" },
 	{ "empty list item",
 	  "[broker]\n" BROKER_PATHS "[agency.cjit.leeds]\n"
 	  "areas = E08000035,,E08000032\n",
-	  ":8: areas: empty item in list" },
+	  ":9: areas: empty item in list" },
 	{ "bad agency id",
 	  "[broker]\n" BROKER_PATHS "[agency.CJIT]\nareas =\n",
-	  ":7: [agency.CJIT]: 'CJIT' is not an agency id ([a-z0-9.-]{3,64})" },
+	  ":8: [agency.CJIT]: 'CJIT' is not an agency id ([a-z0-9.-]{3,64})" },
 	{ "unknown agency type",
 	  "[broker]\n" BROKER_PATHS "[policy.wizard]\nreceive = all\n",
-	  ":7: [policy.wizard]: 'wizard' is not an agency type" },
+	  ":8: [policy.wizard]: 'wizard' is not an agency type" },
 	{ "bad record type",
 	  "[broker]\n" BROKER_PATHS "[policy.cjit]\npublish = handover, memo\n",
-	  ":8: publish: 'memo' is not a record type" },
+	  ":9: publish: 'memo' is not a record type" },
 	{ "bad category",
 	  "[broker]\n" BROKER_PATHS "[policy.cjit]\nreceive = identity, dna\n",
-	  ":8: receive: 'dna' is not a data category" },
+	  ":9: receive: 'dna' is not a data category" },
 	{ "bad boolean",
 	  "[broker]\n" BROKER_PATHS "[policy.cjit]\nrecord_consent = maybe\n",
-	  ":8: record_consent: 'maybe' is not yes or no" },
+	  ":9: record_consent: 'maybe' is not yes or no" },
 	{ "number out of range",
 	  "[broker]\n" BROKER_PATHS "retention_days = 0\n",
-	  ":7: retention_days: '0' is out of range 1..3650" },
+	  ":8: retention_days: '0' is out of range 1..3650" },
 	{ "not a number",
 	  "[broker]\n" BROKER_PATHS "window = -5\n",
-	  ":7: window: '-5' is not a number" },
+	  ":8: window: '-5' is not a number" },
 	{ "number with trailing words",
 	  "[broker]\n" BROKER_PATHS "map_size_mb = 64 MB\n",
-	  ":7: map_size_mb: '64 MB' is not a number" },
+	  ":8: map_size_mb: '64 MB' is not a number" },
 	{ "key given twice",
 	  "[broker]\n" BROKER_PATHS "window = 1\nwindow = 2\n",
-	  ":8: key 'window' given twice in [broker]" },
+	  ":9: key 'window' given twice in [broker]" },
 	{ "key given twice in a section given again",
 	  "[broker]\n" BROKER_PATHS "window = 1\n[policy.cjit]\n[broker]\n"
 	  "window = 2\n",
-	  ":10: key 'window' given twice in [broker]" },
+	  ":11: key 'window' given twice in [broker]" },
 	{ "unknown key in a section given again",
 	  "[broker]\n" BROKER_PATHS "[agency.cjit.leeds]\nareas =\n"
 	  "[broker]\ncolour = blue\n",
-	  ":10: unknown key 'colour' in [broker]" },
+	  ":11: unknown key 'colour' in [broker]" },
 	{ "agency area given twice across its sections",
 	  "[broker]\n" BROKER_PATHS "[agency.cjit.leeds]\nareas =\n"
 	  "[agency.la.leeds]\nareas =\n[agency.cjit.leeds]\nareas = E08000035\n",
-	  ":12: key 'areas' given twice in [agency.cjit.leeds]" },
+	  ":13: key 'areas' given twice in [agency.cjit.leeds]" },
 	{ "line without a value",
 	  "[broker]\n" BROKER_PATHS "window\ncolour = blue\n",
-	  ":7: expected 'key = value'" },
+	  ":8: expected 'key = value'" },
 	{ "unterminated section",
 	  "[broker]\n" BROKER_PATHS "[policy.cjit\nreceive = all\n",
-	  ":7: missing ']' in section header" },
+	  ":8: missing ']' in section header" },
 	{ "comments and blank lines count",
 	  "# broker\n\n[broker] ; main\n" BROKER_PATHS "\n; x\nwindow = 0\n",
-	  ":11: window: '0' is out of range 1..65536" },
+	  ":12: window: '0' is out of range 1..65536" },
 	{ "directory named as a file",
 	  "[broker]\ndata = data\ncertificate = agencies\nkey = broker.key\n"
 	  "ca = ca.crt\nagencies = agencies\n",
@@ -403,9 +408,14 @@ static const struct {
 	  "[broker]\ndata = data\ncertificate = broker.crt\nkey = broker.key\n"
 	  "ca = nope.crt\nagencies = agencies\n",
 	  ":5: ca: TDIR/nope.crt: No such file or directory" },
-	{ "missing CRL",
-	  "[broker]\n" BROKER_PATHS "crl = gone.crl\n",
-	  ":7: crl: TDIR/gone.crl: No such file or directory" },
+	{ "no CRL",
+	  "[broker]\ndata = data\ncertificate = broker.crt\nkey = broker.key\n"
+	  "ca = ca.crt\nagencies = agencies\n",
+	  ": missing required key 'crl' in [broker]" },
+	{ "empty CRL",
+	  "[broker]\ndata = data\ncertificate = broker.crt\nkey = broker.key\n"
+	  "ca = ca.crt\nagencies = agencies\ncrl =\n",
+	  ":7: crl: must not be empty" },
 	{ "file named as the agencies directory",
 	  "[broker]\ndata = data\ncertificate = broker.crt\nkey = broker.key\n"
 	  "ca = ca.crt\nagencies = ca.crt\n",
@@ -443,6 +453,22 @@ Test(config, broker_refusals_name_file_and_line)
 	}
 }
 
+/* The CRL is required but read by the broker (auth_load), so that `stats`
+ * and `audit` still run while it is being replaced. */
+Test(config, crl_file_not_there_yet_is_left_to_the_broker)
+{
+	struct broker_conf	bc;
+	char			err[512], want[PATH_MAX + 32];
+
+	cr_assert_eq(broker_conf_load(conf_write("b.conf",
+	    "[broker]\ndata = data\ncertificate = broker.crt\n"
+	    "key = broker.key\nca = ca.crt\nagencies = agencies\n"
+	    "crl = gone.crl\n"), &bc, err, sizeof(err)), 0, "%s", err);
+	snprintf(want, sizeof(want), "%s/gone.crl", tdir);
+	cr_assert_str_eq(bc.crl, want);
+	broker_conf_free(&bc);
+}
+
 Test(config, overlong_line_is_refused)
 {
 	struct broker_conf	 bc;
@@ -453,7 +479,7 @@ Test(config, overlong_line_is_refused)
 	    "user = %0250d\n", 0);
 	path = conf_write("long.conf", text);
 	cr_assert_eq(broker_conf_load(path, &bc, err, sizeof(err)), -1);
-	snprintf(want, sizeof(want), "%s:7: line longer than 198 characters",
+	snprintf(want, sizeof(want), "%s:8: line longer than 198 characters",
 	    path);
 	cr_assert_str_eq(err, want);
 

@@ -31,7 +31,8 @@ static struct pki_ca *ca_load(const char *, bool);
 
 /*
  * Once per run: the partnership with extra certificates (expired, not yet
- * valid, two with an OU that is no agency type, one from a foreign CA).
+ * valid, two with an OU that is no agency type, one from a foreign CA)
+ * and two more CRLs of its CA (past its next update, not yet valid).
  */
 ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
@@ -43,7 +44,13 @@ ReportHook(PRE_ALL)(struct criterion_test_set *set)
 	    "sh \"$M\" -i future.leeds cjit . --not-before 20450101000000Z "
 	    "--not-after 20460101000000Z && "
 	    "sh \"$M\" -i odd.leeds wizard . && "
-	    "sh \"$M\" -i wrong-ou.leeds probation-service . && ") == -1 ||
+	    "sh \"$M\" -i wrong-ou.leeds probation-service . && "
+	    "cp ca.crl keep.crl && "
+	    "sh \"$M\" -g --not-before 20200101000000Z "
+	    "--not-after 20210101000000Z . && mv ca.crl past.crl && "
+	    "sh \"$M\" -g --not-before 20450101000000Z "
+	    "--not-after 20460101000000Z . && mv ca.crl future.crl && "
+	    "mv keep.crl ca.crl && ") == -1 ||
 	    tu_sh("cp '%s/agencies/cjit.leeds.crt' '%s/agencies/foreign.crt'",
 	    tu_dir(ENV_F), tu_dir(ENV_P)) != 0)
 		unsetenv(ENV_P);
@@ -172,6 +179,52 @@ Test(pki, crl_of_another_ca_is_refused)
 	snprintf(want, sizeof(want), "%s/ca.crl: not signed by the CA "
 	    "%s/ca.crt", fdir, pdir);
 	cr_assert_str_eq(err, want);
+}
+
+/* Each row: a CRL of the CA, judged at now + shift: in force, or why not. */
+static const struct {
+	const char	*crl;		/* NULL: none loaded */
+	time_t		 shift;		/* -1: at 2045-06-01 */
+	const char	*reason;	/* NULL: in force */
+} crl_cases[] = {
+	{ "ca.crl", 0, NULL },
+	{ "ca.crl", 29 * 86400, NULL },
+	{ "ca.crl", 31 * 86400, "CRL past its next update (" },
+	{ "past.crl", 0, "CRL past its next update (2021-01-01T00:00:00.000Z)" },
+	{ "future.crl", 0,
+	    "CRL not yet valid (last update 2045-01-01T00:00:00.000Z)" },
+	{ "future.crl", -1, NULL },	/* 2045-06-01: in its lifetime */
+	{ NULL, 0, "no CRL" },
+};
+
+Test(pki, crl_in_force_is_judged_at_the_time_given)
+{
+	struct pki_ca	*ca;
+	char		 err[256];
+	time_t		 next;
+	size_t		 i;
+	int		 rc;
+
+	for (i = 0; i < sizeof(crl_cases) / sizeof(crl_cases[0]); i++) {
+		ca = pki_ca_load(tu_path(pdir, "ca.crt"), crl_cases[i].crl ?
+		    tu_path(pdir, crl_cases[i].crl) : NULL, err, sizeof(err));
+		cr_assert_not_null(ca, "%s", err);
+		err[0] = '\0';
+		rc = pki_ca_crl_check(ca, crl_cases[i].shift == -1 ?
+		    (time_t)2379888000 : time(NULL) + crl_cases[i].shift,
+		    &next, err, sizeof(err));
+		if (crl_cases[i].reason == NULL)
+			cr_expect_eq(rc, 0, "row %zu: %s", i, err);
+		else
+			cr_expect(rc == -1 && strncmp(err, crl_cases[i].reason,
+			    strlen(crl_cases[i].reason)) == 0,
+			    "row %zu: '%s'", i, err);
+		if (crl_cases[i].crl != NULL &&
+		    strcmp(crl_cases[i].crl, "ca.crl") == 0)
+			cr_expect(next > time(NULL) + 29 * 86400 &&
+			    next <= time(NULL) + 30 * 86400, "row %zu", i);
+		pki_ca_destroy(&ca);
+	}
 }
 
 Test(pki, ca_load_refuses_a_leaf_and_a_missing_file)
