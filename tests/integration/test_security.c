@@ -267,7 +267,7 @@ H_TEST(security, a_thousand_consent_records_of_one_subject_change_nothing)
 	h_assert_op(r, "consent-recorded");
 	cr_assert_null(h_recv(carat, "consent-recorded", H_QUIET_MS),
 	    "more than the one active consent withdrawn");
-	r = h_receipt_for(carat, h_str(plan, "mid"), H_CJIT, H_TIMEOUT_MS);
+	r = h_track_of(carat, h_str(plan, "mid"), H_CJIT);
 	cr_assert_str_eq(h_str(r, "state"), "purged", "%s", h_dump(r));
 }
 
