@@ -46,9 +46,10 @@ static int	audit_consent(struct broker *, struct req *,
 		    const struct consent_hdr *);
 static int	change_state(struct broker *, struct req *, struct consent *,
 		    enum consent_state, const char *, enum audit_event);
-static int	collect_cid(const struct consent *, void *);
 static int	owned_by(struct broker *, const struct consent *,
 		    const char *);
+static int	check_owner(struct broker *, struct req *,
+		    const struct consent *);
 
 static int
 reply_recorded(struct broker *b, struct req *r, const uint8_t *cid,
@@ -318,6 +319,22 @@ out:
 	return rc;
 }
 
+/* Rule 11: only the first recorder records later versions.  Returns 0,
+ * ANSWERED (refused), or a store error. */
+static int
+check_owner(struct broker *b, struct req *r, const struct consent *old)
+{
+	int	rc;
+
+	if ((rc = owned_by(b, old, r->from->cert.cn)) == 1)
+		return 0;
+	if (rc != 0)
+		return rc;
+	rc = reply_error(b, r, ERR_NOT_PERMITTED, "cid", "this consent was "
+	    "recorded by another agency; record a consent of your own");
+	return rc != 0 ? rc : ANSWERED;
+}
+
 static int
 audit_consent(struct broker *b, struct req *r, enum audit_event ev_kind,
     const uint8_t cid[16], const struct consent_hdr *h)
@@ -424,13 +441,8 @@ handle_consent_grant(struct broker *b, struct req *r)
 		return rc;
 	have_old = rc == 0;
 	if (have_old) {
-		/* Rule 11: later versions only by the first recorder. */
-		if ((rc = owned_by(b, &old, r->from->cert.cn)) == 0)
-			return reply_error(b, r, ERR_NOT_PERMITTED, "cid",
-			    "this consent was recorded by another agency; "
-			    "record a consent of your own");
-		if (rc != 1)
-			return rc;
+		if ((rc = check_owner(b, r, &old)) != 0)
+			return rc == ANSWERED ? 0 : rc;
 		if (memcmp(old.h.req_hash, h.req_hash, 16) == 0 &&
 		    old.h.state == CS_ACTIVE)
 			return reply_recorded(b, r, cid, old.h.version);
@@ -502,31 +514,6 @@ change_state(struct broker *b, struct req *r, struct consent *old,
 	return reply_recorded(b, r, old->cid, h.version);
 }
 
-/* The cids of a subject's consents, gathered before any is changed:
- * each change rewrites the index being read. */
-struct cids {
-	uint8_t	(*cid)[16];
-	size_t	 n, cap;
-};
-
-static int
-collect_cid(const struct consent *c, void *arg)
-{
-	struct cids	*l = arg;
-
-	if (l->n == l->cap) {
-		size_t	 cap = l->cap ? l->cap * 2 : 16;
-		void	*p = reallocarray(l->cid, cap, sizeof(*l->cid));
-
-		if (p == NULL)
-			return STORE_NOMEM;
-		l->cid = p;
-		l->cap = cap;
-	}
-	memcpy(l->cid[l->n++], c->cid, 16);
-	return 0;
-}
-
 /* consent-withdraw {cid | subject, captured, worker, reason}
  * -> consent-recorded, one per consent withdrawn */
 int
@@ -536,10 +523,10 @@ handle_consent_withdraw(struct broker *b, struct req *r)
 	struct consent		 c;
 	struct cc_subject	 subj;
 	struct subject_ps	 ps;
-	struct cids		 all = { NULL, 0, 0 };
+	uint8_t			(*cids)[16] = NULL;
 	char			 text[64];
 	uint8_t			 cid[16];
-	size_t			 i, done = 0;
+	size_t			 i, n = 0, done = 0;
 	int			 rc;
 
 	/* Any agency the client tells may record a withdrawal. */
@@ -563,10 +550,11 @@ handle_consent_withdraw(struct broker *b, struct req *r)
 		return reply_error(b, r, ERR_MISSING_FIELD, "cid",
 		    "give cid or subject");
 	explicit_bzero(&subj, sizeof(subj));
-	if ((rc = store_consents_of(st, r->txn, &ps, collect_cid, &all)) != 0)
+	/* The ids first: each change rewrites the index being read. */
+	if ((rc = store_consent_cids(st, r->txn, &ps, false, &cids, &n)) != 0)
 		goto out;
-	for (i = 0; i < all.n; i++) {
-		if ((rc = store_consent_get(st, r->txn, all.cid[i], &c)) != 0)
+	for (i = 0; i < n; i++) {
+		if ((rc = store_consent_get(st, r->txn, cids[i], &c)) != 0)
 			goto out;
 		if (c.h.state != CS_ACTIVE)
 			continue;
@@ -579,7 +567,7 @@ handle_consent_withdraw(struct broker *b, struct req *r)
 		rc = reply_error(b, r, ERR_INVALID_FIELD, "subject",
 		    "no active consent for this subject");
 out:
-	free(all.cid);
+	free(cids);
 	return rc;
 }
 
@@ -613,13 +601,8 @@ handle_consent_refuse(struct broker *b, struct req *r)
 	if (rc != 0 && rc != STORE_NOTFOUND)
 		return rc;
 	if (rc == 0) {
-		/* Rule 11: later versions only by the first recorder. */
-		if ((rc = owned_by(b, &old, r->from->cert.cn)) == 0)
-			return reply_error(b, r, ERR_NOT_PERMITTED, "cid",
-			    "this consent was recorded by another agency; "
-			    "record a consent of your own");
-		if (rc != 1)
-			return rc;
+		if ((rc = check_owner(b, r, &old)) != 0)
+			return rc == ANSWERED ? 0 : rc;
 		if (memcmp(&old.h.subj, &h.subj, sizeof(h.subj)) != 0)
 			return reply_error(b, r, ERR_IDENTITY_CONFLICT, "subject",
 			    "this consent is about another subject");

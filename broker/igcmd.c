@@ -38,7 +38,6 @@ static void	verify_report(const char *, void *);
 static void	jput(json_t *, const char *, json_t *);
 static void	jref(json_t *, const char *, json_t *);
 static int	subject_entry(uint64_t, const void *, size_t, void *);
-static int	collect_cid(const struct consent *, void *);
 static json_t	*consent_json(struct store *, struct consent *, int64_t);
 struct stats_walk;
 static int	stats_online(const char *, void *);
@@ -511,30 +510,6 @@ nomem:
 	return STORE_NOMEM;
 }
 
-/* The cids of the subject's consents, gathered first. */
-struct cids {
-	uint8_t	(*cid)[16];
-	size_t	 n, cap;
-};
-
-static int
-collect_cid(const struct consent *c, void *arg)
-{
-	struct cids	*l = arg;
-
-	if (l->n == l->cap) {
-		size_t	 cap = l->cap ? l->cap * 2 : 16;
-		void	*p = reallocarray(l->cid, cap, sizeof(*l->cid));
-
-		if (p == NULL)
-			return STORE_NOMEM;
-		l->cid = p;
-		l->cap = cap;
-	}
-	memcpy(l->cid[l->n++], c->cid, 16);
-	return 0;
-}
-
 /* One consent of the report, with its history and evidence. */
 static json_t *
 consent_json(struct store *st, struct consent *c, int64_t now)
@@ -615,12 +590,12 @@ ig_audit_subject(const struct broker_conf *c, const char *scheme,
 	struct cc_subject	 subj;
 	struct subject_ps	 ps;
 	struct subject_walk	 w;
-	struct cids		 all = { NULL, 0, 0 };
+	uint8_t			(*cids)[16] = NULL;
 	struct consent		 cs;
 	json_t			*rep, *cons, *js, *o;
 	char			 hex[2 * PSEUDO_LEN + 1];
 	int64_t			 now = cc_time_now_ms();
-	size_t			 i;
+	size_t			 i, n = 0;
 	int			 s, rc;
 
 	memset(&subj, 0, sizeof(subj));
@@ -664,17 +639,16 @@ ig_audit_subject(const struct broker_conf *c, const char *scheme,
 	jput(rep, "disclosures", w.disc);
 	jput(rep, "withheld", w.with);
 
-	if ((rc = store_consents_all(st, txn, &ps, collect_cid, &all)) != 0)
+	if ((rc = store_consent_cids(st, txn, &ps, true, &cids, &n)) != 0)
 		fatalx("cannot read consents: %s", store_strerror(rc));
-	for (i = 0; i < all.n; i++) {
-		/* The decision view has no seal: read the whole record. */
-		if ((rc = store_consent_get(st, txn, all.cid[i], &cs)) != 0)
+	for (i = 0; i < n; i++) {
+		if ((rc = store_consent_get(st, txn, cids[i], &cs)) != 0)
 			fatalx("cannot read a consent: %s", store_strerror(rc));
 		if ((o = consent_json(st, &cs, now)) == NULL ||
 		    json_array_append_new(cons, o) != 0)
 			fatalx("out of memory");
 	}
-	free(all.cid);
+	free(cids);
 	jput(rep, "consents", cons);
 	store_abort(txn);
 	store_close(&st);

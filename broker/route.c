@@ -20,6 +20,9 @@
 
 static bool	sub_matches(const struct sub *, int rtype, const char *area);
 struct routing;
+static void	routing_init(struct routing *, struct broker *,
+		    struct store_txn *, const struct cc_msg *, const char *,
+		    const struct msg_hdr *, size_t);
 static int	candidates(struct routing *,
 		    int (*)(struct routing *, const char *));
 static int	route_one(struct routing *, const char *recipient);
@@ -83,6 +86,20 @@ struct routing {
 	bool			 queued;	/* for someone */
 	char			*over;		/* route_quota's answer */
 };
+
+static void
+routing_init(struct routing *rt, struct broker *b, struct store_txn *txn,
+    const struct cc_msg *m, const char *sender, const struct msg_hdr *h,
+    size_t bytes)
+{
+	memset(rt, 0, sizeof(*rt));
+	rt->b = b;
+	rt->txn = txn;
+	rt->m = m;
+	rt->sender = sender;
+	rt->h = h;
+	rt->bytes = bytes;
+}
 
 /*
  * The recipients of a message: the agencies in `to`, or else the
@@ -208,16 +225,10 @@ route_publish(struct broker *b, struct store_txn *txn, const uint8_t mid[16],
 	struct routing	rt;
 	int		rc;
 
-	memset(&rt, 0, sizeof(rt));
-	rt.b = b;
-	rt.txn = txn;
+	routing_init(&rt, b, txn, m, sender, h, bytes);
 	rt.mid = mid;
 	rt.midtext = midtext;
-	rt.m = m;
-	rt.sender = sender;
-	rt.h = h;
 	rt.present = proto_categories_present(m);
-	rt.bytes = bytes;
 	rc = candidates(&rt, route_one);
 	*queued = rt.queued;
 	return rc;
@@ -253,13 +264,7 @@ route_quota(struct broker *b, struct store_txn *txn, const struct cc_msg *m,
 	struct routing	rt;
 	int		rc;
 
-	memset(&rt, 0, sizeof(rt));
-	rt.b = b;
-	rt.txn = txn;
-	rt.m = m;
-	rt.sender = sender;
-	rt.h = h;
-	rt.bytes = bytes;
+	routing_init(&rt, b, txn, m, sender, h, bytes);
 	rt.over = over;
 	over[0] = '\0';
 	rc = candidates(&rt, quota_one);

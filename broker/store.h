@@ -337,6 +337,16 @@ int	store_consents_all(struct store *, struct store_txn *,
 	    const struct subject_ps *,
 	    int (*fn)(const struct consent *, void *), void *arg) CC_WUR;
 
+/*
+ * The cids of the subject's consents (all of them, or only those that can
+ * still permit or deny), each once, into a malloc'd array the caller
+ * frees: for a caller that changes them, or reads them whole, after the
+ * index has been read.  Returns 0 (*cids NULL when *n is 0) or an error.
+ */
+int	store_consent_cids(struct store *, struct store_txn *,
+	    const struct subject_ps *, bool all, uint8_t (**cids)[16],
+	    size_t *n) CC_WUR;
+
 /* Write a consent version: header, recipients, denies and the sealed
  * history; indexes every pseudonym of its subject.  Returns 0 or an
  * error (STORE_FULL when the store is full). */

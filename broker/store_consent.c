@@ -30,6 +30,7 @@ static int	seen_before(struct store *, MDB_txn *, MDB_dbi, uint8_t,
 static int	index_one(struct store *, MDB_txn *, const uint8_t cid[16],
 		    const struct consent_hdr *, const char *recip,
 		    const void *deny);
+static int	collect_cid(const struct consent *, void *);
 static int	scan(struct store *, MDB_txn *, MDB_dbi, uint8_t,
 		    const struct subject_ps *,
 		    int (*)(const struct consent *, void *), void *);
@@ -242,6 +243,49 @@ store_consents_all(struct store *st, struct store_txn *t,
     void *arg)
 {
 	return scan(st, txn_of(t), st->csubj, TD_CSUBJ, ps, fn, arg);
+}
+
+/* The cids gathered by store_consent_cids. */
+struct cids {
+	uint8_t	(*cid)[16];
+	size_t	 n, cap;
+};
+
+static int
+collect_cid(const struct consent *c, void *arg)
+{
+	struct cids	*l = arg;
+
+	if (l->n == l->cap) {
+		size_t	 cap = l->cap ? l->cap * 2 : 16;
+		void	*p = reallocarray(l->cid, cap, sizeof(*l->cid));
+
+		if (p == NULL)
+			return STORE_NOMEM;
+		l->cid = p;
+		l->cap = cap;
+	}
+	memcpy(l->cid[l->n++], c->cid, 16);
+	return 0;
+}
+
+int
+store_consent_cids(struct store *st, struct store_txn *t,
+    const struct subject_ps *ps, bool all, uint8_t (**cids)[16], size_t *n)
+{
+	struct cids	l = { NULL, 0, 0 };
+	int		rc;
+
+	rc = all ? store_consents_all(st, t, ps, collect_cid, &l) :
+	    store_consents_of(st, t, ps, collect_cid, &l);
+	if (rc != 0) {
+		free(l.cid);
+		l.cid = NULL;
+		l.n = 0;
+	}
+	*cids = l.cid;
+	*n = l.n;
+	return rc;
 }
 
 /* The index rows of one consent version: csubj always, cview while it
