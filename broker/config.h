@@ -65,6 +65,7 @@ struct broker_conf {
 	unsigned		retention_days;		/* default 30 */
 	size_t			max_size;		/* frame bytes, default 65536 */
 	unsigned		window;			/* unacked per agency, default 256 */
+	unsigned		audit_head_s;		/* head logged every, default 60 */
 	char			user[64];		/* drop to this user as root, "" */
 	struct quota		 quota;			/* every agency's */
 	unsigned		handshake_rate;		/* per second per address, default 20 */

@@ -13,8 +13,6 @@
 #include "log.h"
 
 #define ONLINE_MAX	65536	/* bytes of ids in the online list */
-#define HEAD_LOG_MS	60000	/* the audit head is logged at most this
-				 * often while it moves */
 
 static int	load_sub(const char *, const struct sub *, void *);
 
@@ -196,7 +194,7 @@ state_log_head(struct broker *b, bool now)
 	int64_t			 t = cc_time_now_ms();
 	int			 rc;
 
-	if (!now && t - b->head_looked < HEAD_LOG_MS)
+	if (!now && t - b->head_looked < (int64_t)b->conf.audit_head_s * 1000)
 		return;
 	b->head_looked = t;
 	if ((rc = store_begin(b->st, false, &txn)) == 0) {
