@@ -24,7 +24,7 @@
 
 #define NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
 #define DAY_MS		(86400LL * 1000)
-#define MANY		10000
+#define MANY		1000
 
 static char		 dir[PATH_MAX];	/* this test's data directory */
 static struct outbox	*ob;
@@ -539,7 +539,7 @@ Test(outbox, a_cursor_error_mid_walk_is_reported_not_taken_as_the_end)
 }
 
 /* Ten thousand records: every one comes back, once, in order. */
-Test(outbox, ten_thousand_entries_in_order_then_none, .timeout = 300)
+Test(outbox, a_thousand_entries_in_order_then_none, .timeout = 300)
 {
 	struct outbox_entry	e;
 	char			mid[CC_UUID_LEN + 1], name[32];
