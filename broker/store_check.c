@@ -64,22 +64,46 @@ dbi_of(struct store *st, size_t i)
 	return *(MDB_dbi *)((char *)st + dbs[i].off);
 }
 
-/* Does a value of a database pass its checks (whatever its layout)? */
+/*
+ * Does a value of a database pass its checks (whatever its layout)?  A
+ * message's payload and a consent's history are opened too: their own
+ * AEAD tag is all that guards them, and a history that no longer opens
+ * is a subject access report with a hole in it.
+ */
 static int
 value_ok(struct store *st, uint8_t dom, const MDB_val *k, const MDB_val *v)
 {
-	struct consent	c;
-	struct msg_hdr	h;
-	MDB_val		w = *v;
+	struct consent	 c;
+	struct msg_hdr	 h;
+	MDB_val		 w = *v;
+	const uint8_t	*sealed = NULL, *ad = k->mv_data;
+	uint32_t	 len = 0;
+	uint8_t		*out;
+	int		 ok;
 
 	switch (dom) {
 	case TD_CONSENT:
-		return consent_value(st, k, v, &c) == 0;
+		if (consent_value(st, k, v, &c) != 0)
+			return 0;
+		sealed = c.sealed;
+		len = c.h.sealed_len;
+		break;
 	case TD_MSG:
-		return msg_value(st, k, v, &h, NULL) == 0;
+		if (msg_value(st, k, v, &h, &sealed) != 0)
+			return 0;
+		len = h.sealed_len;
+		break;
 	default:
 		return tag_check(st, dom, k, &w) == 0;
 	}
+	if (len == 0)
+		return 1;
+	if (len < SEAL_OVERHEAD || (out = malloc(len)) == NULL)
+		return 0;
+	ok = seal_open(&st->seal, ad, k->mv_size, sealed, len, out) == 0;
+	explicit_bzero(out, len);
+	free(out);
+	return ok;
 }
 
 static void
