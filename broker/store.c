@@ -254,7 +254,11 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 fail:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
-	snprintf(err, errlen, "%s: %s", dir, mdb_strerror(rc));
+	/* What LMDB finds wrong with its own file is damage: said so. */
+	snprintf(err, errlen, "%s: %s%s", dir, rc == MDB_INVALID ||
+	    rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
+	    rc == MDB_VERSION_MISMATCH || rc == MDB_INCOMPATIBLE ?
+	    "store damaged: " : "", mdb_strerror(rc));
 	store_close(&st);
 	return -1;
 }
