@@ -258,12 +258,13 @@ int	store_summary_put(struct store *, struct store_txn *) CC_WUR;
 
 /*
  * Look for damage.  Quick (at every start): each database's count of
- * entries against the recorded summary, and every queue entry read and
- * checked; an index found damaged is rebuilt from what it indexes (in a
- * store opened for writing).  Full (`audit verify`): every entry of every
- * database read and checked against its tag, counted, and every reference
- * followed (a queued delivery to its message, delivery state and payload;
- * a consent to its index rows and back).  `report` gets one line per
+ * entries against the recorded summary, and every queue entry read,
+ * checked and found again by its key; an index found damaged is rebuilt
+ * from what it indexes (in a store opened for writing).  Full (`audit
+ * verify`): every entry of every database read and checked against its
+ * tag (sealed parts opened), found again by its key, counted, and every
+ * reference followed (a queued delivery to its message, delivery state
+ * and payload; a consent to its index rows and back).  `report` gets one line per
  * finding.  Returns the number of findings, or -1 when the store could
  * not be read at all.
  */

@@ -53,6 +53,7 @@ static int	value_ok(struct store *, uint8_t, const MDB_val *,
 		    const MDB_val *);
 static void	say(struct check *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
+static int	findable(MDB_cursor *, bool, const MDB_val *, const MDB_val *);
 static int	scan_db(struct check *, size_t, bool full, size_t *count);
 static int	refs_queue(struct check *);
 static int	refs_consent(struct check *);
@@ -139,30 +140,71 @@ store_summary_put(struct store *st, struct store_txn *t)
 }
 
 /*
+ * Can an entry met walking the database be found again by its key?  A
+ * flipped bit in a branch page's key sends a search down the wrong path:
+ * the entries behind it are still there in a walk, and in the counts,
+ * but every lookup and range seek (a queue read from a cursor, an ack, a
+ * decision) misses them.
+ */
+static int
+findable(MDB_cursor *probe, bool dup, const MDB_val *k, const MDB_val *v)
+{
+	MDB_val	fk = *k, fv = *v;
+	int	rc;
+
+	if ((rc = mdb_cursor_get(probe, &fk, &fv, dup ? MDB_GET_BOTH :
+	    MDB_SET_KEY)) != 0)
+		return rc;
+	/* Found: the very entry, not another one with an equal key. */
+	return dup || fv.mv_data == v->mv_data ? 0 : MDB_NOTFOUND;
+}
+
+/*
  * Read a database through: count its entries and (full, or always for the
- * queue) check every value's tag.
+ * queue) check every value's tag and that each entry can be found by its
+ * key.
  */
 static int
 scan_db(struct check *c, size_t i, bool full, size_t *count)
 {
-	MDB_cursor	*cur;
+	MDB_dbi		 dbi = dbi_of(c->st, i);
+	MDB_cursor	*cur, *probe;
 	MDB_val		 k, v;
-	size_t		 bad = 0;
-	int		 rc;
+	size_t		 bad = 0, lost = 0;
+	int		 rc, f;
 
 	*count = 0;
-	if ((rc = mdb_cursor_open(c->txn, dbi_of(c->st, i), &cur)) != 0)
+	if ((rc = mdb_cursor_open(c->txn, dbi, &cur)) != 0)
 		return rc;
+	if ((rc = mdb_cursor_open(c->txn, dbi, &probe)) != 0) {
+		mdb_cursor_close(cur);
+		return rc;
+	}
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
 		(*count)++;
 		if (dbs[i].dom != 0 && full &&
 		    !value_ok(c->st, dbs[i].dom, &k, &v))
 			bad++;
+		if ((f = findable(probe, dbs[i].dom == TD_QSUBJ, &k,
+		    &v)) == MDB_NOTFOUND)
+			lost++;
+		else if (f != 0) {
+			rc = f;
+			break;
+		}
 	}
+	mdb_cursor_close(probe);
 	mdb_cursor_close(cur);
 	if (bad > 0) {
 		say(c, "%s: %zu entries fail their integrity check",
 		    dbs[i].name, bad);
+		if (dbs[i].index)
+			*(dbs[i].dom == TD_QSUBJ ? &c->rebuild_msg :
+			    &c->rebuild_consent) = true;
+	}
+	if (lost > 0) {
+		say(c, "%s: %zu entries cannot be found by their key (a "
+		    "damaged page)", dbs[i].name, lost);
 		if (dbs[i].index)
 			*(dbs[i].dom == TD_QSUBJ ? &c->rebuild_msg :
 			    &c->rebuild_consent) = true;
