@@ -556,18 +556,60 @@ store_hold_disk(struct store *st, size_t bytes)
 }
 
 /*
- * Pages in use are the map's high-water mark less the pages on LMDB's free
- * list (database 0, whose values are page-number lists led by a count).
+ * LMDB's free list (database 0): each value a list of page numbers led by
+ * its count, the numbers in descending order, none a meta page or past the
+ * last page.  A flipped bit there is a page counted free that is not (to
+ * be overwritten by the next write), or a count that makes the store look
+ * empty; LMDB itself trusts the list.  Returns 0 with *freepg the pages on
+ * the list, TAG_MISMATCH when the list is not well formed, or an LMDB
+ * error.
  */
+int
+store_freelist(MDB_txn *txn, size_t npages, size_t *freepg)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	size_t		 n, i, pg, prev;
+	bool		 bad = false;
+	int		 rc;
+
+	*freepg = 0;
+	if ((rc = mdb_cursor_open(txn, 0, &cur)) != 0)
+		return rc;
+	while (!bad && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		if (v.mv_size < sizeof(n) || v.mv_size % sizeof(n) != 0) {
+			bad = true;
+			break;
+		}
+		memcpy(&n, v.mv_data, sizeof(n));
+		if (n != v.mv_size / sizeof(n) - 1 || n > npages) {
+			bad = true;
+			break;
+		}
+		for (i = 1, prev = SIZE_MAX; i <= n; i++, prev = pg) {
+			memcpy(&pg, (const uint8_t *)v.mv_data + i * sizeof(pg),
+			    sizeof(pg));
+			if (pg < 2 || pg >= npages || pg >= prev) {
+				bad = true;
+				break;
+			}
+		}
+		*freepg += n;
+	}
+	mdb_cursor_close(cur);
+	if (bad || (rc == MDB_NOTFOUND && *freepg > npages))
+		return TAG_MISMATCH;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Pages in use are the map's high-water mark less the free pages. */
 int
 store_usage(struct store *st, size_t *used, size_t *map)
 {
 	MDB_envinfo	 info;
 	MDB_stat	 stat;
 	MDB_txn		*txn;
-	MDB_cursor	*cur;
-	MDB_val		 k, v;
-	size_t		 freepg = 0;
+	size_t		 freepg = 0, npages;
 	int		 rc;
 
 	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
@@ -575,23 +617,17 @@ store_usage(struct store *st, size_t *used, size_t *map)
 		return store_rc(rc, "usage");
 	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
 		return store_rc(rc, "usage");
-	if ((rc = mdb_cursor_open(txn, 0, &cur)) == 0) {
-		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-			size_t n;
-
-			if (v.mv_size < sizeof(n))
-				continue;
-			memcpy(&n, v.mv_data, sizeof(n));
-			freepg += n;
-		}
-		mdb_cursor_close(cur);
-	}
+	npages = info.me_last_pgno + 1;
+	rc = store_freelist(txn, npages, &freepg);
 	mdb_txn_abort(txn);
-	if (rc != MDB_NOTFOUND)
+	/* Counted as if nothing were free: never room that is not there. */
+	if (rc == TAG_MISMATCH) {
+		log_warnx("store: LMDB's free list is damaged; run ccbroker "
+		    "audit verify");
+		freepg = 0;
+	} else if (rc != 0)
 		return store_rc(rc, "free list");
-	if (freepg > info.me_last_pgno + 1)
-		freepg = info.me_last_pgno + 1;
-	*used = (info.me_last_pgno + 1 - freepg) * stat.ms_psize;
+	*used = (npages - freepg) * stat.ms_psize;
 	*map = info.me_mapsize;
 	return 0;
 }

@@ -130,6 +130,10 @@ int	msg_value(struct store *, const MDB_val *k, const MDB_val *v,
 int	consent_value(struct store *, const MDB_val *k, const MDB_val *v,
 	    struct consent *);
 
+/* store.c: check LMDB's free list against a file of npages pages and
+ * count the pages on it (0, TAG_MISMATCH or an LMDB error). */
+int	store_freelist(MDB_txn *, size_t npages, size_t *freepg);
+
 /* store_consent.c: rebuild cview and csubj from the consents. */
 int	consent_reindex(struct store *, MDB_txn *);
 /* store_msg.c: rebuild qsubj from the messages. */
