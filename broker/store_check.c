@@ -153,9 +153,12 @@ findable(MDB_cursor *probe, bool dup, const MDB_val *k, const MDB_val *v)
 	MDB_val	fk = *k, fv = *v;
 	int	rc;
 
+	/* A key of a length LMDB never stores cannot be looked up. */
+	if (k->mv_size == 0 || k->mv_size > KEY_MAX)
+		return MDB_NOTFOUND;
 	if ((rc = mdb_cursor_get(probe, &fk, &fv, dup ? MDB_GET_BOTH :
 	    MDB_SET_KEY)) != 0)
-		return rc;
+		return rc == MDB_BAD_VALSIZE ? MDB_NOTFOUND : rc;
 	/* Found: the very entry, not another one with an equal key. */
 	return dup || fv.mv_data == v->mv_data ? 0 : MDB_NOTFOUND;
 }

@@ -58,6 +58,11 @@
 #define TD_SUBS		'B'
 #define TAG_LEN		SEAL_TAGLEN
 
+/* The longest key LMDB takes (its default), and the longest value kept in
+ * meta (the online list is the longest, at most 64 KiB of ids). */
+#define KEY_MAX		511
+#define META_VALUE_MAX	(128 * 1024)
+
 /* What the tag functions return for a value that fails its tag (outside
  * LMDB's range of errors); store_rc makes it STORE_CORRUPT. */
 #define TAG_MISMATCH	(-30000)

@@ -9,6 +9,7 @@
  * acted on.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -57,13 +58,46 @@ tag_seal(struct store *st, uint8_t dom, const MDB_val *k, uint8_t *p,
 	return tag_make(st, dom, k, p, len, p + len);
 }
 
+/*
+ * The longest value (without its tag) a database holds.  A flipped bit in
+ * the size LMDB keeps for a value makes it run on past its page, perhaps
+ * past the end of the file (SIGBUS): a value longer than its database
+ * ever holds fails its check before a byte of it is read.  Messages and
+ * consents are bounded by their own headers (msg_value, consent_value).
+ */
+static size_t
+value_max(uint8_t dom)
+{
+	switch (dom) {
+	case TD_QUEUE:
+		return sizeof(struct qent);
+	case TD_RSTATE:
+		return sizeof(struct rstate);
+	case TD_EXPIRY:
+		return 1;
+	case TD_SUBS:
+		return sizeof(struct sub);
+	case TD_CSUBJ:
+		return 0;
+	case TD_QSUBJ:
+		return 16;
+	case TD_CVIEW:
+		return sizeof(struct cview) + 2 * (size_t)UINT16_MAX;
+	case TD_META:
+		return META_VALUE_MAX;
+	default:
+		return SIZE_MAX;
+	}
+}
+
 int
 tag_check(struct store *st, uint8_t dom, const MDB_val *k, MDB_val *v)
 {
 	uint8_t	t[TAG_LEN];
 	size_t	len;
 
-	if (v->mv_size < TAG_LEN)
+	if (v->mv_size < TAG_LEN || v->mv_size - TAG_LEN > value_max(dom) ||
+	    k->mv_size > KEY_MAX)
 		return TAG_MISMATCH;
 	len = v->mv_size - TAG_LEN;
 	if (tag_make(st, dom, k, v->mv_data, len, t) != 0)
@@ -80,7 +114,7 @@ tag_check_clear(struct store *st, uint8_t dom, const MDB_val *k,
 {
 	uint8_t	t[TAG_LEN];
 
-	if (v->mv_size < clear + TAG_LEN)
+	if (v->mv_size < clear + TAG_LEN || k->mv_size > KEY_MAX)
 		return TAG_MISMATCH;
 	if (tag_make(st, dom, k, v->mv_data, clear, t) != 0)
 		return ENOMEM;
