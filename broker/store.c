@@ -28,6 +28,7 @@
 #define FORMAT_UNTAGGED	2
 #define DSEQ_GAP	(1ULL << 32)	/* after a damaged dseq */
 
+static int	freelist_sound(struct store *, char *, size_t);
 static int	format_check(struct store *, MDB_txn *, char *, size_t);
 static int	format_put(struct store *, MDB_txn *, uint32_t);
 static int	dseq_recover(struct store *, MDB_txn *);
@@ -216,6 +217,13 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 	if ((rc = mdb_env_open(st->env, dir, MDB_NOTLS |
 	    (readonly ? MDB_RDONLY : 0), 0600)) != 0)
 		goto fail;
+	if (!readonly && (rc = freelist_sound(st, err, errlen)) != 0) {
+		if (rc == TAG_MISMATCH) {
+			store_close(&st);
+			return -1;
+		}
+		goto fail;
+	}
 	if ((rc = mdb_txn_begin(st->env, NULL, readonly ? MDB_RDONLY : 0,
 	    &txn)) != 0)
 		goto fail;
@@ -261,6 +269,34 @@ fail:
 	    "store damaged: " : "", mdb_strerror(rc));
 	store_close(&st);
 	return -1;
+}
+
+/*
+ * LMDB hands out the pages on its free list to the next writes: with the
+ * list damaged, a write could overwrite pages still in use (or LMDB
+ * crash in its commit).  Such a store is never opened for writing.  (Nor
+ * can a compacted copy mend it: LMDB places the copy's root by the count
+ * of free pages.)  Returns 0, TAG_MISMATCH with err, or an LMDB error.
+ */
+static int
+freelist_sound(struct store *st, char *err, size_t errlen)
+{
+	MDB_envinfo	 info;
+	MDB_txn		*txn;
+	size_t		 freepg;
+	int		 rc;
+
+	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
+	    (rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return rc;
+	rc = store_freelist(txn, info.me_last_pgno + 1, &freepg);
+	mdb_txn_abort(txn);
+	if (rc == TAG_MISMATCH)
+		snprintf(err, errlen, "%s: store damaged: LMDB's free list is "
+		    "damaged, and writing could overwrite pages in use; "
+		    "restore the last good backup (ccbroker audit verify "
+		    "reads this one)", st->dir);
+	return rc;
 }
 
 static int
