@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@
 #define DSEQ_GAP	(1ULL << 32)	/* after a damaged dseq */
 
 static int	freelist_sound(struct store *, char *, size_t);
+static void	on_fault(int);
+static void	on_lmdb_assert(MDB_env *, const char *);
 static int	format_check(struct store *, MDB_txn *, char *, size_t);
 static int	format_put(struct store *, MDB_txn *, uint32_t);
 static int	dseq_recover(struct store *, MDB_txn *);
@@ -203,6 +206,7 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 	}
 	if ((rc = mdb_env_create(&st->env)) != 0)
 		goto fail;
+	(void)mdb_env_set_assert(st->env, on_lmdb_assert);
 	if ((rc = mdb_env_set_maxdbs(st->env, 16)) != 0)
 		goto fail;
 	st->map_bytes = map_mb * 1024 * 1024;
@@ -773,6 +777,63 @@ dseq_recover(struct store *st, MDB_txn *txn)
 	log_warnx("store: the next delivery number was damaged; going on "
 	    "from %llu", (unsigned long long)st->dseq);
 	return 0;
+}
+
+/* The lines said on a fault, made before one can happen. */
+static char	fault_bus[256], fault_segv[256];
+static size_t	fault_bus_len, fault_segv_len;
+
+/* Only async-signal-safe calls: write(2) and _exit(2). */
+static void
+on_fault(int sig)
+{
+	ssize_t	n;
+
+	if (sig == SIGBUS)
+		n = write(STDERR_FILENO, fault_bus, fault_bus_len);
+	else
+		n = write(STDERR_FILENO, fault_segv, fault_segv_len);
+	(void)n;
+	_exit(2);
+}
+
+/*
+ * A read past the end of data.mdb (the one file ccbroker maps) is a
+ * damaged store for certain; a fault elsewhere most likely comes from
+ * following a damaged page too, but may be a bug: said as such.
+ */
+void
+store_fault_guard(const char *prog)
+{
+	struct sigaction	sa;
+	int			n;
+
+	n = snprintf(fault_bus, sizeof(fault_bus), "%s: store damaged: a "
+	    "fault reading the store (SIGBUS, past the end of data.mdb); "
+	    "run ccbroker audit verify\n", prog);
+	fault_bus_len = n > 0 && (size_t)n < sizeof(fault_bus) ? (size_t)n :
+	    0;
+	n = snprintf(fault_segv, sizeof(fault_segv), "%s: store damaged? a "
+	    "fault (SIGSEGV), most likely reading a damaged store; run "
+	    "ccbroker audit verify\n", prog);
+	fault_segv_len = n > 0 && (size_t)n < sizeof(fault_segv) ?
+	    (size_t)n : 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fault;
+	sa.sa_flags = SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGBUS, &sa, NULL);
+	(void)sigaction(SIGSEGV, &sa, NULL);
+}
+
+/* LMDB found its own file inconsistent; it would abort() next. */
+static void
+on_lmdb_assert(MDB_env *env, const char *msg)
+{
+	(void)env;
+	log_warnx("store damaged: LMDB finds its file inconsistent (%s); run "
+	    "ccbroker audit verify", msg);
+	_exit(2);
 }
 
 int

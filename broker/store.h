@@ -272,6 +272,18 @@ enum store_depth { CHECK_QUICK, CHECK_FULL };
 int	store_check(struct store *, enum store_depth,
 	    void (*report)(const char *finding, void *), void *arg);
 
+/*
+ * LMDB trusts its pages: a flipped bit in a page header or in a node's
+ * offset can send it past the end of the file (SIGBUS) or anywhere
+ * (SIGSEGV), and its own consistency checks abort.  What store_check
+ * cannot catch first ends the process here, never as a bare crash: one
+ * line to stderr saying so (written with write(2) only), exit status 2, as
+ * for a store that cannot be read.  Installs the SIGBUS and SIGSEGV
+ * handlers; prog begins the line.  (LMDB's assertions are said the same
+ * way in every store opened.)
+ */
+void	store_fault_guard(const char *prog);
+
 /* ---- metadata: counters, who is online, subscriptions ---- */
 
 /* The counters as last saved (all zero in a new store). */
