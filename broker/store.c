@@ -29,6 +29,7 @@
 #define FORMAT_UNTAGGED	2
 #define DSEQ_GAP	(1ULL << 32)	/* after a damaged dseq */
 
+static int	metas_sound(struct store *, char *, size_t);
 static int	freelist_sound(struct store *, char *, size_t);
 static void	on_fault(int);
 static void	on_lmdb_assert(MDB_env *, const char *);
@@ -221,6 +222,10 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 	if ((rc = mdb_env_open(st->env, dir, MDB_NOTLS |
 	    (readonly ? MDB_RDONLY : 0), 0600)) != 0)
 		goto fail;
+	if (metas_sound(st, err, errlen) == -1) {
+		store_close(&st);
+		return -1;
+	}
 	if (!readonly && (rc = freelist_sound(st, err, errlen)) != 0) {
 		if (rc == TAG_MISMATCH) {
 			store_close(&st);
@@ -272,6 +277,67 @@ fail:
 	    rc == MDB_VERSION_MISMATCH || rc == MDB_INCOMPATIBLE ?
 	    "store damaged: " : "", mdb_strerror(rc));
 	store_close(&st);
+	return -1;
+}
+
+/*
+ * Where LMDB keeps a meta page's transaction id: after the page header
+ * (page number, pad and flags, lower and upper bounds) and, in struct
+ * MDB_meta, the magic and version, the map address and size, the two
+ * database records (a 32-bit pad, 16-bit flags and depth, then five
+ * words) and the last page number.  LMDB's file format of 0.9.
+ */
+#define META_HDR	(sizeof(size_t) + 2 + 2 + 2 + 2)
+#define META_DB		(4 + 2 + 2 + 5 * sizeof(size_t))
+#define META_TXNID	(META_HDR + 4 + 4 + sizeof(void *) + \
+			sizeof(size_t) + 2 * META_DB + sizeof(size_t))
+
+/*
+ * LMDB writes each commit's meta page to page (txnid & 1), so the two
+ * meta pages hold consecutive transactions, each in its own page, and it
+ * opens the one with the larger id.  A flipped bit in the older one's id
+ * makes LMDB open the commit before the last (acks, withdrawals and audit
+ * entries gone, the rest consistent, nothing said); one in the newer one's
+ * id does the same or worse.  Such a store is refused, said as damage.
+ * Returns 0, or -1 with err.
+ */
+static int
+metas_sound(struct store *st, char *err, size_t errlen)
+{
+	mdb_filehandle_t	fd;
+	MDB_stat		ms;
+	size_t			id[2];
+	int			i, tries;
+
+	if (mdb_env_get_fd(st->env, &fd) != 0 ||
+	    mdb_env_stat(st->env, &ms) != 0) {
+		snprintf(err, errlen, "%s: store: cannot read its meta pages",
+		    st->dir);
+		return -1;
+	}
+	/* A broker committing meanwhile (beside a read-only command) writes
+	 * one meta page; the pair read again is consecutive again. */
+	for (tries = 0; tries < 3; tries++) {
+		for (i = 0; i < 2; i++)
+			if (pread(fd, &id[i], sizeof(id[i]),
+			    (off_t)(i * ms.ms_psize + META_TXNID)) !=
+			    (ssize_t)sizeof(id[i])) {
+				snprintf(err, errlen, "%s: store: cannot read "
+				    "its meta pages: %s", st->dir,
+				    strerror(errno));
+				return -1;
+			}
+		/* A new environment: both pages of transaction 0. */
+		if (id[0] == 0 && id[1] == 0)
+			return 0;
+		if ((id[0] & 1) == 0 && (id[1] & 1) == 1 &&
+		    (id[0] == id[1] + 1 || id[1] == id[0] + 1))
+			return 0;
+	}
+	snprintf(err, errlen, "%s: store damaged: LMDB's two meta pages name "
+	    "transactions %zu and %zu, not two consecutive ones: the newest "
+	    "commit cannot be told; restore the last good backup", st->dir,
+	    id[0], id[1]);
 	return -1;
 }
 
