@@ -29,7 +29,9 @@
 #define FORMAT_UNTAGGED	2
 #define DSEQ_GAP	(1ULL << 32)	/* after a damaged dseq */
 
-static int	metas_sound(struct store *, char *, size_t);
+static const char *meta_fault(const uint8_t *, int, size_t, size_t,
+		    size_t *);
+static int	metas_sound(const char *, char *, size_t);
 static int	freelist_sound(struct store *, char *, size_t);
 static void	on_fault(int);
 static void	on_lmdb_assert(MDB_env *, const char *);
@@ -219,13 +221,13 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 	 * Default durability: every commit is fsync'd before it returns, so
 	 * `accepted` goes out only once the batch holding it is on disk.
 	 */
-	if ((rc = mdb_env_open(st->env, dir, MDB_NOTLS |
-	    (readonly ? MDB_RDONLY : 0), 0600)) != 0)
-		goto fail;
-	if (metas_sound(st, err, errlen) == -1) {
+	if (metas_sound(dir, err, errlen) == -1) {
 		store_close(&st);
 		return -1;
 	}
+	if ((rc = mdb_env_open(st->env, dir, MDB_NOTLS |
+	    (readonly ? MDB_RDONLY : 0), 0600)) != 0)
+		goto fail;
 	if (!readonly && (rc = freelist_sound(st, err, errlen)) != 0) {
 		if (rc == TAG_MISMATCH) {
 			store_close(&st);
@@ -281,63 +283,126 @@ fail:
 }
 
 /*
- * Where LMDB keeps a meta page's transaction id: after the page header
- * (page number, pad and flags, lower and upper bounds) and, in struct
- * MDB_meta, the magic and version, the map address and size, the two
- * database records (a 32-bit pad, 16-bit flags and depth, then five
- * words) and the last page number.  LMDB's file format of 0.9.
+ * LMDB's meta pages, as its file format of 0.9 lays them out: the page
+ * header (page number, pad, flags, lower and upper bounds), then struct
+ * MDB_meta: magic, version, map address and size, the records of the free
+ * list and of the main database (a 32-bit pad, which in the free list's
+ * record is the page size, 16-bit flags and depth, then branch, leaf and
+ * overflow page counts, entries and root), the last page, the txnid.
  */
-#define META_HDR	(sizeof(size_t) + 2 + 2 + 2 + 2)
-#define META_DB		(4 + 2 + 2 + 5 * sizeof(size_t))
-#define META_TXNID	(META_HDR + 4 + 4 + sizeof(void *) + \
-			sizeof(size_t) + 2 * META_DB + sizeof(size_t))
+#define MDB_MAGIC_	0xBEEFC0DEu
+#define MDB_VERSION_	1
+#define P_META_		0x08
+#define INTEGERKEY_	0x08		/* the free list's keys */
+#define DEPTH_MAX	32		/* LMDB's cursor stack */
+#define W		sizeof(size_t)
+#define M_FLAGS		(W + 2)
+#define M_META		(W + 2 + 2 + 2 + 2)
+#define M_MAGIC		(M_META)
+#define M_VERSION	(M_META + 4)
+#define M_DB(i)		(M_META + 4 + 4 + sizeof(void *) + W + \
+			(i) * (4 + 2 + 2 + 5 * W))
+#define DB_PAD		0
+#define DB_FLAGS	4
+#define DB_DEPTH	6
+#define DB_ROOT		(8 + 4 * W)
+#define M_LAST		M_DB(2)
+#define M_TXNID		(M_DB(2) + W)
+#define META_LEN	(M_TXNID + W)
+
+/* What is wrong with one meta page (buf, page i), or NULL. */
+static const char *
+meta_fault(const uint8_t *m, int i, size_t psize, size_t filesize,
+    size_t *txnid)
+{
+	uint32_t	u32;
+	uint16_t	u16, depth;
+	size_t		pgno, last, root;
+	int		d;
+
+	memcpy(&pgno, m, W);
+	memcpy(&u16, m + M_FLAGS, 2);
+	if (pgno != (size_t)i || u16 != P_META_)
+		return "its page header";
+	memcpy(&u32, m + M_MAGIC, 4);
+	if (u32 != MDB_MAGIC_)
+		return "its magic number";
+	memcpy(&u32, m + M_VERSION, 4);
+	if (u32 != MDB_VERSION_)
+		return "its version";
+	memcpy(&u32, m + M_DB(0) + DB_PAD, 4);
+	if (u32 != psize)
+		return "its page size";
+	memcpy(&last, m + M_LAST, W);
+	if (last < 1 || last >= filesize / psize)
+		return "its last page (past the end of the file)";
+	for (d = 0; d < 2; d++) {
+		memcpy(&u16, m + M_DB(d) + DB_FLAGS, 2);
+		memcpy(&depth, m + M_DB(d) + DB_DEPTH, 2);
+		memcpy(&root, m + M_DB(d) + DB_ROOT, W);
+		if (u16 != (d == 0 ? INTEGERKEY_ : 0))
+			return "the flags of a database";
+		if (root == SIZE_MAX ? depth != 0 : root < 2 || root > last ||
+		    depth < 1 || depth > DEPTH_MAX)
+			return "the root of a database";
+	}
+	memcpy(txnid, m + M_TXNID, W);
+	return NULL;
+}
 
 /*
- * LMDB writes each commit's meta page to page (txnid & 1), so the two
- * meta pages hold consecutive transactions, each in its own page, and it
- * opens the one with the larger id.  A flipped bit in the older one's id
- * makes LMDB open the commit before the last (acks, withdrawals and audit
- * entries gone, the rest consistent, nothing said); one in the newer one's
- * id does the same or worse.  Such a store is refused, said as damage.
- * Returns 0, or -1 with err.
+ * LMDB trusts its two meta pages, read before anything else: a flipped
+ * bit there can make it divide by a page size of nought, map terabytes,
+ * read its main database from the wrong page, or open the commit before
+ * the last.  Both are checked before LMDB maps the file.  LMDB writes each
+ * commit's meta page to page (txnid & 1): the two always name consecutive
+ * transactions, each in its own page, and LMDB opens the newer; a flipped
+ * bit in the older one's id would have it open the commit before the last
+ * (acks, withdrawals and audit entries gone, the rest consistent).
+ * Returns 0 (and 0 for a file not made yet), or -1 with err.
  */
 static int
-metas_sound(struct store *st, char *err, size_t errlen)
+metas_sound(const char *dir, char *err, size_t errlen)
 {
-	mdb_filehandle_t	fd;
-	MDB_stat		ms;
-	size_t			id[2];
-	int			i, tries;
+	uint8_t		 m[2][META_LEN];
+	struct stat	 sb;
+	const char	*why = NULL;
+	char		 path[4200];
+	size_t		 psize = (size_t)sysconf(_SC_PAGESIZE), id[2];
+	int		 fd, i, tries;
 
-	if (mdb_env_get_fd(st->env, &fd) != 0 ||
-	    mdb_env_stat(st->env, &ms) != 0) {
-		snprintf(err, errlen, "%s: store: cannot read its meta pages",
-		    st->dir);
-		return -1;
-	}
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : 0;	/* LMDB says why */
 	/* A broker committing meanwhile (beside a read-only command) writes
-	 * one meta page; the pair read again is consecutive again. */
+	 * one meta page: read again. */
 	for (tries = 0; tries < 3; tries++) {
+		if (fstat(fd, &sb) == -1)
+			break;
 		for (i = 0; i < 2; i++)
-			if (pread(fd, &id[i], sizeof(id[i]),
-			    (off_t)(i * ms.ms_psize + META_TXNID)) !=
-			    (ssize_t)sizeof(id[i])) {
-				snprintf(err, errlen, "%s: store: cannot read "
-				    "its meta pages: %s", st->dir,
-				    strerror(errno));
-				return -1;
-			}
-		/* A new environment: both pages of transaction 0. */
-		if (id[0] == 0 && id[1] == 0)
-			return 0;
-		if ((id[0] & 1) == 0 && (id[1] & 1) == 1 &&
-		    (id[0] == id[1] + 1 || id[1] == id[0] + 1))
-			return 0;
+			if (pread(fd, m[i], META_LEN, (off_t)(i * psize)) !=
+			    (ssize_t)META_LEN)
+				break;
+		if (i < 2) {
+			why = "missing (the file is too short)";
+			continue;
+		}
+		for (i = 0, why = NULL; i < 2 && why == NULL; i++)
+			why = meta_fault(m[i], i, psize, (size_t)sb.st_size,
+			    &id[i]);
+		if (why == NULL && !(id[0] == 0 && id[1] == 0) &&
+		    !((id[0] & 1) == 0 && (id[1] & 1) == 1 &&
+		    (id[0] == id[1] + 1 || id[1] == id[0] + 1)))
+			why = "their transactions, not two consecutive ones "
+			    "(the newest commit cannot be told)";
+		if (why == NULL)
+			break;
 	}
-	snprintf(err, errlen, "%s: store damaged: LMDB's two meta pages name "
-	    "transactions %zu and %zu, not two consecutive ones: the newest "
-	    "commit cannot be told; restore the last good backup", st->dir,
-	    id[0], id[1]);
+	close(fd);
+	if (why == NULL)
+		return 0;
+	snprintf(err, errlen, "%s: store damaged: LMDB's meta pages: %s; "
+	    "restore the last good backup", dir, why);
 	return -1;
 }
 
