@@ -181,6 +181,8 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 {
 	struct store	*st;
 	MDB_txn		*txn = NULL;
+	MDB_dbi		 main;
+	MDB_stat	 ms;
 	struct stat	 sb;
 	const char	*missing = NULL;
 	size_t		 i;
@@ -239,20 +241,32 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 	    &txn)) != 0)
 		goto fail;
 	/*
-	 * A database the store's format does not have yet (read-only, it
-	 * cannot be made) is for the format check to explain.
+	 * The databases are made in a new store (LMDB's main database
+	 * empty), and csubj, which format 3 added, in a store of format 2
+	 * (read-only, it cannot be made: the format check explains).  Any
+	 * other database missing is damage, never made anew: a flipped bit in
+	 * the main database's root would otherwise give the broker a new,
+	 * empty store over the old one, and nothing said.
 	 */
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) != 0 ||
+	    (rc = mdb_stat(txn, main, &ms)) != 0)
+		goto fail;
 	for (i = 0; i < sizeof(dbdefs) / sizeof(dbdefs[0]); i++) {
 		MDB_dbi *dbi = (MDB_dbi *)((char *)st + dbdefs[i].off);
+		bool	 make = !readonly && (ms.ms_entries == 0 ||
+			    dbi == &st->csubj);
 
 		rc = mdb_dbi_open(txn, dbdefs[i].name, dbdefs[i].flags |
-		    (readonly ? 0 : MDB_CREATE), dbi);
-		if (rc == MDB_NOTFOUND && readonly)
-			missing = dbdefs[i].name;
-		else if (rc != 0)
+		    (make ? MDB_CREATE : 0), dbi);
+		if (rc == MDB_NOTFOUND) {
+			if (missing == NULL || dbi == &st->meta)
+				missing = dbdefs[i].name;
+		} else if (rc != 0)
 			goto fail;
 	}
-	if (format_check(st, txn, err, errlen) == -1) {
+	/* Without meta, there is no format to check. */
+	if ((missing == NULL || strcmp(missing, "meta") != 0) &&
+	    format_check(st, txn, err, errlen) == -1) {
 		mdb_txn_abort(txn);
 		store_close(&st);
 		return -1;
