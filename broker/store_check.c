@@ -53,7 +53,8 @@ static int	value_ok(struct store *, uint8_t, const MDB_val *,
 		    const MDB_val *);
 static void	say(struct check *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
-static int	findable(MDB_cursor *, bool, const MDB_val *, const MDB_val *);
+static int	findable(MDB_txn *, MDB_dbi, bool, const MDB_val *,
+		    const MDB_val *);
 static int	scan_db(struct check *, size_t, bool full, size_t *count);
 static int	check_pages(struct check *);
 static int	refs_queue(struct check *);
@@ -148,16 +149,28 @@ store_summary_put(struct store *st, struct store_txn *t)
  * decision) misses them.
  */
 static int
-findable(MDB_cursor *probe, bool dup, const MDB_val *k, const MDB_val *v)
+findable(MDB_txn *txn, MDB_dbi dbi, bool dup, const MDB_val *k,
+    const MDB_val *v)
 {
-	MDB_val	fk = *k, fv = *v;
-	int	rc;
+	MDB_cursor	*probe;
+	MDB_val		 fk = *k, fv = *v;
+	int		 rc;
 
 	/* A key of a length LMDB never stores cannot be looked up. */
 	if (k->mv_size == 0 || k->mv_size > KEY_MAX)
 		return MDB_NOTFOUND;
-	if ((rc = mdb_cursor_get(probe, &fk, &fv, dup ? MDB_GET_BOTH :
-	    MDB_SET_KEY)) != 0)
+	/*
+	 * From the root each time: a cursor already placed looks in its own
+	 * page first, and would find the entry where a search from the root
+	 * (a seek of store_queue_next) never gets.
+	 */
+	if (!dup)
+		rc = mdb_get(txn, dbi, &fk, &fv);
+	else if ((rc = mdb_cursor_open(txn, dbi, &probe)) == 0) {
+		rc = mdb_cursor_get(probe, &fk, &fv, MDB_GET_BOTH);
+		mdb_cursor_close(probe);
+	}
+	if (rc != 0)
 		return rc == MDB_BAD_VALSIZE ? MDB_NOTFOUND : rc;
 	/* Found: the very entry, not another one with an equal key. */
 	return dup || fv.mv_data == v->mv_data ? 0 : MDB_NOTFOUND;
@@ -172,7 +185,7 @@ static int
 scan_db(struct check *c, size_t i, bool full, size_t *count)
 {
 	MDB_dbi		 dbi = dbi_of(c->st, i);
-	MDB_cursor	*cur, *probe;
+	MDB_cursor	*cur;
 	MDB_val		 k, v;
 	size_t		 bad = 0, lost = 0;
 	int		 rc, f;
@@ -180,16 +193,12 @@ scan_db(struct check *c, size_t i, bool full, size_t *count)
 	*count = 0;
 	if ((rc = mdb_cursor_open(c->txn, dbi, &cur)) != 0)
 		return rc;
-	if ((rc = mdb_cursor_open(c->txn, dbi, &probe)) != 0) {
-		mdb_cursor_close(cur);
-		return rc;
-	}
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
 		(*count)++;
 		if (dbs[i].dom != 0 && full &&
 		    !value_ok(c->st, dbs[i].dom, &k, &v))
 			bad++;
-		if ((f = findable(probe, dbs[i].dom == TD_QSUBJ, &k,
+		if ((f = findable(c->txn, dbi, dbs[i].dom == TD_QSUBJ, &k,
 		    &v)) == MDB_NOTFOUND)
 			lost++;
 		else if (f != 0) {
@@ -197,7 +206,6 @@ scan_db(struct check *c, size_t i, bool full, size_t *count)
 			break;
 		}
 	}
-	mdb_cursor_close(probe);
 	mdb_cursor_close(cur);
 	if (bad > 0) {
 		say(c, "%s: %zu entries fail their integrity check",
