@@ -228,8 +228,10 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 		return -1;
 	}
 	if ((rc = mdb_env_open(st->env, dir, MDB_NOTLS |
-	    (readonly ? MDB_RDONLY : 0), 0600)) != 0)
+	    (readonly ? MDB_RDONLY : 0), 0600)) != 0 ||
+	    (rc = mdb_env_stat(st->env, &ms)) != 0)
 		goto fail;
+	st->psize = ms.ms_psize;
 	if (!readonly && (rc = freelist_sound(st, err, errlen)) != 0) {
 		if (rc == TAG_MISMATCH) {
 			store_close(&st);
@@ -662,6 +664,9 @@ store_begin(struct store *st, bool write, struct store_txn **out)
 	int	 rc;
 
 	*out = NULL;
+	/* LMDB would write into pages whose structure is damaged. */
+	if (write && st->unwritable)
+		return STORE_CORRUPT;
 	if ((rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY,
 	    &txn)) != 0)
 		return store_rc(rc, "begin");

@@ -264,9 +264,13 @@ int	store_summary_put(struct store *, struct store_txn *) CC_WUR;
  * verify`): every entry of every database read and checked against its
  * tag (sealed parts opened), found again by its key, counted, and every
  * reference followed (a queued delivery to its message, delivery state
- * and payload; a consent to its index rows and back).  `report` gets one line per
- * finding.  Returns the number of findings, or -1 when the store could
- * not be read at all.
+ * and payload; a consent to its index rows and back).  Both check LMDB's
+ * free list, and the shape of every entry (of every database but the
+ * audit, at start): one LMDB could not have written says its pages are
+ * damaged, and a store opened for writing is then never written again
+ * (writes would spread the damage).  `report` gets one line per finding.
+ * Returns the number of findings, or -1 when the store could not be read
+ * at all or is not to be written.
  */
 enum store_depth { CHECK_QUICK, CHECK_FULL };
 int	store_check(struct store *, enum store_depth,

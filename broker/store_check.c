@@ -46,6 +46,7 @@ struct check {
 	void		*arg;
 	int		 found;
 	bool		 rebuild_consent, rebuild_msg;
+	bool		 misshapen;	/* LMDB's pages are damaged */
 };
 
 static MDB_dbi	dbi_of(struct store *, size_t);
@@ -177,17 +178,17 @@ findable(MDB_txn *txn, MDB_dbi dbi, bool dup, const MDB_val *k,
 }
 
 /*
- * Read a database through: count its entries and (full, or always for the
- * queue) check every value's tag and that each entry can be found by its
- * key.
+ * Read a database through: count its entries and check each one's shape
+ * (entry_shaped); when `deep`, also check every value's tag and that each
+ * entry can be found by its key.
  */
 static int
-scan_db(struct check *c, size_t i, bool full, size_t *count)
+scan_db(struct check *c, size_t i, bool deep, size_t *count)
 {
 	MDB_dbi		 dbi = dbi_of(c->st, i);
 	MDB_cursor	*cur;
 	MDB_val		 k, v;
-	size_t		 bad = 0, lost = 0;
+	size_t		 bad = 0, lost = 0, odd = 0;
 	int		 rc, f;
 
 	*count = 0;
@@ -195,8 +196,13 @@ scan_db(struct check *c, size_t i, bool full, size_t *count)
 		return rc;
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
 		(*count)++;
-		if (dbs[i].dom != 0 && full &&
-		    !value_ok(c->st, dbs[i].dom, &k, &v))
+		if (!entry_shaped(c->st, dbs[i].dom, &k, &v, true)) {
+			odd++;
+			continue;
+		}
+		if (!deep)
+			continue;
+		if (dbs[i].dom != 0 && !value_ok(c->st, dbs[i].dom, &k, &v))
 			bad++;
 		if ((f = findable(c->txn, dbi, dbs[i].dom == TD_QSUBJ, &k,
 		    &v)) == MDB_NOTFOUND)
@@ -207,6 +213,11 @@ scan_db(struct check *c, size_t i, bool full, size_t *count)
 		}
 	}
 	mdb_cursor_close(cur);
+	if (odd > 0) {
+		say(c, "%s: %zu entries of a shape it never holds (LMDB's page "
+		    "damaged, or the file edited)", dbs[i].name, odd);
+		c->misshapen = true;
+	}
 	if (bad > 0) {
 		say(c, "%s: %zu entries fail their integrity check",
 		    dbs[i].name, bad);
@@ -445,11 +456,15 @@ store_check(struct store *st, enum store_depth depth,
 			say(&c, "%s: %zu entries, but the last commit recorded "
 			    "%llu", dbs[i].name, ms.ms_entries,
 			    (unsigned long long)sum[i]);
-		/* The queue is read through at every start; the rest only
-		 * in a full check. */
-		if (!full && dbs[i].dom != TD_QUEUE)
+		/*
+		 * At every start the queue is read through, and every entry
+		 * of the others but the audit looked at (lengths and place,
+		 * no tag); all of it in a full check.
+		 */
+		if (!full && dbs[i].dom == 0)
 			continue;
-		if ((rc = scan_db(&c, i, true, &n)) != 0)
+		if ((rc = scan_db(&c, i, full || dbs[i].dom == TD_QUEUE,
+		    &n)) != 0)
 			goto fail;
 		if (n != ms.ms_entries) {
 			say(&c, "%s: %zu entries can be read, %zu are "
@@ -471,6 +486,19 @@ store_check(struct store *st, enum store_depth depth,
 		snprintf(line, sizeof(line), "and %d findings more",
 		    c.found - REPORT_MAX);
 		report(line, arg);
+	}
+	/*
+	 * LMDB's own pages damaged: it would write into them (a node moved
+	 * by its header's wrong sizes, overflow pages freed that are not),
+	 * spreading the damage, even corrupting memory.  Said, and the store
+	 * is not written any more.
+	 */
+	if (c.misshapen && !st->readonly) {
+		st->unwritable = true;
+		report("LMDB's pages are damaged: nothing more is written to "
+		    "this store; restore the last good backup", arg);
+		mdb_txn_abort(c.txn);
+		return -1;
 	}
 	/* An index is rebuilt from what it indexes; what it lost, it gets
 	 * back. */

@@ -76,7 +76,9 @@ struct store {
 			 rstate, expiry, subs, audit;
 	struct seal	 seal;
 	size_t		 map_bytes;
+	size_t		 psize;		/* LMDB's page size */
 	bool		 readonly;
+	bool		 unwritable;	/* LMDB's pages found damaged */
 	uint64_t	 dseq;		/* next dseq; 0: not read yet */
 	char		 dir[4096];
 };
@@ -138,6 +140,17 @@ int	consent_value(struct store *, const MDB_val *k, const MDB_val *v,
 /* store.c: check LMDB's free list against a file of npages pages and
  * count the pages on it (0, TAG_MISMATCH or an LMDB error). */
 int	store_freelist(MDB_txn *, size_t npages, size_t *freepg);
+
+/*
+ * Is an entry of a database (dom; 0: audit) of a shape the store writes:
+ * the key's and value's lengths its layout allows and, when `placed` (the
+ * value read in a page of the map, not a copy a write made), the value
+ * where LMDB puts one of that size (in its page, or on overflow pages)?
+ * An entry of another shape says LMDB's page is damaged (a node's header:
+ * sizes, flags), and writing to that page could spread the damage.
+ */
+bool	entry_shaped(const struct store *, uint8_t dom, const MDB_val *k,
+	    const MDB_val *v, bool placed);
 
 /* store_consent.c: rebuild cview and csubj from the consents. */
 int	consent_reindex(struct store *, MDB_txn *);
