@@ -6,8 +6,9 @@
  *
  * A small store is built with the real broker (tests/lib/unitbroker.h):
  * consents (a withdrawn one, a refusal, denies), about forty queued
- * deliveries about three subjects for three agencies, some delivered and
- * acked, some withheld, receipts waiting for the senders, subscriptions.
+ * deliveries about three subjects for three agencies (one of them on
+ * LMDB's overflow pages), some delivered and acked, some withheld,
+ * receipts waiting for the senders, subscriptions.
  * Its data.mdb and key are the golden copy.
  *
  * An observation O(store) is everything the broker would do with the
@@ -288,8 +289,8 @@ static void
 golden_build(struct ub *u)
 {
 	const char	*cid;
-	json_t		*m, *all;
-	char		 t[32];
+	json_t		*m, *all, *acts;
+	char		 t[32], text[1000];
 	size_t		 i;
 
 	(void)grant_deny(u, H_CJIT "," H_PROBATION "," H_HOUSING "," H_LA,
@@ -324,6 +325,16 @@ golden_build(struct ub *u)
 		    H_LA, BODY_HSTATUS));
 	m = ub_plan(H_PNC_A, H_CJIT);
 	json_object_set_new(m, "expires", json_string(h_time(2 * 86400, t)));
+	publish(u, H_CARAT, m);
+	/* One too long for a page: LMDB keeps it on overflow pages. */
+	m = ub_plan(H_PNC_A, H_HOUSING);
+	for (i = 0, acts = json_array(); i < 6; i++) {
+		memset(text, 'a' + (int)i, sizeof(text) - 1);
+		text[sizeof(text) - 1] = '\0';
+		json_array_append_new(acts, json_string(text));
+	}
+	json_object_set_new(json_object_get(m, "body"), "housing_actions",
+	    acts);
 	publish(u, H_CARAT, m);
 	ub_commit(u);
 
