@@ -466,16 +466,41 @@ format_put(struct store *st, MDB_txn *txn, uint32_t format)
 static int
 format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 {
-	MDB_val		 k = META_KEY(META_FORMAT), v;
+	MDB_val		 k = META_KEY(META_FORMAT), v, sk, sv;
 	MDB_stat	 ms;
 	uint32_t	 have;
-	int		 rc;
+	int		 rc, src;
 
-	rc = mdb_get(txn, st->meta, &k, &v);
+	/* What LMDB cannot read there is damage (and ends the txn). */
+	if ((rc = mdb_get(txn, st->meta, &k, &v)) != 0 && rc != MDB_NOTFOUND) {
+		snprintf(err, errlen, "store damaged: its format record cannot "
+		    "be read: %s", mdb_strerror(rc));
+		return -1;
+	}
+	/*
+	 * The format record has no tag (any ccbroker must read it).  A
+	 * summary (format 3 on) says what the format cannot be: a flipped
+	 * bit making 3 a 2 would otherwise have the broker "upgrade" every
+	 * value again, and a 1 or a missing record call the store an old one.
+	 */
+	sk.mv_size = sizeof(META_SUMMARY) - 1;
+	sk.mv_data = (void *)META_SUMMARY;
+	if ((src = mdb_get(txn, st->meta, &sk, &sv)) != 0 &&
+	    src != MDB_NOTFOUND) {
+		snprintf(err, errlen, "store damaged: its summary cannot be "
+		    "read: %s", mdb_strerror(src));
+		return -1;
+	}
 	if (rc == 0 && v.mv_size == sizeof(have)) {
 		memcpy(&have, v.mv_data, sizeof(have));
 		if (have == STORE_FORMAT)
 			return 0;
+		if (have < STORE_FORMAT && src == 0) {
+			snprintf(err, errlen, "store damaged: its format "
+			    "record says %u, but it holds what only format %u "
+			    "has", have, STORE_FORMAT);
+			return -1;
+		}
 		if (have == FORMAT_UNTAGGED && st->readonly) {
 			snprintf(err, errlen, "store format %u: start the "
 			    "broker once to upgrade it to format %u", have,
@@ -494,16 +519,23 @@ format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 			return 0;
 		}
 		snprintf(err, errlen, "store format %u, but this ccbroker "
-		    "reads format %u", have, STORE_FORMAT);
+		    "reads format %u%s", have, STORE_FORMAT, have >
+		    STORE_FORMAT ? " (a later ccbroker's store, or its "
+		    "format record damaged)" : "");
 		return -1;
 	}
-	if (rc != MDB_NOTFOUND) {
-		snprintf(err, errlen, "store format: %s",
-		    rc != 0 ? mdb_strerror(rc) : "unreadable");
+	if (rc == 0) {
+		snprintf(err, errlen, "store damaged: its format record is "
+		    "%zu bytes", v.mv_size);
 		return -1;
 	}
 	if ((rc = mdb_stat(txn, st->meta, &ms)) != 0) {
 		snprintf(err, errlen, "store: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if (ms.ms_entries > 0 && src == 0) {
+		snprintf(err, errlen, "store damaged: its format record is "
+		    "missing");
 		return -1;
 	}
 	if (ms.ms_entries > 0) {
