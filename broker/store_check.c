@@ -57,7 +57,7 @@ static void	say(struct check *, const char *, ...)
 static int	findable(MDB_txn *, MDB_dbi, bool, const MDB_val *,
 		    const MDB_val *);
 static int	scan_db(struct check *, size_t, bool full, size_t *count);
-static int	check_pages(struct check *);
+static void	pages_say(const char *, void *);
 static int	refs_queue(struct check *);
 static int	refs_consent(struct check *);
 static int	refs_index(struct check *, MDB_dbi, uint8_t, const char *);
@@ -235,52 +235,11 @@ scan_db(struct check *c, size_t i, bool deep, size_t *count)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/*
- * LMDB's own bookkeeping, which it trusts: the free list well formed, and
- * no more pages counted in use and free than the file has.  Read in a
- * transaction of its own (LMDB lets only a reader see the free list), and
- * only when that is the newest snapshot (a read-only check beside a
- * running broker may begin just before its next commit).
- */
-static int
-check_pages(struct check *c)
+/* A fault of LMDB's pages (store_pages.c), as a finding. */
+static void
+pages_say(const char *line, void *arg)
 {
-	MDB_envinfo	 info;
-	MDB_stat	 ms;
-	MDB_txn		*txn;
-	MDB_dbi		 main;
-	size_t		 npages, freepg, used = 2, i;	/* the meta pages */
-	int		 rc;
-
-	if ((rc = mdb_txn_begin(c->st->env, NULL, MDB_RDONLY, &txn)) != 0)
-		return rc;
-	if ((rc = mdb_env_info(c->st->env, &info)) != 0 ||
-	    mdb_txn_id(txn) != info.me_last_txnid)
-		goto out;
-	npages = info.me_last_pgno + 1;
-	if ((rc = store_freelist(txn, npages, &freepg)) == TAG_MISMATCH) {
-		say(c, "LMDB's free list is damaged");
-		rc = 0;
-		goto out;
-	}
-	if (rc != 0 || (rc = mdb_dbi_open(txn, NULL, 0, &main)) != 0)
-		goto out;
-	/* The databases of the summary, meta, LMDB's main one and its free
-	 * list. */
-	for (i = 0; i < NDB + 3; i++) {
-		if ((rc = mdb_stat(txn, i < NDB ? dbi_of(c->st, i) :
-		    i == NDB ? c->st->meta : i == NDB + 1 ? main : 0,
-		    &ms)) != 0)
-			goto out;
-		used += ms.ms_branch_pages + ms.ms_leaf_pages +
-		    ms.ms_overflow_pages;
-	}
-	if (used + freepg > npages)
-		say(c, "LMDB's page counts are damaged: %zu pages in use and "
-		    "%zu free, in a file of %zu", used, freepg, npages);
-out:
-	mdb_txn_abort(txn);
-	return rc;
+	say(arg, "%s", line);
 }
 
 /* Every queued delivery has its message, payload and delivery state. */
@@ -431,7 +390,7 @@ store_check(struct store *st, enum store_depth depth,
 	uint64_t	 sum[NDB];
 	size_t		 i, n;
 	bool		 have_sum = false, full = depth == CHECK_FULL;
-	int		 rc;
+	int		 rc, pf;
 
 	memset(&c, 0, sizeof(c));
 	c.st = st;
@@ -447,8 +406,17 @@ store_check(struct store *st, enum store_depth depth,
 	} else if (rc != MDB_NOTFOUND)
 		say(&c, "the summary of the last commit is %s",
 		    rc == 0 || rc == TAG_MISMATCH ? "damaged" : "unreadable");
-	if ((rc = check_pages(&c)) != 0)
-		goto fail;
+	/*
+	 * LMDB's pages first: what it trusts and what the rest reads.  On
+	 * damaged pages LMDB itself may fault: nothing more is read through
+	 * it.
+	 */
+	if ((pf = store_pages_check(st, c.txn, pages_say, &c)) > 0) {
+		c.misshapen = true;
+		goto damaged;
+	}
+	if (pf == -1)
+		say(&c, "LMDB's pages could not be read to check them");
 	for (i = 0; i < NDB; i++) {
 		if ((rc = mdb_stat(c.txn, dbi_of(st, i), &ms)) != 0)
 			goto fail;
@@ -480,6 +448,7 @@ store_check(struct store *st, enum store_depth depth,
 	    (rc = refs_index(&c, st->csubj, TD_CSUBJ, "csubj")) != 0 ||
 	    (rc = refs_index(&c, st->qsubj, TD_QSUBJ, "qsubj")) != 0))
 		goto fail;
+damaged:
 	if (c.found > REPORT_MAX) {
 		char line[96];
 

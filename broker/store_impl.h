@@ -152,6 +152,15 @@ int	store_freelist(MDB_txn *, size_t npages, size_t *freepg);
 bool	entry_shaped(const struct store *, uint8_t dom, const MDB_val *k,
 	    const MDB_val *v, bool placed);
 
+/*
+ * store_pages.c: walk every page of txn's snapshot, as LMDB keeps them
+ * (LMDB trusts them; store_pages.c says how they are checked).  Each
+ * fault is said to report.  Returns the number of faults, or -1 when the
+ * file could not be read.
+ */
+int	store_pages_check(struct store *, MDB_txn *,
+	    void (*report)(const char *, void *), void *arg);
+
 /* store_consent.c: rebuild cview and csubj from the consents. */
 int	consent_reindex(struct store *, MDB_txn *);
 /* store_msg.c: rebuild qsubj from the messages. */
