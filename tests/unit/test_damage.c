@@ -95,10 +95,10 @@ static size_t	nmsg;
 
 /* Where a world's files are. */
 static struct {
-	char	dir[1024];		/* the harness's temporary directory */
+	char	dir[1024];		/* the harness's directory */
 	char	conf[1100];		/* broker.conf, data = trial */
 	char	golden[1100];		/* data.mdb and key as built */
-	char	trial[1100];		/* the data directory of a trial */
+	char	trial[1100];		/* a trial's data directory */
 	char	bin[1100];		/* ccbroker */
 	char	dump[1100], log[1100], status[1100], cliout[1100];
 	char	head[128];		/* SEQ:HASH of the golden audit */
@@ -526,7 +526,8 @@ take_frames(FILE *out, struct broker *b, struct store_txn *txn,
     const char *agency, bool ack)
 {
 	uint64_t	 acks[1024];
-	size_t		 i, keep = 0, n = 0, nack = 0, idlen = strlen(agency);
+	size_t		 i, keep = 0, n = 0, nack = 0;
+	size_t		 idlen = strlen(agency);
 	char		 fields[64];
 
 	for (i = 0; i < b->nout; i++) {
@@ -707,8 +708,8 @@ run_broker(FILE *out)
 static void
 observe(void)
 {
-	const char	*verify[] = { "audit", "verify", "-c", w.conf, "--head",
-	    w.head, NULL };
+	const char	*verify[] = { "audit", "verify", "-c", w.conf,
+	    "--head", w.head, NULL };
 	static const char *const stats[] = { "stats", "-c", w.conf, NULL };
 	const char	*subject[] = { "audit", "subject", "-c", w.conf,
 	    "--pnc", NULL, NULL };
@@ -766,7 +767,7 @@ reported_line(const char *log, char *buf, size_t size)
 struct trial {
 	enum outcome	 outcome;
 	int		 status;		/* of the child */
-	bool		 fault;			/* store_fault_guard said it */
+	bool		 fault;		/* the fault handler said it */
 	char		*dump, *log, *crash;
 };
 
