@@ -58,6 +58,7 @@ static int	findable(MDB_txn *, MDB_dbi, bool, const MDB_val *,
 		    const MDB_val *);
 static int	scan_db(struct check *, size_t, bool full, size_t *count);
 static void	pages_say(const char *, void *);
+static int	check_meta(struct check *, bool have_sum);
 static int	refs_queue(struct check *);
 static int	refs_consent(struct check *);
 static int	refs_index(struct check *, MDB_dbi, uint8_t, const char *);
@@ -242,6 +243,53 @@ pages_say(const char *line, void *arg)
 	say(arg, "%s", line);
 }
 
+/*
+ * The metadata: each record one of the names the store writes, each but
+ * the format record passing its tag, and once a commit recorded a summary,
+ * the counters and the online list there too.  (A record whose name is
+ * damaged is not found under it: read as "none yet", counters from zero.)
+ */
+static int
+check_meta(struct check *c, bool have_sum)
+{
+	static const char *const names[] = { META_DSEQ, META_FORMAT,
+	    META_COUNTERS, META_ONLINE, META_AUDIT_HEAD, META_SUMMARY };
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	bool		 seen[sizeof(names) / sizeof(names[0])] = { false };
+	size_t		 i, odd = 0, bad = 0;
+	int		 rc;
+
+	if ((rc = mdb_cursor_open(c->txn, c->st->meta, &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (k.mv_size == strlen(names[i]) &&
+			    memcmp(k.mv_data, names[i], k.mv_size) == 0)
+				break;
+		if (i == sizeof(names) / sizeof(names[0])) {
+			odd++;
+			continue;
+		}
+		seen[i] = true;
+		if (strcmp(names[i], META_FORMAT) != 0 &&
+		    tag_check(c->st, TD_META, &k, &v) != 0)
+			bad++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if (odd > 0)
+		say(c, "meta: %zu records of no name the store writes", odd);
+	if (bad > 0)
+		say(c, "meta: %zu records fail their integrity check", bad);
+	for (i = 0; have_sum && i < sizeof(names) / sizeof(names[0]); i++)
+		if (!seen[i] && (strcmp(names[i], META_COUNTERS) == 0 ||
+		    strcmp(names[i], META_ONLINE) == 0))
+			say(c, "meta: the %s record is missing", names[i]);
+	return 0;
+}
+
 /* Every queued delivery has its message, payload and delivery state. */
 static int
 refs_queue(struct check *c)
@@ -389,7 +437,8 @@ store_check(struct store *st, enum store_depth depth,
 	MDB_stat	 ms;
 	uint64_t	 sum[NDB];
 	size_t		 i, n;
-	bool		 have_sum = false, full = depth == CHECK_FULL;
+	bool		 have_sum = false, sum_there;
+	bool		 full = depth == CHECK_FULL;
 	int		 rc, pf;
 
 	memset(&c, 0, sizeof(c));
@@ -400,6 +449,7 @@ store_check(struct store *st, enum store_depth depth,
 	    &c.txn)) != 0)
 		return -1;
 	rc = tag_get(st, c.txn, st->meta, TD_META, &k, &v);
+	sum_there = rc != MDB_NOTFOUND;
 	if (rc == 0 && v.mv_size == sizeof(sum)) {
 		memcpy(sum, v.mv_data, sizeof(sum));
 		have_sum = true;
@@ -417,6 +467,8 @@ store_check(struct store *st, enum store_depth depth,
 	}
 	if (pf == -1)
 		say(&c, "LMDB's pages could not be read to check them");
+	if ((rc = check_meta(&c, sum_there)) != 0)
+		goto fail;
 	for (i = 0; i < NDB; i++) {
 		if ((rc = mdb_stat(c.txn, dbi_of(st, i), &ms)) != 0)
 			goto fail;
