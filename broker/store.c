@@ -37,7 +37,7 @@ static void	on_fault(int);
 static void	on_lmdb_assert(MDB_env *, const char *);
 static int	format_check(struct store *, MDB_txn *, char *, size_t);
 static int	format_put(struct store *, MDB_txn *, uint32_t);
-static int	dseq_recover(struct store *, MDB_txn *);
+static int	dseq_recover(struct store *, MDB_txn *, bool);
 static int	upgrade(struct store *, MDB_txn *);
 static int	retag(struct store *, MDB_txn *, MDB_dbi, uint8_t dom,
 		    bool meta, size_t (*)(const MDB_val *));
@@ -902,10 +902,13 @@ store_next_dseq(struct store *st, struct store_txn *t, uint64_t *out)
 		rc = tag_get(st, txn_of(t), st->meta, TD_META, &k, &v);
 		if (rc == 0 && v.mv_size == 8)
 			st->dseq = be64_get(v.mv_data);
-		else if (rc == 0 || rc == TAG_MISMATCH) {
-			if ((rc = dseq_recover(st, txn_of(t))) != 0)
+		else if (rc == 0 || rc == TAG_MISMATCH || rc == MDB_NOTFOUND) {
+			/* None yet, or its name damaged: never from 1 again
+			 * over numbers in use. */
+			if ((rc = dseq_recover(st, txn_of(t),
+			    rc == MDB_NOTFOUND)) != 0)
 				return store_rc(rc, "dseq");
-		} else if (rc != MDB_NOTFOUND)
+		} else
 			return store_rc(rc, "dseq");
 		if (st->dseq == 0)
 			st->dseq = 1;
@@ -934,12 +937,13 @@ store_save_dseq(struct store *st, struct store_txn *t)
 }
 
 /*
- * The next dseq cannot be read (damaged): numbers must never be used
- * twice, so take the largest in any queue and leave a wide gap after it
- * for deliveries sent but not yet acked.
+ * The next dseq cannot be read (damaged), or is not there (`missing`):
+ * numbers must never be used twice, so take the largest in any queue and
+ * leave a wide gap after it for deliveries sent but not yet acked.  A
+ * store with empty queues and no record is new: it starts from 1.
  */
 static int
-dseq_recover(struct store *st, MDB_txn *txn)
+dseq_recover(struct store *st, MDB_txn *txn, bool missing)
 {
 	MDB_cursor	*cur;
 	MDB_val		 k, v;
@@ -955,9 +959,12 @@ dseq_recover(struct store *st, MDB_txn *txn)
 	mdb_cursor_close(cur);
 	if (rc != MDB_NOTFOUND)
 		return rc;
+	if (missing && max == 0)
+		return 0;
 	st->dseq = max + DSEQ_GAP;
-	log_warnx("store: the next delivery number was damaged; going on "
-	    "from %llu", (unsigned long long)st->dseq);
+	log_warnx("store: the next delivery number was %s; going on from "
+	    "%llu", missing ? "missing (store damaged)" : "damaged",
+	    (unsigned long long)st->dseq);
 	return 0;
 }
 
