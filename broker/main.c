@@ -68,6 +68,8 @@ main(int argc, char *argv[])
 	int			 ch, rc;
 
 	log_init("ccbroker", LOG_LVL_INFO);
+	/* A damaged store that crashes LMDB is said, never a bare crash. */
+	store_fault_guard("ccbroker");
 	if (argc < 2)
 		usage(stderr, 2);
 	cmd = argv[1];

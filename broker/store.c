@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +29,15 @@
 #define FORMAT_UNTAGGED	2
 #define DSEQ_GAP	(1ULL << 32)	/* after a damaged dseq */
 
+static const char *meta_fault(const uint8_t *, int, size_t, size_t,
+		    size_t *);
+static int	metas_sound(const char *, char *, size_t);
+static int	freelist_sound(struct store *, char *, size_t);
+static void	on_fault(int);
+static void	on_lmdb_assert(MDB_env *, const char *);
 static int	format_check(struct store *, MDB_txn *, char *, size_t);
 static int	format_put(struct store *, MDB_txn *, uint32_t);
-static int	dseq_recover(struct store *, MDB_txn *);
+static int	dseq_recover(struct store *, MDB_txn *, bool);
 static int	upgrade(struct store *, MDB_txn *);
 static int	retag(struct store *, MDB_txn *, MDB_dbi, uint8_t dom,
 		    bool meta, size_t (*)(const MDB_val *));
@@ -174,6 +181,8 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 {
 	struct store	*st;
 	MDB_txn		*txn = NULL;
+	MDB_dbi		 main;
+	MDB_stat	 ms;
 	struct stat	 sb;
 	const char	*missing = NULL;
 	size_t		 i;
@@ -202,6 +211,7 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 	}
 	if ((rc = mdb_env_create(&st->env)) != 0)
 		goto fail;
+	(void)mdb_env_set_assert(st->env, on_lmdb_assert);
 	if ((rc = mdb_env_set_maxdbs(st->env, 16)) != 0)
 		goto fail;
 	st->map_bytes = map_mb * 1024 * 1024;
@@ -213,27 +223,52 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 	 * Default durability: every commit is fsync'd before it returns, so
 	 * `accepted` goes out only once the batch holding it is on disk.
 	 */
+	if (metas_sound(dir, err, errlen) == -1) {
+		store_close(&st);
+		return -1;
+	}
 	if ((rc = mdb_env_open(st->env, dir, MDB_NOTLS |
-	    (readonly ? MDB_RDONLY : 0), 0600)) != 0)
+	    (readonly ? MDB_RDONLY : 0), 0600)) != 0 ||
+	    (rc = mdb_env_stat(st->env, &ms)) != 0)
 		goto fail;
+	st->psize = ms.ms_psize;
+	if (!readonly && (rc = freelist_sound(st, err, errlen)) != 0) {
+		if (rc == TAG_MISMATCH) {
+			store_close(&st);
+			return -1;
+		}
+		goto fail;
+	}
 	if ((rc = mdb_txn_begin(st->env, NULL, readonly ? MDB_RDONLY : 0,
 	    &txn)) != 0)
 		goto fail;
 	/*
-	 * A database the store's format does not have yet (read-only, it
-	 * cannot be made) is for the format check to explain.
+	 * The databases are made in a new store (LMDB's main database
+	 * empty), and csubj, which format 3 added, in a store of format 2
+	 * (read-only, it cannot be made: the format check explains).  Any
+	 * other database missing is damage, never made anew: a flipped bit in
+	 * the main database's root would otherwise give the broker a new,
+	 * empty store over the old one, and nothing said.
 	 */
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) != 0 ||
+	    (rc = mdb_stat(txn, main, &ms)) != 0)
+		goto fail;
 	for (i = 0; i < sizeof(dbdefs) / sizeof(dbdefs[0]); i++) {
 		MDB_dbi *dbi = (MDB_dbi *)((char *)st + dbdefs[i].off);
+		bool	 make = !readonly && (ms.ms_entries == 0 ||
+			    dbi == &st->csubj);
 
 		rc = mdb_dbi_open(txn, dbdefs[i].name, dbdefs[i].flags |
-		    (readonly ? 0 : MDB_CREATE), dbi);
-		if (rc == MDB_NOTFOUND && readonly)
-			missing = dbdefs[i].name;
-		else if (rc != 0)
+		    (make ? MDB_CREATE : 0), dbi);
+		if (rc == MDB_NOTFOUND) {
+			if (missing == NULL || dbi == &st->meta)
+				missing = dbdefs[i].name;
+		} else if (rc != 0)
 			goto fail;
 	}
-	if (format_check(st, txn, err, errlen) == -1) {
+	/* Without meta, there is no format to check. */
+	if ((missing == NULL || strcmp(missing, "meta") != 0) &&
+	    format_check(st, txn, err, errlen) == -1) {
 		mdb_txn_abort(txn);
 		store_close(&st);
 		return -1;
@@ -254,9 +289,165 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 fail:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
-	snprintf(err, errlen, "%s: %s", dir, mdb_strerror(rc));
+	/* What LMDB finds wrong with its own file is damage: said so. */
+	snprintf(err, errlen, "%s: %s%s", dir, rc == MDB_INVALID ||
+	    rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
+	    rc == MDB_VERSION_MISMATCH || rc == MDB_INCOMPATIBLE ?
+	    "store damaged: " : "", mdb_strerror(rc));
 	store_close(&st);
 	return -1;
+}
+
+/*
+ * LMDB's meta pages, as its file format of 0.9 lays them out: the page
+ * header (page number, pad, flags, lower and upper bounds), then struct
+ * MDB_meta: magic, version, map address and size, the records of the free
+ * list and of the main database (a 32-bit pad, which in the free list's
+ * record is the page size, 16-bit flags and depth, then branch, leaf and
+ * overflow page counts, entries and root), the last page, the txnid.
+ */
+#define MDB_MAGIC_	0xBEEFC0DEu
+#define MDB_VERSION_	1
+#define P_META_		0x08
+#define INTEGERKEY_	0x08		/* the free list's keys */
+#define DEPTH_MAX	32		/* LMDB's cursor stack */
+#define W		sizeof(size_t)
+#define M_FLAGS		(W + 2)
+#define M_META		(W + 2 + 2 + 2 + 2)
+#define M_MAGIC		(M_META)
+#define M_VERSION	(M_META + 4)
+#define M_DB(i)		(M_META + 4 + 4 + sizeof(void *) + W + \
+			(i) * (4 + 2 + 2 + 5 * W))
+#define DB_PAD		0
+#define DB_FLAGS	4
+#define DB_DEPTH	6
+#define DB_ROOT		(8 + 4 * W)
+#define M_LAST		M_DB(2)
+#define M_TXNID		(M_DB(2) + W)
+#define META_LEN	(M_TXNID + W)
+
+/* What is wrong with one meta page (buf, page i), or NULL. */
+static const char *
+meta_fault(const uint8_t *m, int i, size_t psize, size_t filesize,
+    size_t *txnid)
+{
+	uint32_t	u32;
+	uint16_t	u16, depth;
+	size_t		pgno, last, root;
+	int		d;
+
+	memcpy(&pgno, m, W);
+	memcpy(&u16, m + M_FLAGS, 2);
+	if (pgno != (size_t)i || u16 != P_META_)
+		return "its page header";
+	memcpy(&u32, m + M_MAGIC, 4);
+	if (u32 != MDB_MAGIC_)
+		return "its magic number";
+	memcpy(&u32, m + M_VERSION, 4);
+	if (u32 != MDB_VERSION_)
+		return "its version";
+	memcpy(&u32, m + M_DB(0) + DB_PAD, 4);
+	if (u32 != psize)
+		return "its page size";
+	memcpy(&last, m + M_LAST, W);
+	if (last < 1 || last >= filesize / psize)
+		return "its last page (past the end of the file)";
+	for (d = 0; d < 2; d++) {
+		memcpy(&u16, m + M_DB(d) + DB_FLAGS, 2);
+		memcpy(&depth, m + M_DB(d) + DB_DEPTH, 2);
+		memcpy(&root, m + M_DB(d) + DB_ROOT, W);
+		if (u16 != (d == 0 ? INTEGERKEY_ : 0))
+			return "the flags of a database";
+		if (root == SIZE_MAX ? depth != 0 : root < 2 || root > last ||
+		    depth < 1 || depth > DEPTH_MAX)
+			return "the root of a database";
+	}
+	memcpy(txnid, m + M_TXNID, W);
+	return NULL;
+}
+
+/*
+ * LMDB trusts its two meta pages, read before anything else: a flipped
+ * bit there can make it divide by a page size of nought, map terabytes,
+ * read its main database from the wrong page, or open the commit before
+ * the last.  Both are checked before LMDB maps the file.  LMDB writes each
+ * commit's meta page to page (txnid & 1): the two always name consecutive
+ * transactions, each in its own page, and LMDB opens the newer; a flipped
+ * bit in the older one's id would have it open the commit before the last
+ * (acks, withdrawals and audit entries gone, the rest consistent).
+ * Returns 0 (and 0 for a file not made yet), or -1 with err.
+ */
+static int
+metas_sound(const char *dir, char *err, size_t errlen)
+{
+	uint8_t		 m[2][META_LEN];
+	struct stat	 sb;
+	const char	*why = NULL;
+	char		 path[4200];
+	size_t		 psize = (size_t)sysconf(_SC_PAGESIZE), id[2];
+	int		 fd, i, tries;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : 0;	/* LMDB says why */
+	/* A broker committing meanwhile (beside a read-only command) writes
+	 * one meta page: read again. */
+	for (tries = 0; tries < 3; tries++) {
+		if (fstat(fd, &sb) == -1)
+			break;
+		for (i = 0; i < 2; i++)
+			if (pread(fd, m[i], META_LEN, (off_t)(i * psize)) !=
+			    (ssize_t)META_LEN)
+				break;
+		if (i < 2) {
+			why = "missing (the file is too short)";
+			continue;
+		}
+		for (i = 0, why = NULL; i < 2 && why == NULL; i++)
+			why = meta_fault(m[i], i, psize, (size_t)sb.st_size,
+			    &id[i]);
+		if (why == NULL && !(id[0] == 0 && id[1] == 0) &&
+		    !((id[0] & 1) == 0 && (id[1] & 1) == 1 &&
+		    (id[0] == id[1] + 1 || id[1] == id[0] + 1)))
+			why = "their transactions, not two consecutive ones "
+			    "(the newest commit cannot be told)";
+		if (why == NULL)
+			break;
+	}
+	close(fd);
+	if (why == NULL)
+		return 0;
+	snprintf(err, errlen, "%s: store damaged: LMDB's meta pages: %s; "
+	    "restore the last good backup", dir, why);
+	return -1;
+}
+
+/*
+ * LMDB hands out the pages on its free list to the next writes: with the
+ * list damaged, a write could overwrite pages still in use (or LMDB
+ * crash in its commit).  Such a store is never opened for writing.  (Nor
+ * can a compacted copy mend it: LMDB places the copy's root by the count
+ * of free pages.)  Returns 0, TAG_MISMATCH with err, or an LMDB error.
+ */
+static int
+freelist_sound(struct store *st, char *err, size_t errlen)
+{
+	MDB_envinfo	 info;
+	MDB_txn		*txn;
+	size_t		 freepg;
+	int		 rc;
+
+	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
+	    (rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return rc;
+	rc = store_freelist(txn, info.me_last_pgno + 1, &freepg);
+	mdb_txn_abort(txn);
+	if (rc == TAG_MISMATCH)
+		snprintf(err, errlen, "%s: store damaged: LMDB's free list is "
+		    "damaged, and writing could overwrite pages in use; "
+		    "restore the last good backup (ccbroker audit verify "
+		    "reads this one)", st->dir);
+	return rc;
 }
 
 static int
@@ -275,16 +466,41 @@ format_put(struct store *st, MDB_txn *txn, uint32_t format)
 static int
 format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 {
-	MDB_val		 k = META_KEY(META_FORMAT), v;
+	MDB_val		 k = META_KEY(META_FORMAT), v, sk, sv;
 	MDB_stat	 ms;
 	uint32_t	 have;
-	int		 rc;
+	int		 rc, src;
 
-	rc = mdb_get(txn, st->meta, &k, &v);
+	/* What LMDB cannot read there is damage (and ends the txn). */
+	if ((rc = mdb_get(txn, st->meta, &k, &v)) != 0 && rc != MDB_NOTFOUND) {
+		snprintf(err, errlen, "store damaged: its format record cannot "
+		    "be read: %s", mdb_strerror(rc));
+		return -1;
+	}
+	/*
+	 * The format record has no tag (any ccbroker must read it).  A
+	 * summary (format 3 on) says what the format cannot be: a flipped
+	 * bit making 3 a 2 would otherwise have the broker "upgrade" every
+	 * value again, and a 1 or a missing record call the store an old one.
+	 */
+	sk.mv_size = sizeof(META_SUMMARY) - 1;
+	sk.mv_data = (void *)META_SUMMARY;
+	if ((src = mdb_get(txn, st->meta, &sk, &sv)) != 0 &&
+	    src != MDB_NOTFOUND) {
+		snprintf(err, errlen, "store damaged: its summary cannot be "
+		    "read: %s", mdb_strerror(src));
+		return -1;
+	}
 	if (rc == 0 && v.mv_size == sizeof(have)) {
 		memcpy(&have, v.mv_data, sizeof(have));
 		if (have == STORE_FORMAT)
 			return 0;
+		if (have < STORE_FORMAT && src == 0) {
+			snprintf(err, errlen, "store damaged: its format "
+			    "record says %u, but it holds what only format %u "
+			    "has", have, STORE_FORMAT);
+			return -1;
+		}
 		if (have == FORMAT_UNTAGGED && st->readonly) {
 			snprintf(err, errlen, "store format %u: start the "
 			    "broker once to upgrade it to format %u", have,
@@ -303,16 +519,23 @@ format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 			return 0;
 		}
 		snprintf(err, errlen, "store format %u, but this ccbroker "
-		    "reads format %u", have, STORE_FORMAT);
+		    "reads format %u%s", have, STORE_FORMAT, have >
+		    STORE_FORMAT ? " (a later ccbroker's store, or its "
+		    "format record damaged)" : "");
 		return -1;
 	}
-	if (rc != MDB_NOTFOUND) {
-		snprintf(err, errlen, "store format: %s",
-		    rc != 0 ? mdb_strerror(rc) : "unreadable");
+	if (rc == 0) {
+		snprintf(err, errlen, "store damaged: its format record is "
+		    "%zu bytes", v.mv_size);
 		return -1;
 	}
 	if ((rc = mdb_stat(txn, st->meta, &ms)) != 0) {
 		snprintf(err, errlen, "store: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if (ms.ms_entries > 0 && src == 0) {
+		snprintf(err, errlen, "store damaged: its format record is "
+		    "missing");
 		return -1;
 	}
 	if (ms.ms_entries > 0) {
@@ -473,6 +696,9 @@ store_begin(struct store *st, bool write, struct store_txn **out)
 	int	 rc;
 
 	*out = NULL;
+	/* LMDB would write into pages whose structure is damaged. */
+	if (write && st->unwritable)
+		return STORE_CORRUPT;
 	if ((rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY,
 	    &txn)) != 0)
 		return store_rc(rc, "begin");
@@ -552,18 +778,60 @@ store_hold_disk(struct store *st, size_t bytes)
 }
 
 /*
- * Pages in use are the map's high-water mark less the pages on LMDB's free
- * list (database 0, whose values are page-number lists led by a count).
+ * LMDB's free list (database 0): each value a list of page numbers led by
+ * its count, the numbers in descending order, none a meta page or past the
+ * last page.  A flipped bit there is a page counted free that is not (to
+ * be overwritten by the next write), or a count that makes the store look
+ * empty; LMDB itself trusts the list.  Returns 0 with *freepg the pages on
+ * the list, TAG_MISMATCH when the list is not well formed, or an LMDB
+ * error.
  */
+int
+store_freelist(MDB_txn *txn, size_t npages, size_t *freepg)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	size_t		 n, i, pg, prev;
+	bool		 bad = false;
+	int		 rc;
+
+	*freepg = 0;
+	if ((rc = mdb_cursor_open(txn, 0, &cur)) != 0)
+		return rc;
+	while (!bad && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		if (v.mv_size < sizeof(n) || v.mv_size % sizeof(n) != 0) {
+			bad = true;
+			break;
+		}
+		memcpy(&n, v.mv_data, sizeof(n));
+		if (n != v.mv_size / sizeof(n) - 1 || n > npages) {
+			bad = true;
+			break;
+		}
+		for (i = 1, prev = SIZE_MAX; i <= n; i++, prev = pg) {
+			memcpy(&pg, (const uint8_t *)v.mv_data + i * sizeof(pg),
+			    sizeof(pg));
+			if (pg < 2 || pg >= npages || pg >= prev) {
+				bad = true;
+				break;
+			}
+		}
+		*freepg += n;
+	}
+	mdb_cursor_close(cur);
+	if (bad || (rc == MDB_NOTFOUND && *freepg > npages))
+		return TAG_MISMATCH;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Pages in use are the map's high-water mark less the free pages. */
 int
 store_usage(struct store *st, size_t *used, size_t *map)
 {
 	MDB_envinfo	 info;
 	MDB_stat	 stat;
 	MDB_txn		*txn;
-	MDB_cursor	*cur;
-	MDB_val		 k, v;
-	size_t		 freepg = 0;
+	size_t		 freepg = 0, npages;
 	int		 rc;
 
 	if ((rc = mdb_env_info(st->env, &info)) != 0 ||
@@ -571,23 +839,17 @@ store_usage(struct store *st, size_t *used, size_t *map)
 		return store_rc(rc, "usage");
 	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
 		return store_rc(rc, "usage");
-	if ((rc = mdb_cursor_open(txn, 0, &cur)) == 0) {
-		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-			size_t n;
-
-			if (v.mv_size < sizeof(n))
-				continue;
-			memcpy(&n, v.mv_data, sizeof(n));
-			freepg += n;
-		}
-		mdb_cursor_close(cur);
-	}
+	npages = info.me_last_pgno + 1;
+	rc = store_freelist(txn, npages, &freepg);
 	mdb_txn_abort(txn);
-	if (rc != MDB_NOTFOUND)
+	/* Counted as if nothing were free: never room that is not there. */
+	if (rc == TAG_MISMATCH) {
+		log_warnx("store: LMDB's free list is damaged; run ccbroker "
+		    "audit verify");
+		freepg = 0;
+	} else if (rc != 0)
 		return store_rc(rc, "free list");
-	if (freepg > info.me_last_pgno + 1)
-		freepg = info.me_last_pgno + 1;
-	*used = (info.me_last_pgno + 1 - freepg) * stat.ms_psize;
+	*used = (npages - freepg) * stat.ms_psize;
 	*map = info.me_mapsize;
 	return 0;
 }
@@ -640,10 +902,13 @@ store_next_dseq(struct store *st, struct store_txn *t, uint64_t *out)
 		rc = tag_get(st, txn_of(t), st->meta, TD_META, &k, &v);
 		if (rc == 0 && v.mv_size == 8)
 			st->dseq = be64_get(v.mv_data);
-		else if (rc == 0 || rc == TAG_MISMATCH) {
-			if ((rc = dseq_recover(st, txn_of(t))) != 0)
+		else if (rc == 0 || rc == TAG_MISMATCH || rc == MDB_NOTFOUND) {
+			/* None yet, or its name damaged: never from 1 again
+			 * over numbers in use. */
+			if ((rc = dseq_recover(st, txn_of(t),
+			    rc == MDB_NOTFOUND)) != 0)
 				return store_rc(rc, "dseq");
-		} else if (rc != MDB_NOTFOUND)
+		} else
 			return store_rc(rc, "dseq");
 		if (st->dseq == 0)
 			st->dseq = 1;
@@ -672,12 +937,13 @@ store_save_dseq(struct store *st, struct store_txn *t)
 }
 
 /*
- * The next dseq cannot be read (damaged): numbers must never be used
- * twice, so take the largest in any queue and leave a wide gap after it
- * for deliveries sent but not yet acked.
+ * The next dseq cannot be read (damaged), or is not there (`missing`):
+ * numbers must never be used twice, so take the largest in any queue and
+ * leave a wide gap after it for deliveries sent but not yet acked.  A
+ * store with empty queues and no record is new: it starts from 1.
  */
 static int
-dseq_recover(struct store *st, MDB_txn *txn)
+dseq_recover(struct store *st, MDB_txn *txn, bool missing)
 {
 	MDB_cursor	*cur;
 	MDB_val		 k, v;
@@ -693,10 +959,70 @@ dseq_recover(struct store *st, MDB_txn *txn)
 	mdb_cursor_close(cur);
 	if (rc != MDB_NOTFOUND)
 		return rc;
+	if (missing && max == 0)
+		return 0;
 	st->dseq = max + DSEQ_GAP;
-	log_warnx("store: the next delivery number was damaged; going on "
-	    "from %llu", (unsigned long long)st->dseq);
+	log_warnx("store: the next delivery number was %s; going on from "
+	    "%llu", missing ? "missing (store damaged)" : "damaged",
+	    (unsigned long long)st->dseq);
 	return 0;
+}
+
+/* The lines said on a fault, made before one can happen. */
+static char	fault_bus[256], fault_segv[256];
+static size_t	fault_bus_len, fault_segv_len;
+
+/* Only async-signal-safe calls: write(2) and _exit(2). */
+static void
+on_fault(int sig)
+{
+	ssize_t	n;
+
+	if (sig == SIGBUS)
+		n = write(STDERR_FILENO, fault_bus, fault_bus_len);
+	else
+		n = write(STDERR_FILENO, fault_segv, fault_segv_len);
+	(void)n;
+	_exit(2);
+}
+
+/*
+ * A read past the end of data.mdb (the one file ccbroker maps) is a
+ * damaged store for certain; a fault elsewhere most likely comes from
+ * following a damaged page too, but may be a bug: said as such.
+ */
+void
+store_fault_guard(const char *prog)
+{
+	struct sigaction	sa;
+	int			n;
+
+	n = snprintf(fault_bus, sizeof(fault_bus), "%s: store damaged: a "
+	    "fault reading the store (SIGBUS, past the end of data.mdb); "
+	    "run ccbroker audit verify\n", prog);
+	fault_bus_len = n > 0 && (size_t)n < sizeof(fault_bus) ? (size_t)n :
+	    0;
+	n = snprintf(fault_segv, sizeof(fault_segv), "%s: store damaged? a "
+	    "fault (SIGSEGV), most likely reading a damaged store; run "
+	    "ccbroker audit verify\n", prog);
+	fault_segv_len = n > 0 && (size_t)n < sizeof(fault_segv) ?
+	    (size_t)n : 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fault;
+	sa.sa_flags = SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGBUS, &sa, NULL);
+	(void)sigaction(SIGSEGV, &sa, NULL);
+}
+
+/* LMDB found its own file inconsistent; it would abort() next. */
+static void
+on_lmdb_assert(MDB_env *env, const char *msg)
+{
+	(void)env;
+	log_warnx("store damaged: LMDB finds its file inconsistent (%s); run "
+	    "ccbroker audit verify", msg);
+	_exit(2);
 }
 
 int

@@ -266,18 +266,35 @@ int	store_summary_put(struct store *, struct store_txn *) CC_WUR;
 
 /*
  * Look for damage.  Quick (at every start): each database's count of
- * entries against the recorded summary, and every queue entry read and
- * checked; an index found damaged is rebuilt from what it indexes (in a
- * store opened for writing).  Full (`audit verify`): every entry of every
- * database read and checked against its tag, counted, and every reference
- * followed (a queued delivery to its message, delivery state and payload;
- * a consent to its index rows and back).  `report` gets one line per
- * finding.  Returns the number of findings, or -1 when the store could
- * not be read at all.
+ * entries against the recorded summary, and every queue entry read,
+ * checked and found again by its key; an index found damaged is rebuilt
+ * from what it indexes (in a store opened for writing).  Full (`audit
+ * verify`): every entry of every database read and checked against its
+ * tag (sealed parts opened), found again by its key, counted, and every
+ * reference followed (a queued delivery to its message, delivery state
+ * and payload; a consent to its index rows and back).  Both check LMDB's
+ * free list, and the shape of every entry (of every database but the
+ * audit, at start): one LMDB could not have written says its pages are
+ * damaged, and a store opened for writing is then never written again
+ * (writes would spread the damage).  `report` gets one line per finding.
+ * Returns the number of findings, or -1 when the store could not be read
+ * at all or is not to be written.
  */
 enum store_depth { CHECK_QUICK, CHECK_FULL };
 int	store_check(struct store *, enum store_depth,
 	    void (*report)(const char *finding, void *), void *arg);
+
+/*
+ * LMDB trusts its pages: a flipped bit in a page header or in a node's
+ * offset can send it past the end of the file (SIGBUS) or anywhere
+ * (SIGSEGV), and its own consistency checks abort.  What store_check
+ * cannot catch first ends the process here, never as a bare crash: one
+ * line to stderr saying so (written with write(2) only), exit status 2, as
+ * for a store that cannot be read.  Installs the SIGBUS and SIGSEGV
+ * handlers; prog begins the line.  (LMDB's assertions are said the same
+ * way in every store opened.)
+ */
+void	store_fault_guard(const char *prog);
 
 /* ---- metadata: counters, who is online, subscriptions ---- */
 

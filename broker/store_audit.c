@@ -10,6 +10,13 @@
 
 #include "store_impl.h"
 
+/*
+ * Entries are a few hundred bytes.  One that LMDB says is longer has a
+ * damaged size, which would run past its page and perhaps past the end of
+ * the file: it is given as empty (not well formed), never read.
+ */
+#define AUDIT_ENTRY_MAX	(64 * 1024)
+
 int
 store_audit_last(struct store *st, struct store_txn *t, uint64_t *seq,
     const void **entry, size_t *len)
@@ -21,7 +28,7 @@ store_audit_last(struct store *st, struct store_txn *t, uint64_t *seq,
 	if ((rc = mdb_cursor_open(txn_of(t), st->audit, &cur)) != 0)
 		return store_rc(rc, "audit");
 	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	if (rc == 0 && k.mv_size != 8)
+	if (rc == 0 && (k.mv_size != 8 || v.mv_size > AUDIT_ENTRY_MAX))
 		rc = MDB_CORRUPTED;
 	if (rc == 0) {
 		*seq = be64_get(k.mv_data);
@@ -61,7 +68,7 @@ store_audit_each(struct store *st, struct store_txn *t, uint64_t from,
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && frc == 0) {
 		frc = fn(k.mv_size == 8 ? be64_get(k.mv_data) : 0, v.mv_data,
-		    v.mv_size, arg);
+		    v.mv_size <= AUDIT_ENTRY_MAX ? v.mv_size : 0, arg);
 		if (frc == 0)
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}

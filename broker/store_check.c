@@ -46,6 +46,7 @@ struct check {
 	void		*arg;
 	int		 found;
 	bool		 rebuild_consent, rebuild_msg;
+	bool		 misshapen;	/* LMDB's pages are damaged */
 };
 
 static MDB_dbi	dbi_of(struct store *, size_t);
@@ -53,7 +54,11 @@ static int	value_ok(struct store *, uint8_t, const MDB_val *,
 		    const MDB_val *);
 static void	say(struct check *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
+static int	findable(MDB_txn *, MDB_dbi, bool, const MDB_val *,
+		    const MDB_val *);
 static int	scan_db(struct check *, size_t, bool full, size_t *count);
+static void	pages_say(const char *, void *);
+static int	check_meta(struct check *, bool have_sum);
 static int	refs_queue(struct check *);
 static int	refs_consent(struct check *);
 static int	refs_index(struct check *, MDB_dbi, uint8_t, const char *);
@@ -64,22 +69,46 @@ dbi_of(struct store *st, size_t i)
 	return *(MDB_dbi *)((char *)st + dbs[i].off);
 }
 
-/* Does a value of a database pass its checks (whatever its layout)? */
+/*
+ * Does a value of a database pass its checks (whatever its layout)?  A
+ * message's payload and a consent's history are opened too: their own
+ * AEAD tag is all that guards them, and a history that no longer opens
+ * is a subject access report with a hole in it.
+ */
 static int
 value_ok(struct store *st, uint8_t dom, const MDB_val *k, const MDB_val *v)
 {
-	struct consent	c;
-	struct msg_hdr	h;
-	MDB_val		w = *v;
+	struct consent	 c;
+	struct msg_hdr	 h;
+	MDB_val		 w = *v;
+	const uint8_t	*sealed = NULL, *ad = k->mv_data;
+	uint32_t	 len = 0;
+	uint8_t		*out;
+	int		 ok;
 
 	switch (dom) {
 	case TD_CONSENT:
-		return consent_value(st, k, v, &c) == 0;
+		if (consent_value(st, k, v, &c) != 0)
+			return 0;
+		sealed = c.sealed;
+		len = c.h.sealed_len;
+		break;
 	case TD_MSG:
-		return msg_value(st, k, v, &h, NULL) == 0;
+		if (msg_value(st, k, v, &h, &sealed) != 0)
+			return 0;
+		len = h.sealed_len;
+		break;
 	default:
 		return tag_check(st, dom, k, &w) == 0;
 	}
+	if (len == 0)
+		return 1;
+	if (len < SEAL_OVERHEAD || (out = malloc(len)) == NULL)
+		return 0;
+	ok = seal_open(&st->seal, ad, k->mv_size, sealed, len, out) == 0;
+	explicit_bzero(out, len);
+	free(out);
+	return ok;
 }
 
 static void
@@ -115,27 +144,81 @@ store_summary_put(struct store *st, struct store_txn *t)
 }
 
 /*
- * Read a database through: count its entries and (full, or always for the
- * queue) check every value's tag.
+ * Can an entry met walking the database be found again by its key?  A
+ * flipped bit in a branch page's key sends a search down the wrong path:
+ * the entries behind it are still there in a walk, and in the counts,
+ * but every lookup and range seek (a queue read from a cursor, an ack, a
+ * decision) misses them.
  */
 static int
-scan_db(struct check *c, size_t i, bool full, size_t *count)
+findable(MDB_txn *txn, MDB_dbi dbi, bool dup, const MDB_val *k,
+    const MDB_val *v)
 {
-	MDB_cursor	*cur;
-	MDB_val		 k, v;
-	size_t		 bad = 0;
+	MDB_cursor	*probe;
+	MDB_val		 fk = *k, fv = *v;
 	int		 rc;
 
+	/* A key of a length LMDB never stores cannot be looked up. */
+	if (k->mv_size == 0 || k->mv_size > KEY_MAX)
+		return MDB_NOTFOUND;
+	/*
+	 * From the root each time: a cursor already placed looks in its own
+	 * page first, and would find the entry where a search from the root
+	 * (a seek of store_queue_next) never gets.
+	 */
+	if (!dup)
+		rc = mdb_get(txn, dbi, &fk, &fv);
+	else if ((rc = mdb_cursor_open(txn, dbi, &probe)) == 0) {
+		rc = mdb_cursor_get(probe, &fk, &fv, MDB_GET_BOTH);
+		mdb_cursor_close(probe);
+	}
+	if (rc != 0)
+		return rc == MDB_BAD_VALSIZE ? MDB_NOTFOUND : rc;
+	/* Found: the very entry, not another one with an equal key. */
+	return dup || fv.mv_data == v->mv_data ? 0 : MDB_NOTFOUND;
+}
+
+/*
+ * Read a database through: count its entries and check each one's shape
+ * (entry_shaped); when `deep`, also check every value's tag and that each
+ * entry can be found by its key.
+ */
+static int
+scan_db(struct check *c, size_t i, bool deep, size_t *count)
+{
+	MDB_dbi		 dbi = dbi_of(c->st, i);
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	size_t		 bad = 0, lost = 0, odd = 0;
+	int		 rc, f;
+
 	*count = 0;
-	if ((rc = mdb_cursor_open(c->txn, dbi_of(c->st, i), &cur)) != 0)
+	if ((rc = mdb_cursor_open(c->txn, dbi, &cur)) != 0)
 		return rc;
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
 		(*count)++;
-		if (dbs[i].dom != 0 && full &&
-		    !value_ok(c->st, dbs[i].dom, &k, &v))
+		if (!entry_shaped(c->st, dbs[i].dom, &k, &v, true)) {
+			odd++;
+			continue;
+		}
+		if (!deep)
+			continue;
+		if (dbs[i].dom != 0 && !value_ok(c->st, dbs[i].dom, &k, &v))
 			bad++;
+		if ((f = findable(c->txn, dbi, dbs[i].dom == TD_QSUBJ, &k,
+		    &v)) == MDB_NOTFOUND)
+			lost++;
+		else if (f != 0) {
+			rc = f;
+			break;
+		}
 	}
 	mdb_cursor_close(cur);
+	if (odd > 0) {
+		say(c, "%s: %zu entries of a shape it never holds (LMDB's page "
+		    "damaged, or the file edited)", dbs[i].name, odd);
+		c->misshapen = true;
+	}
 	if (bad > 0) {
 		say(c, "%s: %zu entries fail their integrity check",
 		    dbs[i].name, bad);
@@ -143,7 +226,75 @@ scan_db(struct check *c, size_t i, bool full, size_t *count)
 			*(dbs[i].dom == TD_QSUBJ ? &c->rebuild_msg :
 			    &c->rebuild_consent) = true;
 	}
+	if (lost > 0) {
+		say(c, "%s: %zu entries cannot be found by their key (a "
+		    "damaged page)", dbs[i].name, lost);
+		if (dbs[i].index)
+			*(dbs[i].dom == TD_QSUBJ ? &c->rebuild_msg :
+			    &c->rebuild_consent) = true;
+	}
 	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* A fault of LMDB's pages (store_pages.c), as a finding. */
+static void
+pages_say(const char *line, void *arg)
+{
+	say(arg, "%s", line);
+}
+
+/*
+ * The metadata: each record one of the names the store writes, each but
+ * the format record passing its tag, and once a commit recorded a summary,
+ * the counters and the online list there too, and the next delivery
+ * number once a message was routed.  (A record whose name is
+ * damaged is not found under it: read as "none yet", counters from zero.)
+ */
+static int
+check_meta(struct check *c, bool have_sum)
+{
+	static const char *const names[] = { META_DSEQ, META_FORMAT,
+	    META_COUNTERS, META_ONLINE, META_AUDIT_HEAD, META_SUMMARY };
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	MDB_stat	 ms;
+	bool		 seen[sizeof(names) / sizeof(names[0])] = { false };
+	size_t		 i, odd = 0, bad = 0;
+	int		 rc;
+
+	if ((rc = mdb_cursor_open(c->txn, c->st->meta, &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (k.mv_size == strlen(names[i]) &&
+			    memcmp(k.mv_data, names[i], k.mv_size) == 0)
+				break;
+		if (i == sizeof(names) / sizeof(names[0])) {
+			odd++;
+			continue;
+		}
+		seen[i] = true;
+		if (strcmp(names[i], META_FORMAT) != 0 &&
+		    tag_check(c->st, TD_META, &k, &v) != 0)
+			bad++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if (odd > 0)
+		say(c, "meta: %zu records of no name the store writes", odd);
+	if (bad > 0)
+		say(c, "meta: %zu records fail their integrity check", bad);
+	/* A message routed took a delivery number (a delivery or a
+	 * receipt), which its commit recorded. */
+	if ((rc = mdb_stat(c->txn, c->st->msg, &ms)) != 0)
+		return rc;
+	for (i = 0; have_sum && i < sizeof(names) / sizeof(names[0]); i++)
+		if (!seen[i] && (strcmp(names[i], META_COUNTERS) == 0 ||
+		    strcmp(names[i], META_ONLINE) == 0 ||
+		    (strcmp(names[i], META_DSEQ) == 0 && ms.ms_entries > 0)))
+			say(c, "meta: the %s record is missing", names[i]);
+	return 0;
 }
 
 /* Every queued delivery has its message, payload and delivery state. */
@@ -293,8 +444,9 @@ store_check(struct store *st, enum store_depth depth,
 	MDB_stat	 ms;
 	uint64_t	 sum[NDB];
 	size_t		 i, n;
-	bool		 have_sum = false, full = depth == CHECK_FULL;
-	int		 rc;
+	bool		 have_sum = false, sum_there;
+	bool		 full = depth == CHECK_FULL;
+	int		 rc, pf;
 
 	memset(&c, 0, sizeof(c));
 	c.st = st;
@@ -304,12 +456,26 @@ store_check(struct store *st, enum store_depth depth,
 	    &c.txn)) != 0)
 		return -1;
 	rc = tag_get(st, c.txn, st->meta, TD_META, &k, &v);
+	sum_there = rc != MDB_NOTFOUND;
 	if (rc == 0 && v.mv_size == sizeof(sum)) {
 		memcpy(sum, v.mv_data, sizeof(sum));
 		have_sum = true;
 	} else if (rc != MDB_NOTFOUND)
 		say(&c, "the summary of the last commit is %s",
 		    rc == 0 || rc == TAG_MISMATCH ? "damaged" : "unreadable");
+	/*
+	 * LMDB's pages first: what it trusts and what the rest reads.  On
+	 * damaged pages LMDB itself may fault: nothing more is read through
+	 * it.
+	 */
+	if ((pf = store_pages_check(st, c.txn, pages_say, &c)) > 0) {
+		c.misshapen = true;
+		goto damaged;
+	}
+	if (pf == -1)
+		say(&c, "LMDB's pages could not be read to check them");
+	if ((rc = check_meta(&c, sum_there)) != 0)
+		goto fail;
 	for (i = 0; i < NDB; i++) {
 		if ((rc = mdb_stat(c.txn, dbi_of(st, i), &ms)) != 0)
 			goto fail;
@@ -317,11 +483,15 @@ store_check(struct store *st, enum store_depth depth,
 			say(&c, "%s: %zu entries, but the last commit recorded "
 			    "%llu", dbs[i].name, ms.ms_entries,
 			    (unsigned long long)sum[i]);
-		/* The queue is read through at every start; the rest only
-		 * in a full check. */
-		if (!full && dbs[i].dom != TD_QUEUE)
+		/*
+		 * At every start the queue is read through, and every entry
+		 * of the others but the audit looked at (lengths and place,
+		 * no tag); all of it in a full check.
+		 */
+		if (!full && dbs[i].dom == 0)
 			continue;
-		if ((rc = scan_db(&c, i, true, &n)) != 0)
+		if ((rc = scan_db(&c, i, full || dbs[i].dom == TD_QUEUE,
+		    &n)) != 0)
 			goto fail;
 		if (n != ms.ms_entries) {
 			say(&c, "%s: %zu entries can be read, %zu are "
@@ -337,12 +507,26 @@ store_check(struct store *st, enum store_depth depth,
 	    (rc = refs_index(&c, st->csubj, TD_CSUBJ, "csubj")) != 0 ||
 	    (rc = refs_index(&c, st->qsubj, TD_QSUBJ, "qsubj")) != 0))
 		goto fail;
+damaged:
 	if (c.found > REPORT_MAX) {
 		char line[96];
 
 		snprintf(line, sizeof(line), "and %d findings more",
 		    c.found - REPORT_MAX);
 		report(line, arg);
+	}
+	/*
+	 * LMDB's own pages damaged: it would write into them (a node moved
+	 * by its header's wrong sizes, overflow pages freed that are not),
+	 * spreading the damage, even corrupting memory.  Said, and the store
+	 * is not written any more.
+	 */
+	if (c.misshapen && !st->readonly) {
+		st->unwritable = true;
+		report("LMDB's pages are damaged: nothing more is written to "
+		    "this store; restore the last good backup", arg);
+		mdb_txn_abort(c.txn);
+		return -1;
 	}
 	/* An index is rebuilt from what it indexes; what it lost, it gets
 	 * back. */

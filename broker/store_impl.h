@@ -58,6 +58,11 @@
 #define TD_SUBS		'B'
 #define TAG_LEN		SEAL_TAGLEN
 
+/* The longest key LMDB takes (its default), and the longest value kept in
+ * meta (the online list is the longest, at most 64 KiB of ids). */
+#define KEY_MAX		511
+#define META_VALUE_MAX	(128 * 1024)
+
 /* What the tag functions return for a value that fails its tag (outside
  * LMDB's range of errors); store_rc makes it STORE_CORRUPT. */
 #define TAG_MISMATCH	(-30000)
@@ -71,7 +76,9 @@ struct store {
 			 rstate, expiry, subs, audit;
 	struct seal	 seal;
 	size_t		 map_bytes;
+	size_t		 psize;		/* LMDB's page size */
 	bool		 readonly;
+	bool		 unwritable;	/* LMDB's pages found damaged */
 	uint64_t	 dseq;		/* next dseq; 0: not read yet */
 	char		 dir[4096];
 };
@@ -129,6 +136,30 @@ int	msg_value(struct store *, const MDB_val *k, const MDB_val *v,
 	    struct msg_hdr *, const uint8_t **sealed);
 int	consent_value(struct store *, const MDB_val *k, const MDB_val *v,
 	    struct consent *);
+
+/* store.c: check LMDB's free list against a file of npages pages and
+ * count the pages on it (0, TAG_MISMATCH or an LMDB error). */
+int	store_freelist(MDB_txn *, size_t npages, size_t *freepg);
+
+/*
+ * Is an entry of a database (dom; 0: audit) of a shape the store writes:
+ * the key's and value's lengths its layout allows and, when `placed` (the
+ * value read in a page of the map, not a copy a write made), the value
+ * where LMDB puts one of that size (in its page, or on overflow pages)?
+ * An entry of another shape says LMDB's page is damaged (a node's header:
+ * sizes, flags), and writing to that page could spread the damage.
+ */
+bool	entry_shaped(const struct store *, uint8_t dom, const MDB_val *k,
+	    const MDB_val *v, bool placed);
+
+/*
+ * store_pages.c: walk every page of txn's snapshot, as LMDB keeps them
+ * (LMDB trusts them; store_pages.c says how they are checked).  Each
+ * fault is said to report.  Returns the number of faults, or -1 when the
+ * file could not be read.
+ */
+int	store_pages_check(struct store *, MDB_txn *,
+	    void (*report)(const char *, void *), void *arg);
 
 /* store_consent.c: rebuild cview and csubj from the consents. */
 int	consent_reindex(struct store *, MDB_txn *);

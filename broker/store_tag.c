@@ -9,6 +9,7 @@
  * acted on.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -57,13 +58,46 @@ tag_seal(struct store *st, uint8_t dom, const MDB_val *k, uint8_t *p,
 	return tag_make(st, dom, k, p, len, p + len);
 }
 
+/*
+ * The longest value (without its tag) a database holds.  A flipped bit in
+ * the size LMDB keeps for a value makes it run on past its page, perhaps
+ * past the end of the file (SIGBUS): a value longer than its database
+ * ever holds fails its check before a byte of it is read.  Messages and
+ * consents are bounded by their own headers (msg_value, consent_value).
+ */
+static size_t
+value_max(uint8_t dom)
+{
+	switch (dom) {
+	case TD_QUEUE:
+		return sizeof(struct qent);
+	case TD_RSTATE:
+		return sizeof(struct rstate);
+	case TD_EXPIRY:
+		return 1;
+	case TD_SUBS:
+		return sizeof(struct sub);
+	case TD_CSUBJ:
+		return 0;
+	case TD_QSUBJ:
+		return 16;
+	case TD_CVIEW:
+		return sizeof(struct cview) + 2 * (size_t)UINT16_MAX;
+	case TD_META:
+		return META_VALUE_MAX;
+	default:
+		return SIZE_MAX;
+	}
+}
+
 int
 tag_check(struct store *st, uint8_t dom, const MDB_val *k, MDB_val *v)
 {
 	uint8_t	t[TAG_LEN];
 	size_t	len;
 
-	if (v->mv_size < TAG_LEN)
+	if (v->mv_size < TAG_LEN || v->mv_size - TAG_LEN > value_max(dom) ||
+	    k->mv_size > KEY_MAX)
 		return TAG_MISMATCH;
 	len = v->mv_size - TAG_LEN;
 	if (tag_make(st, dom, k, v->mv_data, len, t) != 0)
@@ -80,7 +114,7 @@ tag_check_clear(struct store *st, uint8_t dom, const MDB_val *k,
 {
 	uint8_t	t[TAG_LEN];
 
-	if (v->mv_size < clear + TAG_LEN)
+	if (v->mv_size < clear + TAG_LEN || k->mv_size > KEY_MAX)
 		return TAG_MISMATCH;
 	if (tag_make(st, dom, k, v->mv_data, clear, t) != 0)
 		return ENOMEM;
@@ -99,4 +133,80 @@ tag_get(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, MDB_val *k,
 	if ((rc = mdb_get(txn, dbi, k, v)) != 0)
 		return rc;
 	return tag_check(st, dom, k, v);
+}
+
+/* LMDB's page and node headers (its file format of 0.9). */
+#define PAGE_HDR	(sizeof(size_t) + 8)
+#define NODE_HDR	8
+#define AUDIT_KEYLEN	8
+
+bool
+entry_shaped(const struct store *st, uint8_t dom, const MDB_val *k,
+    const MDB_val *v, bool placed)
+{
+	size_t	ks = k->mv_size, vs = v->mv_size, nodemax, vmin = TAG_LEN,
+		vmax;
+	bool	kok;
+
+	switch (dom) {
+	case TD_META:
+		kok = ks > 0 && ks <= 32;
+		vmin = 4;		/* the format record has no tag */
+		break;
+	case TD_CONSENT:
+		kok = ks == 16;
+		vmin += sizeof(struct consent_hdr);
+		break;
+	case TD_MSG:
+		kok = ks == 16;
+		vmin += sizeof(struct msg_hdr);
+		break;
+	case TD_CVIEW:
+		kok = ks == CVIEW_KEYLEN + 16;
+		vmin += sizeof(struct cview);
+		break;
+	case TD_CSUBJ:
+		kok = ks == CVIEW_KEYLEN + 16;
+		break;
+	case TD_QUEUE:
+		kok = ks >= 10 && ks <= CC_ID_MAX + 9 &&
+		    ((const uint8_t *)k->mv_data)[ks - 9] == '\0';
+		vmin += sizeof(struct qent);
+		break;
+	case TD_QSUBJ:
+		kok = ks == PSEUDO_LEN;
+		vmin += 16;
+		break;
+	case TD_RSTATE:
+		kok = ks > 16 && ks <= 16 + CC_ID_MAX;
+		vmin += sizeof(struct rstate);
+		break;
+	case TD_EXPIRY:
+		kok = ks == 24;
+		vmin += 1;
+		break;
+	case TD_SUBS:
+		kok = ks > 0 && ks <= CC_ID_MAX;
+		vmin += sizeof(struct sub);
+		break;
+	default:			/* the audit: entries hash-chained */
+		kok = ks == AUDIT_KEYLEN;
+		vmin = 1;
+		break;
+	}
+	vmax = dom == 0 ? 64 * 1024 : value_max(dom) == SIZE_MAX ? SIZE_MAX :
+	    value_max(dom) + TAG_LEN;
+	if (!kok || vs < vmin || vs > vmax)
+		return false;
+	if (!placed || dom == TD_QSUBJ)	/* duplicates never overflow */
+		return true;
+	/*
+	 * LMDB keeps a value in its node unless node, key and value pass
+	 * its largest node (half a page, less headers); then on overflow
+	 * pages, right after the first one's header.  A value in its node
+	 * never starts there.
+	 */
+	nodemax = (((st->psize - PAGE_HDR) / 2) & ~(size_t)1) - 2;
+	return ((uintptr_t)v->mv_data % st->psize == PAGE_HDR) ==
+	    (NODE_HDR + ks + vs > nodemax);
 }

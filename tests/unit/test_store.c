@@ -2180,11 +2180,12 @@ Test(store, open_refuses_a_store_of_another_format)
 		  "store format 2: start the broker once to upgrade it to "
 		  "format 3" },
 		{ "format 4", &f4, 4, false, false,
-		  "store format 4, but this ccbroker reads format 3" },
+		  "store format 4, but this ccbroker reads format 3 (a later "
+		  "ccbroker's store, or its format record damaged)" },
 		{ "format 1 recorded", &f1, 4, false, false,
 		  "store format 1, but this ccbroker reads format 3" },
 		{ "format record of two bytes", &f2, 2, false, false,
-		  "store format: unreadable" },
+		  "store damaged: its format record is 2 bytes" },
 		{ "no format record beside other metadata", NULL, 0, true,
 		  false, "store format 1 (an earlier ccbroker), but this "
 		  "ccbroker reads format 3" },
