@@ -321,10 +321,15 @@ ig_audit_verify(const struct broker_conf *c, struct ig_heads *heads)
 	int		 rc, n;
 
 	st = ig_open_store(c);
-	rc = audit_verify_heads(st, heads->h, heads->n, &count, &bad, why,
-	    sizeof(why));
-	/* The rest of the store, read through: damage anywhere is said. */
-	if ((n = store_check(st, CHECK_FULL, verify_report, NULL)) != 0) {
+	/*
+	 * The whole store is read through first, its pages walked before
+	 * LMDB reads any of them: damage anywhere is said, and the chain is
+	 * then read only from a store that can be read.
+	 */
+	n = store_check(st, CHECK_FULL, verify_report, NULL);
+	rc = n == -1 ? -1 : audit_verify_heads(st, heads->h, heads->n, &count,
+	    &bad, why, sizeof(why));
+	if (n != 0) {
 		store_close(&st);
 		if (n == -1) {
 			fprintf(stderr, "store cannot be read from %s\n",

@@ -44,6 +44,7 @@
 #define META_ONLINE	"online"
 #define META_AUDIT_HEAD	"audit-head"
 #define META_SUMMARY	"summary"
+#define META_NAMED	"x-"	/* the prefix of store_meta_put's names */
 
 /* The domain of a value's tag: which database holds it. */
 #define TD_META		'M'
@@ -160,6 +161,14 @@ bool	entry_shaped(const struct store *, uint8_t dom, const MDB_val *k,
  */
 int	store_pages_check(struct store *, MDB_txn *,
 	    void (*report)(const char *, void *), void *arg);
+
+/* store_format.c: check the format record (a new store is given this
+ * one; one of format 2 is upgraded).  Returns 0, or -1 with err. */
+int	store_format_check(struct store *, MDB_txn *, char *err, size_t errlen);
+/* store_file.c: are the file's two meta pages, and LMDB's free list,
+ * sound?  Return 0, or -1 with err (the store is damaged). */
+int	store_metas_sound(const char *dir, char *err, size_t errlen);
+int	store_freelist_sound(struct store *, char *err, size_t errlen);
 
 /* store_consent.c: rebuild cview and csubj from the consents. */
 int	consent_reindex(struct store *, MDB_txn *);

@@ -1,0 +1,252 @@
+/*
+ * store_format.c - the store's format record, and the upgrade of a store
+ * of format 2 (values without integrity tags) to this one.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store_impl.h"
+
+/*
+ * The layout of the databases.  A store of another format is refused
+ * rather than misread (format 1, before the subject index named messages,
+ * had no format record), but for format 2 (values without integrity tags,
+ * every consent in cview), which a broker upgrades when it opens it.
+ */
+#define STORE_FORMAT	3
+#define FORMAT_UNTAGGED	2
+static int	format_put(struct store *, MDB_txn *, uint32_t);
+static int	upgrade(struct store *, MDB_txn *);
+static int	retag(struct store *, MDB_txn *, MDB_dbi, uint8_t dom,
+		    bool meta, size_t (*)(const MDB_val *));
+static size_t	clear_msg(const MDB_val *);
+static size_t	clear_consent(const MDB_val *);
+
+static int
+format_put(struct store *st, MDB_txn *txn, uint32_t format)
+{
+	MDB_val	k = META_KEY(META_FORMAT), v = { sizeof(format), &format };
+
+	return mdb_put(txn, st->meta, &k, &v, 0);
+}
+
+/*
+ * Check the store's format; a new (empty) store is given this one, and a
+ * store of format 2 is upgraded in the same transaction (read-only, it is
+ * refused: the broker upgrades it when it next starts).
+ */
+int
+store_format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
+{
+	MDB_val		 k = META_KEY(META_FORMAT), v, sk, sv;
+	MDB_stat	 ms;
+	uint32_t	 have;
+	int		 rc, src;
+
+	/* What LMDB cannot read there is damage (and ends the txn). */
+	if ((rc = mdb_get(txn, st->meta, &k, &v)) != 0 && rc != MDB_NOTFOUND) {
+		snprintf(err, errlen, "store damaged: its format record cannot "
+		    "be read: %s", mdb_strerror(rc));
+		return -1;
+	}
+	/*
+	 * The format record has no tag (any ccbroker must read it).  A
+	 * summary (format 3 on) says what the format cannot be: a flipped
+	 * bit making 3 a 2 would otherwise have the broker "upgrade" every
+	 * value again, and a 1 or a missing record call the store an old one.
+	 */
+	sk.mv_size = sizeof(META_SUMMARY) - 1;
+	sk.mv_data = (void *)META_SUMMARY;
+	if ((src = mdb_get(txn, st->meta, &sk, &sv)) != 0 &&
+	    src != MDB_NOTFOUND) {
+		snprintf(err, errlen, "store damaged: its summary cannot be "
+		    "read: %s", mdb_strerror(src));
+		return -1;
+	}
+	if (rc == 0 && v.mv_size == sizeof(have)) {
+		memcpy(&have, v.mv_data, sizeof(have));
+		if (have == STORE_FORMAT)
+			return 0;
+		if (have < STORE_FORMAT && src == 0) {
+			snprintf(err, errlen, "store damaged: its format "
+			    "record says %u, but it holds what only format %u "
+			    "has", have, STORE_FORMAT);
+			return -1;
+		}
+		if (have == FORMAT_UNTAGGED && st->readonly) {
+			snprintf(err, errlen, "store format %u: start the "
+			    "broker once to upgrade it to format %u", have,
+			    STORE_FORMAT);
+			return -1;
+		}
+		if (have == FORMAT_UNTAGGED) {
+			log_info("store: upgrading from format %u to %u",
+			    have, STORE_FORMAT);
+			if ((rc = upgrade(st, txn)) != 0) {
+				snprintf(err, errlen, "store upgrade from "
+				    "format %u: %s; the store is unchanged",
+				    have, mdb_strerror(rc));
+				return -1;
+			}
+			return 0;
+		}
+		snprintf(err, errlen, "store format %u, but this ccbroker "
+		    "reads format %u%s", have, STORE_FORMAT, have >
+		    STORE_FORMAT ? " (a later ccbroker's store, or its "
+		    "format record damaged)" : "");
+		return -1;
+	}
+	if (rc == 0) {
+		snprintf(err, errlen, "store damaged: its format record is "
+		    "%zu bytes", v.mv_size);
+		return -1;
+	}
+	if ((rc = mdb_stat(txn, st->meta, &ms)) != 0) {
+		snprintf(err, errlen, "store: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if (ms.ms_entries > 0 && src == 0) {
+		snprintf(err, errlen, "store damaged: its format record is "
+		    "missing");
+		return -1;
+	}
+	if (ms.ms_entries > 0) {
+		snprintf(err, errlen, "store format 1 (an earlier ccbroker), "
+		    "but this ccbroker reads format %u", STORE_FORMAT);
+		return -1;
+	}
+	if (st->readonly)
+		return 0;
+	if ((rc = format_put(st, txn, STORE_FORMAT)) != 0) {
+		snprintf(err, errlen, "store: %s", mdb_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Format 2 to 3, in the opening transaction (so a power cut leaves either
+ * store whole): every value of the primary databases is given its tag,
+ * and the indexes are built again from them (cview keeps only what can
+ * still permit or deny; csubj is new).
+ */
+static int
+upgrade(struct store *st, MDB_txn *txn)
+{
+	int	rc;
+
+	if ((rc = retag(st, txn, st->meta, TD_META, true, NULL)) != 0 ||
+	    (rc = retag(st, txn, st->consent, TD_CONSENT, false,
+	    clear_consent)) != 0 ||
+	    (rc = retag(st, txn, st->msg, TD_MSG, false, clear_msg)) != 0 ||
+	    (rc = retag(st, txn, st->queue, TD_QUEUE, false, NULL)) != 0 ||
+	    (rc = retag(st, txn, st->rstate, TD_RSTATE, false, NULL)) != 0 ||
+	    (rc = retag(st, txn, st->expiry, TD_EXPIRY, false, NULL)) != 0 ||
+	    (rc = retag(st, txn, st->subs, TD_SUBS, false, NULL)) != 0 ||
+	    (rc = consent_reindex(st, txn)) != 0 ||
+	    (rc = msg_reindex(st, txn)) != 0)
+		return rc;
+	return format_put(st, txn, STORE_FORMAT);
+}
+
+/* The clear part of a format-2 message and consent, which the tag
+ * follows (store_impl.h); the rest was sealed. */
+static size_t
+clear_msg(const MDB_val *v)
+{
+	return v->mv_size >= sizeof(struct msg_hdr) ? sizeof(struct msg_hdr) :
+	    v->mv_size;
+}
+
+static size_t
+clear_consent(const MDB_val *v)
+{
+	struct consent_hdr	h;
+	size_t			n;
+
+	if (v->mv_size < sizeof(h))
+		return v->mv_size;
+	memcpy(&h, v->mv_data, sizeof(h));
+	n = sizeof(h) + h.recip_len + h.deny_len;
+	return n <= v->mv_size ? n : v->mv_size;
+}
+
+/*
+ * Tag every value of a database, a chunk at a time: the chunk is copied
+ * out, the cursor closed, the values written back with their tags (after
+ * the clear part, when the value has a sealed one), and the next chunk
+ * sought after the last key.  In meta the format record stays as it is.
+ */
+static int
+retag(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, bool meta,
+    size_t (*clear_of)(const MDB_val *))
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v, ck[STORE_CHUNK], cv[STORE_CHUNK];
+	void		*last = NULL;
+	size_t		 lastlen = 0;
+	int		 i, n, rc = 0;
+	bool		 more = true;
+
+	while (more && rc == 0) {
+		if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+			break;
+		if (last == NULL)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		else {
+			k.mv_size = lastlen;
+			k.mv_data = last;
+			if ((rc = mdb_cursor_get(cur, &k, &v,
+			    MDB_SET_RANGE)) == 0)
+				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		for (n = 0; rc == 0 && n < STORE_CHUNK; n++) {
+			ck[n].mv_size = k.mv_size;
+			cv[n].mv_size = v.mv_size;
+			if ((ck[n].mv_data = malloc(k.mv_size + 1)) == NULL ||
+			    (cv[n].mv_data = malloc(v.mv_size + 1)) == NULL) {
+				free(ck[n].mv_data);
+				rc = ENOMEM;
+				break;
+			}
+			memcpy(ck[n].mv_data, k.mv_data, k.mv_size);
+			memcpy(cv[n].mv_data, v.mv_data, v.mv_size);
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(cur);
+		more = rc == 0;
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		for (i = 0; i < n; i++) {
+			size_t	 cl = clear_of != NULL ? clear_of(&cv[i]) :
+				    cv[i].mv_size;
+			uint8_t	*p;
+
+			if (rc == 0 && !(meta && ck[i].mv_size ==
+			    sizeof(META_FORMAT) - 1 && memcmp(ck[i].mv_data,
+			    META_FORMAT, ck[i].mv_size) == 0) &&
+			    (rc = tag_reserve(st, txn, dbi, &ck[i],
+			    cv[i].mv_size, 0, &p)) == 0) {
+				memcpy(p, cv[i].mv_data, cl);
+				memcpy(p + cl + TAG_LEN,
+				    (uint8_t *)cv[i].mv_data + cl,
+				    cv[i].mv_size - cl);
+				rc = tag_seal(st, dom, &ck[i], p, cl);
+			}
+			free(cv[i].mv_data);
+			if (i < n - 1)
+				free(ck[i].mv_data);
+		}
+		free(last);
+		last = n > 0 ? ck[n - 1].mv_data : NULL;
+		lastlen = n > 0 ? ck[n - 1].mv_size : 0;
+		if (n == 0)
+			more = false;
+	}
+	free(last);
+	return rc;
+}
+
