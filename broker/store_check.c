@@ -247,7 +247,7 @@ pages_say(const char *line, void *arg)
  * The metadata: each record one of the names the store writes, each but
  * the format record passing its tag, and once a commit recorded a summary,
  * the counters and the online list there too, and the next delivery
- * number once a message was routed.  (A record whose name is
+ * number once a recipient was decided.  (A record whose name is
  * damaged is not found under it: read as "none yet", counters from zero.)
  */
 static int
@@ -291,9 +291,10 @@ check_meta(struct check *c, bool have_sum)
 		say(c, "meta: %zu records of no name the store writes", odd);
 	if (bad > 0)
 		say(c, "meta: %zu records fail their integrity check", bad);
-	/* A message routed took a delivery number (a delivery or a
-	 * receipt), which its commit recorded. */
-	if ((rc = mdb_stat(c->txn, c->st->msg, &ms)) != 0)
+	/* A recipient decided took a delivery number (a delivery or a
+	 * receipt), which its commit recorded; a message routed to no one
+	 * took none. */
+	if ((rc = mdb_stat(c->txn, c->st->rstate, &ms)) != 0)
 		return rc;
 	for (i = 0; have_sum && i < sizeof(names) / sizeof(names[0]); i++)
 		if (!seen[i] && (strcmp(names[i], META_COUNTERS) == 0 ||
