@@ -152,13 +152,30 @@ test: all tests
 	for t in $(UNIT_BIN) $(INT_BIN); do \
 	  echo "== $$t"; $$t --jobs 1 $(CRITERION_FLAGS); done
 
-# Builds run in parallel (one job per core); the tests run one at a time.
+# Builds run in parallel (one job per core).  The tests of one build run
+# one at a time, but the plain and the sanitizer suites run side by side:
+# most of a test's time is spent waiting (fsync, timers, handshakes), so
+# two streams finish in little more than the longer one alone.  Each
+# writes its own log, shown whole when it fails.
 JOBS	?= $(shell nproc 2>/dev/null || echo 2)
+CHECK_LOG = build/log
 check: $(DEPS_OK)
 	$(MAKE) -j$(JOBS) all tests
-	$(MAKE) test
 	$(MAKE) -j$(JOBS) BUILD=build/san SAN=1 all tests
-	$(MAKE) BUILD=build/san SAN=1 test
+	@mkdir -p $(CHECK_LOG); \
+	echo "== the plain and the ASan/UBSan suites, side by side" \
+	    "(logs: $(CHECK_LOG)/test-plain.log, $(CHECK_LOG)/test-san.log)"; \
+	$(MAKE) -s test >$(CHECK_LOG)/test-plain.log 2>&1 & plain=$$!; \
+	$(MAKE) -s BUILD=build/san SAN=1 test >$(CHECK_LOG)/test-san.log \
+	    2>&1 & san=$$!; \
+	fail=0; \
+	if wait $$plain; then grep -c '^== ' $(CHECK_LOG)/test-plain.log | \
+	    sed 's/$$/ test programs passed (plain)/'; \
+	else cat $(CHECK_LOG)/test-plain.log; fail=1; fi; \
+	if wait $$san; then grep -c '^== ' $(CHECK_LOG)/test-san.log | \
+	    sed 's/$$/ test programs passed (ASan\/UBSan)/'; \
+	else cat $(CHECK_LOG)/test-san.log; fail=1; fi; \
+	test $$fail -eq 0
 	$(MAKE) fuzz-regress
 	@echo "make check: all tests passed, plain and under ASan/UBSan;" \
 	    "fuzz corpora clean"
