@@ -55,6 +55,7 @@ enum cc_op {
 	OP_CONSENT_REFUSE,
 	OP_ACK,
 	OP_TRACK,
+	OP_RETRACT,
 	OP_WELCOME,
 	OP_SUBSCRIBED,
 	OP_ACCEPTED,
@@ -62,6 +63,8 @@ enum cc_op {
 	OP_STATUS,
 	OP_DELIVER,
 	OP_RECEIPT,
+	OP_RETRACTED,
+	OP_NOTICE,
 	OP_ERROR,
 	OP__COUNT,
 	OP_NONE = -1
@@ -130,7 +133,21 @@ enum cc_reason {
 	RS_IDENTITY_CONFLICT,
 	RS_STORE_UNAVAILABLE,
 	RS_RETENTION,		/* expired: retention_days passed */
+	RS_SUPERSEDED,		/* purged: the sender corrected the record */
+	RS_RETRACTED,		/* purged: the sender retracted the record */
+	RS_ERASED,		/* purged: the subject's data was erased */
 	RS__COUNT
+};
+
+/* What a broker's `notice` tells an agency (rights after delivery). */
+enum cc_notice {
+	NT_CONSENT_WITHDRAWN,	/* a consent it received records under */
+	NT_CONSENT_EXPIRING,	/* a consent it recorded lapses soon */
+	NT_CONSENT_EXPIRED,	/* a consent it recorded has lapsed */
+	NT_RECORD_CORRECTED,	/* a record it received was corrected */
+	NT_RECORD_RETRACTED,	/* a record it received was retracted */
+	NT_SUBJECT_ERASED,	/* a subject it received records of erased */
+	NT__COUNT
 };
 
 /* A precise refusal: code, dotted field path and a short detail. */
@@ -159,6 +176,7 @@ const char	*cc_purpose_name(enum cc_purpose);
 const char	*cc_atype_name(enum cc_atype);
 const char	*cc_state_name(enum cc_state);
 const char	*cc_reason_name(enum cc_reason);
+const char	*cc_notice_name(enum cc_notice);
 
 /* Parse a wire name; returns the value or -1 when unknown. */
 int		 cc_op_parse(const char *, size_t);

@@ -19,8 +19,9 @@ static const char *const err_names[ERR__COUNT] = {
 };
 static const char *const op_names[OP__COUNT] = {
 	"hello", "subscribe", "publish", "consent-grant", "consent-withdraw",
-	"consent-refuse", "ack", "track", "welcome", "subscribed", "accepted",
-	"consent-recorded", "status", "deliver", "receipt", "error"
+	"consent-refuse", "ack", "track", "retract", "welcome", "subscribed",
+	"accepted", "consent-recorded", "status", "deliver", "receipt",
+	"retracted", "notice", "error"
 };
 static const char *const cat_names[CAT__COUNT] = {
 	"identity", "cj-identifiers", "criminal-justice", "treatment-summary",
@@ -44,7 +45,11 @@ static const char *const state_names[ST__COUNT] = {
 /* RS_NONE has a name so that a reason can always be packed. */
 static const char *const reason_names[RS__COUNT] = {
 	"none", "no-consent", "not-permitted", "identity-conflict",
-	"store-unavailable", "retention"
+	"store-unavailable", "retention", "superseded", "retracted", "erased"
+};
+static const char *const notice_names[NT__COUNT] = {
+	"consent-withdrawn", "consent-expiring", "consent-expired",
+	"record-corrected", "record-retracted", "subject-erased"
 };
 
 /* The wire never carries "ok", so the schema's error table skips it. */
@@ -56,6 +61,7 @@ const struct enumdef en_purpose = { purpose_names, PURPOSE__COUNT };
 const struct enumdef en_atype = { atype_names, AT__COUNT };
 const struct enumdef en_state = { state_names, ST__COUNT };
 const struct enumdef en_reason = { reason_names, RS__COUNT };
+const struct enumdef en_notice = { notice_names, NT__COUNT };
 
 static const char *name_of(const char *const *, int, int);
 
@@ -125,6 +131,12 @@ const char *
 cc_reason_name(enum cc_reason v)
 {
 	return name_of(reason_names, RS__COUNT, (int)v);
+}
+
+const char *
+cc_notice_name(enum cc_notice v)
+{
+	return name_of(notice_names, NT__COUNT, (int)v);
 }
 
 int

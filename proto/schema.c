@@ -288,6 +288,7 @@ static const struct field publish_rows[] = {
 	FLD("to", FT_AGENCY, F_SET | F_NONEMPTY),
 	FLD("created", FT_TIME, REQ),
 	FLD("expires", FT_TIME, 0),
+	FLD("supersedes", FT_UUID, 0),
 	FLD("body", FT_BODY, REQ),
 };
 SCHEMA(publish, publish_rows, publish_rule);
@@ -355,6 +356,13 @@ static const struct field track_rows[] = {
 	FLD("mid", FT_UUID, REQ),
 };
 SCHEMA(track, track_rows, NULL);
+
+static const struct field retract_rows[] = {
+	HEADER,
+	FLD("mid", FT_UUID, REQ),
+	TXT("reason", REQ, LEN_TEXT),
+};
+SCHEMA(retract, retract_rows, NULL);
 
 /* Broker -> agent ops of DESIGN §7. */
 static const struct field welcome_rows[] = {
@@ -436,6 +444,34 @@ static const struct field receipt_rows[] = {
 };
 SCHEMA(receipt, receipt_rows, NULL);
 
+static const struct field retracted_rows[] = {
+	HEADER,
+	FLD("mid", FT_UUID, REQ),
+};
+SCHEMA(retracted, retracted_rows, NULL);
+
+/*
+ * A notice: which fields a kind carries is said in PROTOCOL.md; the
+ * schema takes the union, each optional, so that a client decodes every
+ * kind with one table.
+ */
+static const struct field notice_rows[] = {
+	HEADER,
+	NUM("dseq", FT_INT, REQ, 0, WIRE_UINT_MAX),
+	FLD("nid", FT_UUID, REQ),
+	ENM("kind", REQ, en_notice),
+	FLD("at", FT_TIME, REQ),
+	OBJ("consents", F_LIST, consent_ref),
+	FLD("mids", FT_UUID, F_SET),
+	OBJ("subject", F_STRIPPED, subject),
+	FLD("valid_until", FT_TIME, 0),
+	FLD("mid", FT_UUID, 0),
+	FLD("by", FT_UUID, 0),
+	FLD("from", FT_AGENCY, 0),
+	TXT("reason", 0, LEN_TEXT),
+};
+SCHEMA(notice, notice_rows, NULL);
+
 /* Sizes follow struct cc_error, so an error always fits one. */
 static const struct field error_rows[] = {
 	HEADER,
@@ -456,6 +492,7 @@ const struct schema *const schema_op[OP__COUNT] = {
 	[OP_CONSENT_REFUSE] = &consent_refuse_schema,
 	[OP_ACK] = &ack_schema,
 	[OP_TRACK] = &track_schema,
+	[OP_RETRACT] = &retract_schema,
 	[OP_WELCOME] = &welcome_schema,
 	[OP_SUBSCRIBED] = &subscribed_schema,
 	[OP_ACCEPTED] = &accepted_schema,
@@ -463,6 +500,8 @@ const struct schema *const schema_op[OP__COUNT] = {
 	[OP_STATUS] = &status_schema,
 	[OP_DELIVER] = &deliver_schema,
 	[OP_RECEIPT] = &receipt_schema,
+	[OP_RETRACTED] = &retracted_schema,
+	[OP_NOTICE] = &notice_schema,
 	[OP_ERROR] = &error_schema,
 };
 

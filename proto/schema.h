@@ -91,7 +91,8 @@ struct rtype_def {
 
 /* The enum tables of the public enums, in names.c. */
 extern const struct enumdef en_err, en_op, en_cat, en_rtype, en_purpose,
-			    en_atype, en_state, en_reason;
+			    en_atype, en_state, en_reason,
+					 en_notice;
 
 /* The op schemas, indexed by enum cc_op, and the record types. */
 extern const struct schema *const	 schema_op[OP__COUNT];
