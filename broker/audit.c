@@ -48,6 +48,8 @@ static const char *const event_names[EV__COUNT] = {
 	[EV_CONSENT_REFUSED] = "consent-refused",
 	[EV_CONNECTION_REFUSED] = "connection-refused",
 	[EV_INPUT_REJECTED] = "input-rejected",
+	[EV_NOTICE] = "notice",
+	[EV_NOTICE_ACKED] = "notice-acked",
 };
 
 /*

@@ -24,6 +24,8 @@ enum audit_event {
 	EV_CONSENT_REFUSED,
 	EV_CONNECTION_REFUSED,
 	EV_INPUT_REJECTED,
+	EV_NOTICE,		/* a notice queued (reason: its kind) */
+	EV_NOTICE_ACKED,	/* ... and acknowledged */
 	EV__COUNT
 };
 

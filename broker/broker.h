@@ -158,6 +158,9 @@ void		 reply_str(struct reply *, const char *key, const char *val);
 void		 reply_strn(struct reply *, const char *key, const char *val,
 		    size_t len);
 void		 reply_u64(struct reply *, const char *key, uint64_t val);
+/* n fields already packed (key, value, key, value...): len bytes. */
+void		 reply_raw(struct reply *, const void *pairs, size_t len,
+		    unsigned n);
 /* Queue the answer for rid, sent once the turn commits; frees the
  * reply.  Returns 0, or STORE_NOMEM (the reply could not be built). */
 int		 reply_send(struct broker *, const uint8_t *rid, size_t ridlen,

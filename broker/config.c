@@ -55,6 +55,8 @@ static const struct iniconf_key conf_broker_keys[] = {
 	ICF_KEY_UINT("window", 0, struct broker_conf, window, 1, 65536),
 	ICF_KEY_UINT("audit_head_interval", 0, struct broker_conf,
 	    audit_head_s, 1, 3600),
+	ICF_KEY_UINT("consent_notice_days", 0, struct broker_conf,
+	    consent_notice_days, 0, 3650),
 	ICF_KEY_STRING("user", 0, struct broker_conf, user),
 	QUOTA_KEYS(struct broker_conf),
 	ICF_KEY_UINT("handshake_rate", 0, struct broker_conf, handshake_rate,
@@ -150,6 +152,7 @@ broker_conf_load(const char *path, struct broker_conf *bc, char *err,
 	bc->max_size = CC_MAX_FRAME_DEFAULT;
 	bc->window = 256;
 	bc->audit_head_s = 60;
+	bc->consent_notice_days = 28;
 	bc->quota.connections = QUOTA_CONNECTIONS_DEFAULT;
 	bc->handshake_rate = CONF_HANDSHAKE_RATE;
 	bc->handshake_burst = CONF_HANDSHAKE_BURST;

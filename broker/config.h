@@ -66,6 +66,7 @@ struct broker_conf {
 	size_t			max_size;		/* frame bytes, default 65536 */
 	unsigned		window;			/* unacked per agency, default 256 */
 	unsigned		audit_head_s;		/* head logged every, default 60 */
+	unsigned		consent_notice_days;	/* warn before a lapse, default 28 */
 	char			user[64];		/* drop to this user as root, "" */
 	struct quota		 quota;			/* every agency's */
 	unsigned		handshake_rate;		/* per second per address, default 20 */

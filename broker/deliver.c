@@ -14,6 +14,7 @@
 
 #include "deliver.h"
 #include "log.h"
+#include "notice.h"
 #include "route.h"
 
 #define OPENED_MAX	256	/* decoded messages kept for one pump */
@@ -256,7 +257,9 @@ deliver_pump(struct broker *b, struct store_txn *txn)
 			if (q.kind == Q_RECEIPT) {
 				rc = send_receipt(b, p, dseq, &q);
 				sent = rc == 0;
-			} else
+			} else if (q.kind == Q_NOTICE)
+				rc = notice_send(b, txn, p, dseq, &q, &sent);
+			else
 				rc = send_delivery(b, txn, p, dseq, &q, &sent);
 			if (rc != 0)
 				goto out;

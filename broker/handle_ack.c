@@ -6,6 +6,7 @@
 #include <uuid/uuid.h>
 
 #include "handler.h"
+#include "notice.h"
 #include "route.h"
 
 /* ack {dseq} -> no answer */
@@ -37,6 +38,8 @@ handle_ack(struct broker *b, struct req *r)
 	p->dirty = true;
 	if (q.kind == Q_RECEIPT)
 		return store_queue_del(st, r->txn, p->id, dseq);
+	if (q.kind == Q_NOTICE)
+		return notice_acked(b, r->txn, p->id, dseq, &q);
 
 	/*
 	 * Received, though its message's header may be gone or damaged
@@ -76,6 +79,9 @@ handle_ack(struct broker *b, struct req *r)
 	broker_count(b, CNT_DELIVERED);
 	if (orphan)
 		return 0;
+	/* Remembered, to tell the agency of a withdrawal or erasure later. */
+	if ((rc = notice_disclosed(b, r->txn, p->id, &q, &h)) != 0)
+		return rc;
 	if ((rc = store_msg_release(st, r->txn, q.mid, &freed)) == 0 &&
 	    freed > 0)
 		quota_release(b, h.sender, freed);

@@ -16,6 +16,7 @@
 
 #include "handler.h"
 #include "log.h"
+#include "notice.h"
 #include "route.h"
 
 #define RECIP_MAX	4096	/* bytes of recipient ids in one consent */
@@ -45,7 +46,8 @@ static int	audit_consent(struct broker *, struct req *,
 		    enum audit_event, const uint8_t cid[16],
 		    const struct consent_hdr *);
 static int	change_state(struct broker *, struct req *, struct consent *,
-		    enum consent_state, const char *, enum audit_event);
+		    enum consent_state, const char *, enum audit_event,
+		    struct notice_set *);
 static int	owned_by(struct broker *, const struct consent *,
 		    const char *);
 static int	check_owner(struct broker *, struct req *,
@@ -476,16 +478,21 @@ handle_consent_grant(struct broker *b, struct req *r)
 	c.deny = dbuf;
 	if ((rc = record(b, r, cid, have_old ? &old : NULL, &subj, &c)) != 0 ||
 	    (rc = audit_consent(b, r, EV_CONSENT_GRANTED, cid, &h)) != 0 ||
-	    (rc = route_recheck_subject(b, r->txn, &h.subj)) != 0)
+	    (rc = route_recheck_subject(b, r->txn, &h.subj)) != 0 ||
+	    (rc = notice_consent_due(b, r->txn, cid, h.until_ms)) != 0)
 		return rc;
 	explicit_bzero(&subj, sizeof(subj));
 	return reply_recorded(b, r, cid, h.version);
 }
 
-/* Write the withdrawn (or refused) version of an existing consent. */
+/*
+ * Write the withdrawn (or refused) version of an existing consent; the
+ * agencies that acknowledged records under it are added to ns, to be told.
+ */
 static int
 change_state(struct broker *b, struct req *r, struct consent *old,
-    enum consent_state state, const char *name, enum audit_event ev)
+    enum consent_state state, const char *name, enum audit_event ev,
+    struct notice_set *ns)
 {
 	struct consent_hdr	h = old->h;
 	struct change		c;
@@ -509,7 +516,9 @@ change_state(struct broker *b, struct req *r, struct consent *old,
 	c.deny = dbuf;
 	if ((rc = record(b, r, old->cid, old, NULL, &c)) != 0 ||
 	    (rc = audit_consent(b, r, ev, old->cid, &h)) != 0 ||
-	    (rc = route_recheck_subject(b, r->txn, &h.subj)) != 0)
+	    (rc = route_recheck_subject(b, r->txn, &h.subj)) != 0 ||
+	    (rc = notice_withdrawn_add(b, r->txn, ns, old->cid, h.version,
+	    &h.subj)) != 0)
 		return rc;
 	return reply_recorded(b, r, old->cid, h.version);
 }
@@ -520,6 +529,7 @@ int
 handle_consent_withdraw(struct broker *b, struct req *r)
 {
 	struct store		*st = broker_store(b);
+	struct notice_set	*ns;
 	struct consent		 c;
 	struct cc_subject	 subj;
 	struct subject_ps	 ps;
@@ -529,26 +539,32 @@ handle_consent_withdraw(struct broker *b, struct req *r)
 	size_t			 i, n = 0, done = 0;
 	int			 rc;
 
+	if ((ns = notice_set_new()) == NULL)
+		return STORE_NOMEM;
 	/* Any agency the client tells may record a withdrawal. */
 	if (proto_get_str(r->msg, "cid", text, sizeof(text)) == 0) {
-		if (uuid_parse(text, cid) == -1)
-			return reply_error(b, r, ERR_INVALID_FIELD, "cid",
+		if (uuid_parse(text, cid) == -1) {
+			rc = reply_error(b, r, ERR_INVALID_FIELD, "cid",
 			    "not a UUID");
+			goto out;
+		}
 		rc = store_consent_get(st, r->txn, cid, &c);
 		if (rc == STORE_NOTFOUND)
-			return reply_error(b, r, ERR_INVALID_FIELD, "cid",
+			rc = reply_error(b, r, ERR_INVALID_FIELD, "cid",
 			    "no such consent");
-		if (rc != 0)
-			return rc;
-		if (c.h.state != CS_ACTIVE)
-			return reply_recorded(b, r, cid, c.h.version);
-		return change_state(b, r, &c, CS_WITHDRAWN, "withdrawn",
-		    EV_CONSENT_WITHDRAWN);
+		else if (rc == 0 && c.h.state != CS_ACTIVE)
+			rc = reply_recorded(b, r, cid, c.h.version);
+		else if (rc == 0 && (rc = change_state(b, r, &c, CS_WITHDRAWN,
+		    "withdrawn", EV_CONSENT_WITHDRAWN, ns)) == 0)
+			rc = notice_set_queue(b, r->txn, ns);
+		goto out;
 	}
 	if (proto_subject(r->msg, &subj) == -1 ||
-	    store_subject_ps(st, &subj, &ps) == -1)
-		return reply_error(b, r, ERR_MISSING_FIELD, "cid",
+	    store_subject_ps(st, &subj, &ps) == -1) {
+		rc = reply_error(b, r, ERR_MISSING_FIELD, "cid",
 		    "give cid or subject");
+		goto out;
+	}
 	explicit_bzero(&subj, sizeof(subj));
 	/* The ids first: each change rewrites the index being read. */
 	if ((rc = store_consent_cids(st, r->txn, &ps, false, &cids, &n)) != 0)
@@ -559,14 +575,18 @@ handle_consent_withdraw(struct broker *b, struct req *r)
 		if (c.h.state != CS_ACTIVE)
 			continue;
 		if ((rc = change_state(b, r, &c, CS_WITHDRAWN, "withdrawn",
-		    EV_CONSENT_WITHDRAWN)) != 0)
+		    EV_CONSENT_WITHDRAWN, ns)) != 0)
 			goto out;
 		done++;
 	}
+	/* One notice per agency told, whatever the number of consents. */
 	if (done == 0)
 		rc = reply_error(b, r, ERR_INVALID_FIELD, "subject",
 		    "no active consent for this subject");
+	else
+		rc = notice_set_queue(b, r->txn, ns);
 out:
+	notice_set_free(&ns);
 	free(cids);
 	return rc;
 }
@@ -581,6 +601,7 @@ handle_consent_refuse(struct broker *b, struct req *r)
 	struct consent		 old;
 	struct cc_subject	 subj;
 	struct change		 c;
+	struct notice_set	*ns;
 	char			 text[64];
 	uint8_t			 cid[16];
 	int			 rc;
@@ -608,8 +629,14 @@ handle_consent_refuse(struct broker *b, struct req *r)
 			    "this consent is about another subject");
 		if (old.h.state == CS_REFUSED)
 			return reply_recorded(b, r, cid, old.h.version);
-		return change_state(b, r, &old, CS_REFUSED, "refused",
-		    EV_CONSENT_REFUSED);
+		/* Refused now what was granted: told as a withdrawal. */
+		if ((ns = notice_set_new()) == NULL)
+			return STORE_NOMEM;
+		if ((rc = change_state(b, r, &old, CS_REFUSED, "refused",
+		    EV_CONSENT_REFUSED, ns)) == 0)
+			rc = notice_set_queue(b, r->txn, ns);
+		notice_set_free(&ns);
+		return rc;
 	}
 	/* Refused when asked: recorded as such, distinct from never asked. */
 	h.version = 1;

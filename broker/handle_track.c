@@ -24,10 +24,11 @@ pack_one(const char *agency, const struct rstate *rs, void *arg)
 {
 	msgpack_packer	*pk = arg;
 	char		 at[32];
-	int		 rc;
+	int		 k, rc;
 
 	cc_time_format(rs->at_ms, at);
-	rc = msgpack_pack_map(pk, rs->reason != RS_NONE ? 4 : 3);
+	rc = msgpack_pack_map(pk, 3 + (rs->reason != RS_NONE) +
+	    (rs->notices != 0));
 	rc |= proto_pack_cstr(pk, "agency");
 	rc |= proto_pack_cstr(pk, agency);
 	rc |= proto_pack_cstr(pk, "state");
@@ -38,6 +39,15 @@ pack_one(const char *agency, const struct rstate *rs, void *arg)
 	}
 	rc |= proto_pack_cstr(pk, "at");
 	rc |= proto_pack_cstr(pk, at);
+	/* The notices the recipient was sent about this message. */
+	if (rs->notices != 0) {
+		rc |= proto_pack_cstr(pk, "notices");
+		rc |= msgpack_pack_array(pk, (uint32_t)__builtin_popcount(
+		    rs->notices));
+		for (k = 0; k < NT__COUNT; k++)
+			if (rs->notices & (1u << k))
+				rc |= proto_pack_cstr(pk, cc_notice_name(k));
+	}
 	return rc == 0 ? 0 : STORE_NOMEM;
 }
 

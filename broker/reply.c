@@ -67,6 +67,13 @@ reply_u64(struct reply *rp, const char *key, uint64_t val)
 }
 
 void
+reply_raw(struct reply *rp, const void *pairs, size_t len, unsigned n)
+{
+	rp->n += n;
+	rp->err |= msgpack_sbuffer_write(&rp->sb, pairs, len);
+}
+
+void
 reply_discard(struct reply *rp)
 {
 	msgpack_sbuffer_destroy(&rp->sb);

@@ -14,6 +14,7 @@
 #include <uuid/uuid.h>
 
 #include "log.h"
+#include "notice.h"
 #include "route.h"
 
 #define SWEEP_TURN_MAX	256	/* expiry entries handled per turn */
@@ -480,7 +481,13 @@ route_sweep(struct broker *b, struct store_txn *txn)
 		}
 		if ((rc = store_expiry_del(st, txn, t, mid)) != 0)
 			return rc;
-		if (phase == 1) {
+		if (phase == XP_CONSENT_WARN || phase == XP_CONSENT_LAPSE) {
+			if ((rc = notice_consent_lapse(b, txn, mid, phase,
+			    t)) != 0)
+				return rc;
+			continue;
+		}
+		if (phase == XP_FORGET) {
 			if ((rc = store_msg_forget(st, txn, mid)) != 0)
 				return rc;
 			continue;
@@ -519,7 +526,12 @@ route_purge_invalid(struct broker *b, struct store_txn *txn)
 		    &q)) == 0) {
 			if (q.kind == Q_RECEIPT)
 				rc = store_queue_del(st, txn, id, dseq);
-			else
+			else if (q.kind == Q_NOTICE) {
+				if ((rc = store_queue_del(st, txn, id,
+				    dseq)) == 0 && (rc = store_notice_del(st,
+				    txn, q.mid)) == STORE_NOTFOUND)
+					rc = 0;
+			} else
 				rc = route_drop(b, txn, id, dseq, &q, ST_PURGED,
 				    RS_NOT_PERMITTED);
 			if (rc != 0)

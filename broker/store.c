@@ -27,20 +27,23 @@ struct dbdef {
 	const char	*name;
 	size_t		 off;
 	unsigned	 flags;
+	uint32_t	 since;		/* the format that added it */
 };
 
 static const struct dbdef dbdefs[] = {
-	{ "meta",	offsetof(struct store, meta),	 0 },
-	{ "consent",	offsetof(struct store, consent), 0 },
-	{ "cview",	offsetof(struct store, cview),	 0 },
-	{ "csubj",	offsetof(struct store, csubj),	 0 },
-	{ "msg",	offsetof(struct store, msg),	 0 },
-	{ "queue",	offsetof(struct store, queue),	 0 },
-	{ "qsubj",	offsetof(struct store, qsubj),	 MDB_DUPSORT },
-	{ "rstate",	offsetof(struct store, rstate),	 0 },
-	{ "expiry",	offsetof(struct store, expiry),	 0 },
-	{ "subs",	offsetof(struct store, subs),	 0 },
-	{ "audit",	offsetof(struct store, audit),	 0 },
+	{ "meta",	offsetof(struct store, meta),	 0, 0 },
+	{ "consent",	offsetof(struct store, consent), 0, 0 },
+	{ "cview",	offsetof(struct store, cview),	 0, 0 },
+	{ "csubj",	offsetof(struct store, csubj),	 0, 3 },
+	{ "msg",	offsetof(struct store, msg),	 0, 0 },
+	{ "queue",	offsetof(struct store, queue),	 0, 0 },
+	{ "qsubj",	offsetof(struct store, qsubj),	 MDB_DUPSORT, 0 },
+	{ "rstate",	offsetof(struct store, rstate),	 0, 0 },
+	{ "expiry",	offsetof(struct store, expiry),	 0, 0 },
+	{ "subs",	offsetof(struct store, subs),	 0, 0 },
+	{ "notice",	offsetof(struct store, notice),	 0, 4 },
+	{ "discl",	offsetof(struct store, discl),	 0, 4 },
+	{ "audit",	offsetof(struct store, audit),	 0, 0 },
 };
 
 static const char *const rc_words[STORE__COUNT] = {
@@ -164,6 +167,7 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 	MDB_stat	 ms;
 	struct stat	 sb;
 	const char	*missing = NULL;
+	uint32_t	 format = 0;
 	size_t		 i;
 	int		 rc;
 
@@ -223,8 +227,9 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 		goto fail;
 	/*
 	 * The databases are made in a new store (LMDB's main database
-	 * empty), and csubj, which format 3 added, in a store of format 2
-	 * (read-only, it cannot be made: the format check explains).  Any
+	 * empty), csubj, which format 3 added, in a store of format 2, and
+	 * those format 4 added in a store whose format record is older
+	 * (read-only, they cannot be made: the format check explains).  Any
 	 * other database missing is damage, never made anew: a flipped bit in
 	 * the main database's root would otherwise give the broker a new,
 	 * empty store over the old one, and nothing said.
@@ -235,7 +240,8 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 	for (i = 0; i < sizeof(dbdefs) / sizeof(dbdefs[0]); i++) {
 		MDB_dbi *dbi = (MDB_dbi *)((char *)st + dbdefs[i].off);
 		bool	 make = !readonly && (ms.ms_entries == 0 ||
-			    dbi == &st->csubj);
+			    dbi == &st->csubj || (format > 0 &&
+			    format < dbdefs[i].since));
 
 		rc = mdb_dbi_open(txn, dbdefs[i].name, dbdefs[i].flags |
 		    (make ? MDB_CREATE : 0), dbi);
@@ -244,6 +250,8 @@ store_open(struct store **out, const char *dir, size_t map_mb, bool readonly,
 				missing = dbdefs[i].name;
 		} else if (rc != 0)
 			goto fail;
+		else if (dbi == &st->meta)
+			format = store_format_of(st, txn);
 	}
 	/* Without meta, there is no format to check. */
 	if ((missing == NULL || strcmp(missing, "meta") != 0) &&

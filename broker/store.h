@@ -146,7 +146,7 @@ msg_record_size(const struct msg_hdr *h)
 	    0;
 }
 
-enum qkind { Q_DELIVER, Q_RECEIPT };
+enum qkind { Q_DELIVER, Q_RECEIPT, Q_NOTICE };
 
 struct qent {
 	uint8_t		kind;			/* enum qkind */
@@ -158,7 +158,7 @@ struct qent {
 	uint16_t	pad2;
 	uint32_t	version;		/* deliver: consent version */
 	uint8_t		cid[16];		/* deliver: consent relied on */
-	uint8_t		mid[16];
+	uint8_t		mid[16];		/* notice: its nid */
 	int64_t		at_ms;
 	char		agency[CC_ID_MAX + 1];	/* receipt: the recipient */
 };
@@ -166,11 +166,37 @@ struct qent {
 struct rstate {
 	uint8_t		state;			/* enum cc_state */
 	uint8_t		reason;			/* enum cc_reason */
-	uint16_t	pad;
+	uint16_t	notices;		/* 1 << enum cc_notice told */
 	uint32_t	pad2;
 	uint64_t	dseq;			/* queue entry while queued */
 	int64_t		at_ms;
 };
+
+/* A notice waiting for its agency's ack; its fields follow, sealed. */
+struct notice_hdr {
+	uint8_t		kind;			/* enum cc_notice */
+	uint8_t		pad;
+	uint16_t	nfields;		/* key/value pairs in the body */
+	uint32_t	sealed_len;
+	int64_t		at_ms;
+	char		agency[CC_ID_MAX + 1];	/* to whom */
+};
+
+/* A record an agency acknowledged; the subject it was given follows,
+ * sealed (a packed map, {} when it was given none). */
+struct discl {
+	int64_t		at_ms;
+	uint32_t	version;		/* of the consent relied on */
+	uint32_t	sealed_len;
+	uint8_t		rtype;
+	uint8_t		pad[7];
+};
+
+/* Phases of the expiry index (store_expiry_put). */
+#define XP_DELIVERIES	0	/* a message's queued deliveries expire */
+#define XP_FORGET	1	/* a message's header is forgotten */
+#define XP_CONSENT_WARN	2	/* a consent lapses soon: tell its recorder */
+#define XP_CONSENT_LAPSE 3	/* a consent lapsed: tell, and decide again */
 
 #define SUB_AREAS_MAX	32
 struct sub {
@@ -471,6 +497,33 @@ int	store_queue_depth(struct store *, struct store_txn *,
 int	store_queues_each(struct store *, struct store_txn *,
 	    int (*fn)(const char *agency, uint64_t dseq, const struct qent *,
 	    void *), void *arg) CC_WUR;
+
+/* ---- notices and disclosures (store_notice.c) ---- */
+
+/* Store a notice's header and body (nfields packed key/value pairs). */
+int	store_notice_put(struct store *, struct store_txn *,
+	    const uint8_t nid[16], const struct notice_hdr *, const void *body,
+	    size_t len) CC_WUR;
+/* Read one: *body is malloc'd (the caller frees it).  STORE_NOTFOUND when
+ * absent, STORE_CORRUPT when it cannot be read or opened. */
+int	store_notice_get(struct store *, struct store_txn *,
+	    const uint8_t nid[16], struct notice_hdr *, void **body,
+	    size_t *len) CC_WUR;
+int	store_notice_del(struct store *, struct store_txn *,
+	    const uint8_t nid[16]) CC_WUR;
+
+/* Record that agency acknowledged mid under consent cid, given subj (a
+ * packed subject map, len bytes). */
+int	store_discl_put(struct store *, struct store_txn *,
+	    const uint8_t cid[16], const char *agency, const uint8_t mid[16],
+	    const struct discl *, const void *subj, size_t len) CC_WUR;
+/* Every disclosure under cid, by agency then mid; subj is the subject as
+ * given (NULL when it cannot be opened).  fn must not write in txn. */
+int	store_discl_each(struct store *, struct store_txn *,
+	    const uint8_t cid[16],
+	    int (*fn)(const char *agency, const uint8_t mid[16],
+	    const struct discl *, const void *subj, size_t len, void *),
+	    void *arg) CC_WUR;
 
 /* ---- the audit trail's storage (store_audit.c; audit.c says what an
  * entry holds) ---- */

@@ -34,6 +34,8 @@ static const struct {
 	{ "rstate",	offsetof(struct store, rstate),	 TD_RSTATE,  false },
 	{ "expiry",	offsetof(struct store, expiry),	 TD_EXPIRY,  false },
 	{ "subs",	offsetof(struct store, subs),	 TD_SUBS,    false },
+	{ "notice",	offsetof(struct store, notice),	 TD_NOTICE,  false },
+	{ "discl",	offsetof(struct store, discl),	 TD_DISCL,   false },
 	{ "audit",	offsetof(struct store, audit),	 0,	     false },
 };
 #define NDB	(sizeof(dbs) / sizeof(dbs[0]))
@@ -78,9 +80,11 @@ dbi_of(struct store *st, size_t i)
 static int
 value_ok(struct store *st, uint8_t dom, const MDB_val *k, const MDB_val *v)
 {
-	struct consent	 c;
-	struct msg_hdr	 h;
-	MDB_val		 w = *v;
+	struct consent		 c;
+	struct msg_hdr		 h;
+	struct notice_hdr	 nh;
+	struct discl		 d;
+	MDB_val			 w = *v;
 	const uint8_t	*sealed = NULL, *ad = k->mv_data;
 	uint32_t	 len = 0;
 	uint8_t		*out;
@@ -97,6 +101,16 @@ value_ok(struct store *st, uint8_t dom, const MDB_val *k, const MDB_val *v)
 		if (msg_value(st, k, v, &h, &sealed) != 0)
 			return 0;
 		len = h.sealed_len;
+		break;
+	case TD_NOTICE:
+		if (notice_value(st, k, v, &nh, &sealed) != 0)
+			return 0;
+		len = nh.sealed_len;
+		break;
+	case TD_DISCL:
+		if (discl_value(st, k, v, &d, &sealed) != 0)
+			return 0;
+		len = d.sealed_len;
 		break;
 	default:
 		return tag_check(st, dom, k, &w) == 0;
@@ -304,7 +318,8 @@ check_meta(struct check *c, bool have_sum)
 	return 0;
 }
 
-/* Every queued delivery has its message, payload and delivery state. */
+/* Every queued delivery has its message, payload and delivery state;
+ * every queued notice its body. */
 static int
 refs_queue(struct check *c)
 {
@@ -325,6 +340,16 @@ refs_queue(struct check *c)
 			continue;	/* counted by scan_db */
 		memcpy(&q, v.mv_data, sizeof(q));
 		n = k.mv_size - 9;	/* agency id */
+		if (q.kind == Q_NOTICE && n <= CC_ID_MAX) {
+			mk.mv_size = 16;
+			mk.mv_data = q.mid;
+			if ((r2 = mdb_get(c->txn, c->st->notice, &mk,
+			    &mv)) != 0)
+				say(c, "queue of %.*s: a notice that is %s",
+				    (int)n, (const char *)k.mv_data,
+				    r2 == MDB_NOTFOUND ? "missing" : "damaged");
+			continue;
+		}
 		if (q.kind != Q_DELIVER || n > CC_ID_MAX)
 			continue;
 		mk.mv_size = 16;

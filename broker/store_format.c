@@ -1,6 +1,7 @@
 /*
  * store_format.c - the store's format record, and the upgrade of a store
- * of format 2 (values without integrity tags) to this one.
+ * of format 2 (values without integrity tags) or 3 (no notices) to this
+ * one.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,10 +17,12 @@
  * had no format record), but for format 2 (values without integrity tags,
  * every consent in cview), which a broker upgrades when it opens it.
  */
-#define STORE_FORMAT	3
+#define STORE_FORMAT	4
 #define FORMAT_UNTAGGED	2
+#define FORMAT_SUMMED	3	/* the first with a summary */
 static int	format_put(struct store *, MDB_txn *, uint32_t);
 static int	upgrade(struct store *, MDB_txn *);
+static int	upgrade_3(struct store *, MDB_txn *);
 static int	retag(struct store *, MDB_txn *, MDB_dbi, uint8_t dom,
 		    bool meta, size_t (*)(const MDB_val *));
 static size_t	clear_msg(const MDB_val *);
@@ -70,22 +73,24 @@ store_format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 		memcpy(&have, v.mv_data, sizeof(have));
 		if (have == STORE_FORMAT)
 			return 0;
-		if (have < STORE_FORMAT && src == 0) {
+		if (have < FORMAT_SUMMED && src == 0) {
 			snprintf(err, errlen, "store damaged: its format "
 			    "record says %u, but it holds what only format %u "
 			    "has", have, STORE_FORMAT);
 			return -1;
 		}
-		if (have == FORMAT_UNTAGGED && st->readonly) {
+		if ((have == FORMAT_UNTAGGED || have == FORMAT_SUMMED) &&
+		    st->readonly) {
 			snprintf(err, errlen, "store format %u: start the "
 			    "broker once to upgrade it to format %u", have,
 			    STORE_FORMAT);
 			return -1;
 		}
-		if (have == FORMAT_UNTAGGED) {
+		if (have == FORMAT_UNTAGGED || have == FORMAT_SUMMED) {
 			log_info("store: upgrading from format %u to %u",
 			    have, STORE_FORMAT);
-			if ((rc = upgrade(st, txn)) != 0) {
+			if ((rc = have == FORMAT_UNTAGGED ? upgrade(st, txn) :
+			    upgrade_3(st, txn)) != 0) {
 				snprintf(err, errlen, "store upgrade from "
 				    "format %u: %s; the store is unchanged",
 				    have, mdb_strerror(rc));
@@ -150,6 +155,33 @@ upgrade(struct store *st, MDB_txn *txn)
 	    (rc = msg_reindex(st, txn)) != 0)
 		return rc;
 	return format_put(st, txn, STORE_FORMAT);
+}
+
+/*
+ * Format 3 to 4: the notice and disclosure databases are new (store_open
+ * made them, empty), so the summary, which counts every database, is
+ * written again.  Same transaction as the opening one.
+ */
+static int
+upgrade_3(struct store *st, MDB_txn *txn)
+{
+	int	rc;
+
+	if ((rc = store_summary_put(st, (struct store_txn *)txn)) != 0)
+		return rc == STORE_FULL ? MDB_MAP_FULL : EIO;
+	return format_put(st, txn, STORE_FORMAT);
+}
+
+uint32_t
+store_format_of(struct store *st, MDB_txn *txn)
+{
+	MDB_val		k = META_KEY(META_FORMAT), v;
+	uint32_t	have;
+
+	if (mdb_get(txn, st->meta, &k, &v) != 0 || v.mv_size != sizeof(have))
+		return 0;
+	memcpy(&have, v.mv_data, sizeof(have));
+	return have;
 }
 
 /* The clear part of a format-2 message and consent, which the tag

@@ -20,6 +20,9 @@
  *   rstate   mid agency -> struct rstate (per-recipient outcome, for track)
  *   expiry   time(BE) mid -> phase (retention sweep in time order)
  *   subs     agency -> struct sub
+ *   notice   nid -> struct notice_hdr + sealed body (format 4)
+ *   discl    cid agency "\0" mid -> struct discl + sealed subject as
+ *            given: who acknowledged what under which consent (format 4)
  *   audit    seq(BE) -> audit entry (msgpack), hash-chained
  *
  * Every value but the audit entries (which the hash chain protects) and
@@ -57,6 +60,8 @@
 #define TD_RSTATE	'R'
 #define TD_EXPIRY	'E'
 #define TD_SUBS		'B'
+#define TD_NOTICE	'N'
+#define TD_DISCL	'D'
 #define TAG_LEN		SEAL_TAGLEN
 
 /* The longest key LMDB takes (its default), and the longest value kept in
@@ -74,7 +79,7 @@
 struct store {
 	MDB_env		*env;
 	MDB_dbi		 meta, consent, cview, csubj, msg, queue, qsubj,
-			 rstate, expiry, subs, audit;
+			 rstate, expiry, subs, notice, discl, audit;
 	struct seal	 seal;
 	size_t		 map_bytes;
 	size_t		 psize;		/* LMDB's page size */
@@ -165,10 +170,19 @@ int	store_pages_check(struct store *, MDB_txn *,
 /* store_format.c: check the format record (a new store is given this
  * one; one of format 2 is upgraded).  Returns 0, or -1 with err. */
 int	store_format_check(struct store *, MDB_txn *, char *err, size_t errlen);
+/* The format the record says (0: none, or not one that can be read). */
+uint32_t store_format_of(struct store *, MDB_txn *);
 /* store_file.c: are the file's two meta pages, and LMDB's free list,
  * sound?  Return 0, or -1 with err (the store is damaged). */
 int	store_metas_sound(const char *dir, char *err, size_t errlen);
 int	store_freelist_sound(struct store *, char *err, size_t errlen);
+
+/* store_notice.c: parse and check a stored notice or disclosure (0,
+ * TAG_MISMATCH or MDB_CORRUPTED; sealed points into v). */
+int	notice_value(struct store *, const MDB_val *k, const MDB_val *v,
+	    struct notice_hdr *, const uint8_t **sealed);
+int	discl_value(struct store *, const MDB_val *k, const MDB_val *v,
+	    struct discl *, const uint8_t **sealed);
 
 /* store_consent.c: rebuild cview and csubj from the consents. */
 int	consent_reindex(struct store *, MDB_txn *);

@@ -189,6 +189,14 @@ entry_shaped(const struct store *st, uint8_t dom, const MDB_val *k,
 		kok = ks > 0 && ks <= CC_ID_MAX;
 		vmin += sizeof(struct sub);
 		break;
+	case TD_NOTICE:
+		kok = ks == 16;
+		vmin += sizeof(struct notice_hdr) + SEAL_OVERHEAD;
+		break;
+	case TD_DISCL:
+		kok = ks >= 34 && ks <= 33 + CC_ID_MAX;
+		vmin += sizeof(struct discl) + SEAL_OVERHEAD;
+		break;
 	default:			/* the audit: entries hash-chained */
 		kok = ks == AUDIT_KEYLEN;
 		vmin = 1;

@@ -400,6 +400,7 @@ static const struct field recipient_state_rows[] = {
 	ENM("state", REQ, en_state),
 	ENM("reason", 0, en_reason),
 	FLD("at", FT_TIME, 0),
+	ENM("notices", F_SET, en_notice),
 };
 SCHEMA(recipient_state, recipient_state_rows, NULL);
 

@@ -2164,7 +2164,7 @@ Test(store, open_refuses_a_directory_others_can_reach)
 
 Test(store, open_refuses_a_store_of_another_format)
 {
-	static const uint32_t	f1 = 1, f2 = 2, f3 = 3, f4 = 4;
+	static const uint32_t	f1 = 1, f2 = 2, f3 = 3, f4 = 4, f5 = 5;
 	static const struct {
 		const char	*name;
 		const void	*format;	/* NULL: record removed */
@@ -2173,22 +2173,27 @@ Test(store, open_refuses_a_store_of_another_format)
 		bool		 readonly;
 		const char	*err;		/* NULL: opens */
 	} rows[] = {
-		{ "format 3", &f3, 4, false, false, NULL },
+		{ "format 4", &f4, 4, false, false, NULL },
+		{ "format 3, upgraded when opened to write", &f3, 4, false,
+		  false, NULL },
+		{ "format 3, read-only", &f3, 4, false, true,
+		  "store format 3: start the broker once to upgrade it to "
+		  "format 4" },
 		{ "format 2, upgraded when opened to write", &f2, 4, false,
 		  false, NULL },
 		{ "format 2, read-only", &f2, 4, false, true,
 		  "store format 2: start the broker once to upgrade it to "
-		  "format 3" },
-		{ "format 4", &f4, 4, false, false,
-		  "store format 4, but this ccbroker reads format 3 (a later "
+		  "format 4" },
+		{ "format 5", &f5, 4, false, false,
+		  "store format 5, but this ccbroker reads format 4 (a later "
 		  "ccbroker's store, or its format record damaged)" },
 		{ "format 1 recorded", &f1, 4, false, false,
-		  "store format 1, but this ccbroker reads format 3" },
+		  "store format 1, but this ccbroker reads format 4" },
 		{ "format record of two bytes", &f2, 2, false, false,
 		  "store damaged: its format record is 2 bytes" },
 		{ "no format record beside other metadata", NULL, 0, true,
 		  false, "store format 1 (an earlier ccbroker), but this "
-		  "ccbroker reads format 3" },
+		  "ccbroker reads format 4" },
 		{ "no format record in an empty store", NULL, 0, false, false,
 		  NULL },
 	};
