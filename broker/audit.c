@@ -50,6 +50,7 @@ static const char *const event_names[EV__COUNT] = {
 	[EV_INPUT_REJECTED] = "input-rejected",
 	[EV_NOTICE] = "notice",
 	[EV_NOTICE_ACKED] = "notice-acked",
+	[EV_RETRACTED] = "retracted",
 };
 
 /*

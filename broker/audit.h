@@ -26,6 +26,7 @@ enum audit_event {
 	EV_INPUT_REJECTED,
 	EV_NOTICE,		/* a notice queued (reason: its kind) */
 	EV_NOTICE_ACKED,	/* ... and acknowledged */
+	EV_RETRACTED,		/* a sender took a record back */
 	EV__COUNT
 };
 

@@ -24,6 +24,8 @@ dispatch(struct broker *b, struct req *r)
 		return handle_ack(b, r);
 	case OP_TRACK:
 		return handle_track(b, r);
+	case OP_RETRACT:
+		return handle_retract(b, r);
 	default:
 		return reply_error(b, r, ERR_UNKNOWN_OP, "op",
 		    "not an op an agency may send");

@@ -21,7 +21,6 @@
 
 #define RECIP_MAX	4096	/* bytes of recipient ids in one consent */
 #define DENY_MAX	4096
-#define ANSWERED	(-1)	/* an error was answered; nothing to undo */
 
 struct change {
 	const char		*state;		/* "granted", "withdrawn", ... */

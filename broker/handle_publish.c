@@ -14,7 +14,6 @@
 #include "handler.h"
 #include "route.h"
 
-#define ANSWERED	(-1)	/* refused with an error answered */
 
 static int	reply_accepted(struct broker *, struct req *, const char *);
 static int	quota_check(struct broker *, struct req *,
@@ -44,10 +43,10 @@ handle_publish(struct broker *b, struct req *r)
 	struct msg_hdr		 h;
 	struct audit_ev		 ev;
 	msgpack_sbuffer		 frame;
-	uint8_t			 mid[16];
+	uint8_t			 mid[16], oldmid[16];
 	char			 midtext[40], field[32], id[CC_ID_MAX + 1];
 	int64_t			 exp_ms, now = broker_now(b);
-	bool			 queued = false;
+	bool			 queued = false, correction;
 	size_t			 npeer;
 	uint32_t		 i;
 	int			 rtype, purpose, rc;
@@ -113,6 +112,9 @@ handle_publish(struct broker *b, struct req *r)
 		return reply_error(b, r, ERR_INVALID_FIELD, "subject",
 		    "no usable identifier");
 	explicit_bzero(&subj, sizeof(subj));
+	/* A correction: of the sender's own record, same subject and type. */
+	if ((rc = correct_check(b, r, &h, &correction, oldmid)) != 0)
+		return rc == ANSWERED ? 0 : rc;
 
 	/* The canonical frame, stored if anyone waits for it; its size is
 	 * what the quotas count. */
@@ -147,7 +149,9 @@ handle_publish(struct broker *b, struct req *r)
 	ev.subj = &h.subj;
 	ev.cats = proto_categories_present(r->msg);
 	ev.at_ms = now;
-	if ((rc = audit_append(st, r->txn, &ev)) != 0)
+	if ((rc = audit_append(st, r->txn, &ev)) != 0 ||
+	    (correction && (rc = correct_apply(b, r->txn, oldmid, mid,
+	    sender)) != 0))
 		return rc;
 	broker_count(b, CNT_ACCEPTED);
 	if ((rc = reply_accepted(b, r, midtext)) != 0)

@@ -18,5 +18,16 @@ int	handle_consent_withdraw(struct broker *, struct req *) CC_WUR;
 int	handle_consent_refuse(struct broker *, struct req *) CC_WUR;
 int	handle_ack(struct broker *, struct req *) CC_WUR;
 int	handle_track(struct broker *, struct req *) CC_WUR;
+int	handle_retract(struct broker *, struct req *) CC_WUR;
+
+/* A handler's "refused, and the refusal answered". */
+#define ANSWERED	(-1)
+
+/* correct.c: a publish that `supersedes` an earlier record (see there). */
+int	correct_check(struct broker *, struct req *, const struct msg_hdr *,
+	    bool *is, uint8_t oldmid[16]) CC_WUR;
+int	correct_apply(struct broker *, struct store_txn *,
+	    const uint8_t oldmid[16], const uint8_t mid[16],
+	    const char *sender) CC_WUR;
 
 #endif /* CC_HANDLER_H */

@@ -564,6 +564,7 @@ struct told {
 	struct store_txn	*txn;
 	char			(*agencies)[CC_ID_MAX + 1];
 	size_t			 n;
+	uint16_t		 skip;		/* told this already */
 };
 
 static int
@@ -572,7 +573,7 @@ told_delivered(const char *agency, const struct rstate *rs, void *arg)
 	struct told	*t = arg;
 	void		*p;
 
-	if (rs->state != ST_DELIVERED)
+	if (rs->state != ST_DELIVERED || (rs->notices & t->skip))
 		return 0;
 	if ((p = reallocarray(t->agencies, t->n + 1,
 	    sizeof(*t->agencies))) == NULL)
@@ -588,7 +589,7 @@ notice_record(struct broker *b, struct store_txn *txn, enum cc_notice kind,
     const char *reason)
 {
 	struct store	*st = broker_store(b);
-	struct told	 t = { b, txn, NULL, 0 };
+	struct told	 t = { b, txn, NULL, 0, 0 };
 	struct msg_hdr	 h;
 	struct nbody	 nb;
 	uint8_t		 nid[16];
@@ -597,6 +598,9 @@ notice_record(struct broker *b, struct store_txn *txn, enum cc_notice kind,
 
 	if ((rc = store_msg_get(st, txn, mid, &h, NULL)) != 0)
 		return rc;
+	/* A record is retracted once: told once, however often asked. */
+	if (kind == NT_RECORD_RETRACTED)
+		t.skip = 1u << kind;
 	if ((rc = store_rstates(st, txn, mid, told_delivered, &t)) != 0)
 		goto out;
 	for (i = 0; i < t.n && rc == 0; i++) {

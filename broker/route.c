@@ -9,6 +9,7 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <uuid/uuid.h>
@@ -27,6 +28,9 @@ static void	routing_init(struct routing *, struct broker *,
 static int	candidates(struct routing *,
 		    int (*)(struct routing *, const char *));
 static int	route_one(struct routing *, const char *recipient);
+static int	past_one(const char *, const struct rstate *, void *);
+static int	past_recipients(struct routing *,
+		    int (*)(struct routing *, const char *));
 static int	quota_one(struct routing *, const char *recipient);
 static int	recheck_msg(const uint8_t mid[16], void *);
 static int	drop_orphan(struct broker *, struct store_txn *, const char *,
@@ -157,6 +161,61 @@ candidates(struct routing *rt, int (*fn)(struct routing *, const char *))
 	return 0;
 }
 
+/* The agencies that acknowledged a record: its past recipients. */
+struct past {
+	char	(*ids)[CC_ID_MAX + 1];
+	size_t	  n;
+};
+
+static int
+past_one(const char *agency, const struct rstate *rs, void *arg)
+{
+	struct past	*p = arg;
+	void		*n;
+
+	if (rs->state != ST_DELIVERED)
+		return 0;
+	if ((n = reallocarray(p->ids, p->n + 1, sizeof(*p->ids))) == NULL)
+		return STORE_NOMEM;
+	p->ids = n;
+	snprintf(p->ids[p->n++], CC_ID_MAX + 1, "%s", agency);
+	return 0;
+}
+
+/*
+ * A correction also goes to every agency that acknowledged the record it
+ * supersedes (correct.c), but those routing already decided for.
+ */
+static int
+past_recipients(struct routing *rt, int (*fn)(struct routing *,
+    const char *))
+{
+	struct store	*st = broker_store(rt->b);
+	struct past	 p = { NULL, 0 };
+	struct rstate	 rs;
+	uint8_t		 old[16];
+	char		 text[40];
+	size_t		 i;
+	int		 rc;
+
+	if (proto_get_str(rt->m, "supersedes", text, sizeof(text)) == -1 ||
+	    uuid_parse(text, old) == -1)
+		return 0;
+	if ((rc = store_rstates(st, rt->txn, old, past_one, &p)) != 0)
+		goto out;
+	for (i = 0; i < p.n; i++) {
+		rc = store_rstate_get(st, rt->txn, rt->mid, p.ids[i], &rs);
+		if (rc == 0)
+			continue;
+		if (rc != STORE_NOTFOUND || (rc = fn(rt, p.ids[i])) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(p.ids);
+	return rc;
+}
+
 /* Decide for one recipient: queue it, or record why it was withheld. */
 static int
 route_one(struct routing *rt, const char *recipient)
@@ -230,7 +289,8 @@ route_publish(struct broker *b, struct store_txn *txn, const uint8_t mid[16],
 	rt.mid = mid;
 	rt.midtext = midtext;
 	rt.present = proto_categories_present(m);
-	rc = candidates(&rt, route_one);
+	if ((rc = candidates(&rt, route_one)) == 0)
+		rc = past_recipients(&rt, route_one);
 	*queued = rt.queued;
 	return rc;
 }

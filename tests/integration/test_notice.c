@@ -274,3 +274,188 @@ H_TEST(notice, withdrawn_before_lapse_is_not_told_to_lapse)
 		    "consent-expired", "%s", h_dump(n));
 	cr_expect_eq(json_array_size(n), 0, "%s", h_dump(n));
 }
+
+/* ---- corrections and retractions ---- */
+
+/* A correction of `old` (a plan from h_release_plan_new): same subject
+ * and type, a changed body, to the agencies of `to`. */
+static json_t *
+correction_of(json_t *old, const char *pnc, const char *to)
+{
+	json_t	*m = plan_to(pnc, to);
+
+	json_object_set(m, "supersedes", json_object_get(old, "mid"));
+	return m;
+}
+
+H_TEST(notice, correction_replaces_waiting_copies_and_tells_past_ones)
+{
+	struct h_client	*carat, *cjit, *prob;
+	json_t		*v1, *v2, *n, *d, *t, *r;
+	const char	*m1, *m2;
+
+	env = h_env_new(NULL);
+	carat = h_agent(env, H_CARAT, true);
+	cjit = h_agent(env, H_CJIT, true);
+	h_assert_op(h_grant(carat, H_CJIT "," H_PROBATION, IDS, H_PNC_A),
+	    "consent-recorded");
+	v1 = plan_to(H_PNC_A, H_CJIT "," H_PROBATION);
+	h_assert_op(h_publish(carat, v1), "accepted");
+	m1 = h_str(v1, "mid");
+	/* The CJIT takes v1; probation is offline, v1 waits for it. */
+	cr_assert_eq(json_array_size(h_collect(cjit, "deliver", 1,
+	    H_TIMEOUT_MS, true)), 1);
+	cr_assert_not_null(h_receipt_for(carat, m1, H_CJIT, H_TIMEOUT_MS));
+
+	v2 = correction_of(v1, H_PNC_A, H_CJIT "," H_PROBATION);
+	h_assert_op(h_publish(carat, v2), "accepted");
+	m2 = h_str(v2, "mid");
+	/* The CJIT: the new record, and a notice naming both. */
+	d = h_collect(cjit, "deliver", 1, H_TIMEOUT_MS, true);
+	cr_assert_eq(json_array_size(d), 1);
+	cr_expect_str_eq(h_str(json_array_get(d, 0), "mid"), m2);
+	n = h_collect(cjit, "notice", 0, 2000, true);
+	cr_assert_eq(json_array_size(n), 1, "%s", h_dump(n));
+	n = json_array_get(n, 0);
+	cr_expect_str_eq(h_str(n, "kind"), "record-corrected");
+	cr_expect_str_eq(h_str(n, "mid"), m1);
+	cr_expect_str_eq(h_str(n, "by"), m2);
+	cr_expect_str_eq(h_str(n, "from"), H_CARAT);
+	/* Probation: only the correction; v1 was purged, superseded. */
+	prob = h_agent(env, H_PROBATION, true);
+	d = h_deliveries(prob, true);
+	cr_assert_eq(json_array_size(d), 1, "%s", h_dump(d));
+	cr_expect_str_eq(h_str(json_array_get(d, 0), "mid"), m2);
+	cr_expect_eq(json_array_size(h_collect(prob, "notice", 0, 1000,
+	    true)), 0);
+	r = h_receipt_for(carat, m1, H_PROBATION, H_TIMEOUT_MS);
+	cr_assert_not_null(r);
+	cr_expect_str_eq(h_str(r, "state"), "purged");
+	cr_expect_str_eq(h_str(r, "reason"), "superseded");
+	/* track shows both. */
+	t = h_track_of(carat, m1, H_CJIT);
+	cr_expect_str_eq(h_str(t, "state"), "delivered");
+	cr_expect(h_has_str(h_get(t, "notices"), "record-corrected"));
+	t = h_track_of(carat, m1, H_PROBATION);
+	cr_expect_str_eq(h_str(t, "reason"), "superseded", "%s", h_dump(t));
+	cr_expect_str_eq(h_str(h_track_of(carat, m2, H_PROBATION), "state"),
+	    "delivered");
+}
+
+H_TEST(notice, correction_after_withdrawal_is_a_notice_only)
+{
+	struct h_client	*carat, *cjit;
+	json_t		*v1, *v2, *r, *n;
+	const char	*cid;
+
+	env = h_env_new(NULL);
+	carat = h_agent(env, H_CARAT, true);
+	cjit = h_agent(env, H_CJIT, true);
+	r = h_grant(carat, H_CJIT, IDS, H_PNC_A);
+	cid = h_str(r, "cid");
+	v1 = plan_to(H_PNC_A, H_CJIT);
+	h_assert_op(h_publish(carat, v1), "accepted");
+	cr_assert_eq(json_array_size(h_collect(cjit, "deliver", 1,
+	    H_TIMEOUT_MS, true)), 1);
+	cr_assert_not_null(h_receipt_for(carat, h_str(v1, "mid"), H_CJIT,
+	    H_TIMEOUT_MS));
+	h_assert_op(h_call(carat, h_withdraw_new(cid, NULL),
+	    "consent-recorded"), "consent-recorded");
+	n = h_collect(cjit, "notice", 1, H_TIMEOUT_MS, true);
+	cr_assert_eq(json_array_size(n), 1);
+	cr_expect_str_eq(h_str(json_array_get(n, 0), "kind"),
+	    "consent-withdrawn");
+
+	v2 = correction_of(v1, H_PNC_A, H_CJIT);
+	h_assert_op(h_publish(carat, v2), "accepted");
+	n = h_collect(cjit, "notice", 1, H_TIMEOUT_MS, true);
+	cr_assert_eq(json_array_size(n), 1);
+	cr_expect_str_eq(h_str(json_array_get(n, 0), "kind"),
+	    "record-corrected");
+	cr_expect_eq(json_array_size(h_collect(cjit, "deliver", 0, 1000,
+	    true)), 0, "a record went without consent");
+	r = h_receipt_for(carat, h_str(v2, "mid"), H_CJIT, H_TIMEOUT_MS);
+	cr_assert_not_null(r);
+	cr_expect_str_eq(h_str(r, "state"), "withheld");
+	cr_expect_str_eq(h_str(r, "reason"), "no-consent");
+}
+
+H_TEST(notice, a_correction_must_match_its_record)
+{
+	struct h_client	*carat, *cjit;
+	json_t		*v1, *m;
+	char		 other[37];
+
+	env = h_env_new(NULL);
+	carat = h_agent(env, H_CARAT, true);
+	cjit = h_agent(env, H_CJIT, false);
+	h_assert_op(h_grant(carat, H_CJIT, IDS, H_PNC_A), "consent-recorded");
+	v1 = plan_to(H_PNC_A, H_CJIT);
+	h_assert_op(h_publish(carat, v1), "accepted");
+	/* Unknown mid. */
+	m = plan_to(H_PNC_A, H_CJIT);
+	json_object_set_new(m, "supersedes", json_string(h_uuid(other)));
+	h_assert_error(h_publish(carat, m), "invalid-field", "supersedes");
+	/* Another client. */
+	h_assert_error(h_publish(carat, correction_of(v1, H_PNC_B, H_CJIT)),
+	    "identity-conflict", "subject");
+	/* Another agency's record: as if unknown. */
+	m = h_jsonf("{\"op\": \"publish\", \"mid\": \"%s\", \"type\": "
+	    "\"housing-status\", \"purpose\": \"housing-support\", "
+	    "\"subject\": {\"pnc\": \"%s\"}, \"area\": \"%s\", "
+	    "\"to\": [\"%s\"], \"created\": \"2026-01-01T00:00:00Z\", "
+	    "\"supersedes\": \"%s\", \"body\": {\"person\": "
+	    "{\"family_name\": \"Example\"}, \"effective_date\": "
+	    "\"2026-01-10\", \"accommodation_type\": \"hostel\"}}",
+	    h_uuid(other), H_PNC_A, H_AREA,
+	    H_CARAT, h_str(v1, "mid"));
+	h_assert_error(h_publish(cjit, m), "invalid-field", "supersedes");
+	/* Nothing was taken back. */
+	cr_expect_str_eq(h_str(h_track_of(carat, h_str(v1, "mid"), H_CJIT),
+	    "state"), "queued");
+}
+
+H_TEST(notice, retraction_purges_waiting_and_tells_past_recipients_once)
+{
+	struct h_client	*carat, *cjit, *prob;
+	json_t		*v1, *r, *n, *ret;
+	const char	*m1;
+
+	env = h_env_new(NULL);
+	carat = h_agent(env, H_CARAT, true);
+	cjit = h_agent(env, H_CJIT, true);
+	h_assert_op(h_grant(carat, H_CJIT "," H_PROBATION, IDS, H_PNC_A),
+	    "consent-recorded");
+	v1 = plan_to(H_PNC_A, H_CJIT "," H_PROBATION);
+	h_assert_op(h_publish(carat, v1), "accepted");
+	m1 = h_str(v1, "mid");
+	cr_assert_eq(json_array_size(h_collect(cjit, "deliver", 1,
+	    H_TIMEOUT_MS, true)), 1);
+	cr_assert_not_null(h_receipt_for(carat, m1, H_CJIT, H_TIMEOUT_MS));
+
+	ret = h_jsonf("{\"op\": \"retract\", \"mid\": \"%s\", \"reason\": "
+	    "\"sent about the wrong client\"}", m1);
+	r = h_call(carat, ret, "retracted");
+	h_assert_op(r, "retracted");
+	cr_expect_str_eq(h_str(r, "mid"), m1);
+	n = h_collect(cjit, "notice", 0, 2000, true);
+	cr_assert_eq(json_array_size(n), 1, "%s", h_dump(n));
+	n = json_array_get(n, 0);
+	cr_expect_str_eq(h_str(n, "kind"), "record-retracted");
+	cr_expect_str_eq(h_str(n, "mid"), m1);
+	cr_expect_str_eq(h_str(n, "reason"), "sent about the wrong client");
+	r = h_receipt_for(carat, m1, H_PROBATION, H_TIMEOUT_MS);
+	cr_assert_not_null(r);
+	cr_expect_str_eq(h_str(r, "reason"), "retracted");
+	/* Again: the same answer, nobody told twice. */
+	h_assert_op(h_call(carat, ret, "retracted"), "retracted");
+	cr_expect_eq(json_array_size(h_collect(cjit, "notice", 0, 1000,
+	    true)), 0);
+	prob = h_agent(env, H_PROBATION, true);
+	cr_expect_eq(json_array_size(h_deliveries(prob, true)), 0);
+	/* Only its sender may retract it. */
+	h_assert_error(h_call(cjit, ret, "retracted"), "invalid-field",
+	    "mid");
+	cr_expect_eq(h_ccbroker(env, NULL, NULL, "audit", "verify", "-c",
+	    h_conf(env), NULL), 0, "audit chain broken");
+}
