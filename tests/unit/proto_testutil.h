@@ -130,6 +130,9 @@ static const struct {
 	  "'areas':['E08000035','W06000015']}" },
 	{ "ack", "{'op':'ack','dseq':42}" },
 	{ "track", "{'op':'track','mid':'6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f'}" },
+	{ "retract",
+	  "{'op':'retract','mid':'6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f',"
+	  "'reason':'sent about the wrong client'}" },
 	{ "welcome",
 	  "{'op':'welcome','agency':'cjit.leeds','type':'cjit',"
 	  "'areas':['E08000035'],'max_size':65536,"
@@ -160,6 +163,14 @@ static const struct {
 	  "{'op':'receipt','dseq':8,'mid':'6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f',"
 	  "'agency':'probation.leeds','state':'withheld',"
 	  "'reason':'no-consent','at':'2026-05-01T09:00:01Z'}" },
+	{ "retracted",
+	  "{'op':'retracted','mid':'6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f'}" },
+	{ "notice",
+	  "{'op':'notice','dseq':9,'nid':'0b7e9a51-3c2d-4e8f-9a1b-2c3d4e5f6a7b',"
+	  "'kind':'consent-withdrawn','at':'2026-05-02T10:00:00Z',"
+	  "'consents':[{'cid':'d4c3b2a1-0f9e-4d8c-b7a6-958473625140',"
+	  "'version':3}],'mids':['6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f'],"
+	  "'subject':{'pnc':'2004/0012345D'}}" },
 	{ "error",
 	  "{'op':'error','re':'6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f',"
 	  "'code':'invalid-field','field':'body.release_date',"

@@ -455,6 +455,10 @@ Test(frames, deliver_and_receipts_from_the_pump, .init = setup,
 	cr_expect_str_eq(h_str(json_array_get(all, 0), "reason"),
 	    "no-consent");
 	cr_expect_str_eq(h_str(json_array_get(all, 0), "mid"), mid);
+	/* The CJIT, which took the first record, is told (notice.c). */
+	f = only_frame(H_CJIT, "notice");
+	cr_expect_str_eq(h_str(f, "kind"), "consent-withdrawn");
+	cr_expect_str_eq(h_str(f, "consents.0.cid"), cid);
 	cr_expect_eq(ub_nout(u), 0);
 }
 
