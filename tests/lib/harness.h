@@ -151,6 +151,9 @@ bool		 h_broker_running(struct h_env *);
  */
 int		 h_ccbroker(struct h_env *, char **out, char **err, ...)
 		    __attribute__((sentinel));
+/* The same with `input` on its standard input (NULL: /dev/null). */
+int		 h_ccbroker_in(struct h_env *, const char *input, char **out,
+		    char **err, ...) __attribute__((sentinel));
 /* `ccbroker audit subject --pnc|--noms|--crn VALUE` and `ccbroker stats`
  * parsed; the test fails unless they exit 0 with JSON. */
 json_t		*h_audit_subject(struct h_env *, const char *flag,
