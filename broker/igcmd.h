@@ -35,8 +35,6 @@ int	ig_audit_verify(const struct broker_conf *, struct ig_heads *);
 /* Print the head as one JSON line {"seq","hash","time"}; 0, or 2 when the
  * store cannot be read. */
 int	ig_audit_head(const struct broker_conf *);
-int	ig_audit_subject(const struct broker_conf *, const char *scheme,
-	    const char *value);
 
 /*
  * A subject access request: the identifiers of one person, never taken
@@ -54,6 +52,15 @@ int	ig_request_read(FILE *f, const char *name, struct cc_subject *subj,
 	    char *err, size_t errlen) CC_WUR;
 int	ig_request_load(const char *path, struct cc_subject *subj, char *err,
 	    size_t errlen) CC_WUR;
+
+/*
+ * The subject access report of the person the identifiers of subj name,
+ * and of every identifier linked to them by a consent or an audit entry.
+ * Returns 0, or 1 when stdout could not be written; a store that cannot
+ * be read ends the command (fatalx).
+ */
+int	ig_audit_subject(const struct broker_conf *,
+	    const struct cc_subject *subj);
 int	ig_stats(const struct broker_conf *);
 int	ig_backup(const struct broker_conf *, const char *dir, bool with_key);
 

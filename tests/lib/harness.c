@@ -383,15 +383,14 @@ h_ccbroker_in(struct h_env *e, const char *input, char **out, char **err,
 }
 
 json_t *
-h_audit_subject(struct h_env *e, const char *flag, const char *value)
+h_audit_subject(struct h_env *e, const char *request)
 {
 	char	*out, *err;
 	int	 st;
 
-	st = h_ccbroker(e, &out, &err, "audit", "subject", "-c", e->conf,
-	    flag, value, NULL);
-	cr_assert_eq(st, 0, "audit subject %s %s exited %d: %s", flag, value,
-	    st, err);
+	st = h_ccbroker_in(e, request, &out, &err, "audit", "subject", "-c",
+	    e->conf, NULL);
+	cr_assert_eq(st, 0, "audit subject exited %d: %s", st, err);
 	return h_json(out);
 }
 
