@@ -53,6 +53,9 @@ int	ig_request_read(FILE *f, const char *name, struct cc_subject *subj,
 int	ig_request_load(const char *path, struct cc_subject *subj, char *err,
 	    size_t errlen) CC_WUR;
 
+/* The report's form: JSON (DESIGN §2), or plain text for the person. */
+enum ig_format { IG_FORMAT_JSON, IG_FORMAT_TEXT };
+
 /*
  * The subject access report of the person the identifiers of subj name,
  * and of every identifier linked to them by a consent or an audit entry.
@@ -60,7 +63,7 @@ int	ig_request_load(const char *path, struct cc_subject *subj, char *err,
  * be read ends the command (fatalx).
  */
 int	ig_audit_subject(const struct broker_conf *,
-	    const struct cc_subject *subj);
+	    const struct cc_subject *subj, enum ig_format);
 int	ig_stats(const struct broker_conf *);
 int	ig_backup(const struct broker_conf *, const char *dir, bool with_key);
 

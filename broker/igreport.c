@@ -16,6 +16,8 @@
  * and by what, is in the report for the IG lead to review before it is
  * sent.
  *
+ * The report is built once, as JSON; the text form is written from that
+ * object (igtext.c), so both always say the same.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -636,7 +638,8 @@ name_agencies(const struct broker_conf *c, json_t *rep)
  * and the full history of their consents with evidence.
  */
 int
-ig_audit_subject(const struct broker_conf *c, const struct cc_subject *subj)
+ig_audit_subject(const struct broker_conf *c, const struct cc_subject *subj,
+    enum ig_format fmt)
 {
 	struct report		 r;
 	struct subject_ps	 ps;
@@ -646,7 +649,7 @@ ig_audit_subject(const struct broker_conf *c, const struct cc_subject *subj)
 	json_t			*rep;
 	char			 hex[2 * PSEUDO_LEN + 1], at[32];
 	size_t			 i;
-	int			 s;
+	int			 s, rc;
 
 	memset(&r, 0, sizeof(r));
 	r.now = cc_time_now_ms();
@@ -690,5 +693,10 @@ ig_audit_subject(const struct broker_conf *c, const struct cc_subject *subj)
 	free(r.cid);
 	free(r.cand);
 	free(r.conflict);
+	if (fmt == IG_FORMAT_TEXT) {
+		rc = ig_subject_text(stdout, rep);
+		json_decref(rep);
+		return rc;
+	}
 	return ig_print_json(rep);
 }

@@ -24,7 +24,7 @@ usage(FILE *f, int code)
 	    "[--heads FILE]...\n"
 	    "       ccbroker audit head -c broker.conf\n"
 	    "       ccbroker audit subject -c broker.conf "
-	    "[FILE]\n"
+	    "[--format json|text] [FILE]\n"
 	    "       ccbroker stats -c broker.conf\n"
 	    "       ccbroker backup -c broker.conf [--with-key] DIR\n", f);
 	exit(code);
@@ -51,6 +51,7 @@ main(int argc, char *argv[])
 		{ "config",	required_argument, NULL, 'c' },
 		{ "debug",	no_argument,	   NULL, 'd' },
 		{ "help",	no_argument,	   NULL, 'h' },
+		{ "format",	required_argument, NULL, 'f' },
 		/* Gone: refused with what to do instead. */
 		{ "pnc",	optional_argument, NULL, 'P' },
 		{ "noms",	optional_argument, NULL, 'N' },
@@ -63,6 +64,7 @@ main(int argc, char *argv[])
 	struct broker_conf	 conf;
 	struct ig_heads		 heads = { NULL, 0, 0 };
 	struct cc_subject	 subj;
+	enum ig_format		 format = IG_FORMAT_JSON;
 	const char		*cmd, *sub = NULL, *path = NULL;
 	char			 err[512];
 	bool			 with_key = false, debug = false;
@@ -110,6 +112,16 @@ main(int argc, char *argv[])
 			    "command line (ps shows it, shell history keeps "
 			    "it): give them in a FILE or on standard input, "
 			    "one a line as pnc=..., noms=... or crn=...");
+		case 'f':
+			if (sub == NULL || strcmp(sub, "subject") != 0)
+				usage_error("--format goes with audit subject");
+			if (strcmp(optarg, "json") == 0)
+				format = IG_FORMAT_JSON;
+			else if (strcmp(optarg, "text") == 0)
+				format = IG_FORMAT_TEXT;
+			else
+				usage_error("--format: want json or text");
+			break;
 		case 'K':
 			with_key = true;
 			break;
@@ -165,7 +177,7 @@ main(int argc, char *argv[])
 		if (ig_request_load(argc == 1 ? argv[0] : NULL, &subj, err,
 		    sizeof(err)) == -1)
 			usage_error("audit subject: %s", err);
-		rc = ig_audit_subject(&conf, &subj);
+		rc = ig_audit_subject(&conf, &subj, format);
 		explicit_bzero(&subj, sizeof(subj));
 	} else if (strcmp(cmd, "stats") == 0) {
 		rc = ig_stats(&conf);

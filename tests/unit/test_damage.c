@@ -458,7 +458,7 @@ cli(FILE *out, bool exec, const char *const argv[])
 		    "r")) == NULL || ig_request_read(in, "stdin", &subj, err,
 		    sizeof(err)) == -1)
 			fatalx("audit subject: %s", err);
-		exit(ig_audit_subject(&conf, &subj));
+		exit(ig_audit_subject(&conf, &subj, IG_FORMAT_JSON));
 	}
 	if (pid == -1 || waitpid(pid, &status, 0) != pid) {
 		fprintf(out, "%s: could not run\n", line);
