@@ -355,12 +355,11 @@ subject_entry(uint64_t seq, const void *data, size_t len, void *arg)
 	struct report		*r = arg;
 	struct candidate	*k;
 	msgpack_unpacked	 up;
-	size_t			 off = 0, j, n;
+	size_t			 off = 0, j, n, got;
 	json_t			*e, *subjs, *out, *ev, *v;
 	const char		*hex, *mid, *reason;
 	bool			 match = false;
 	char			 at[32];
-	size_t			 got;
 
 	(void)seq;
 	msgpack_unpacked_init(&up);
