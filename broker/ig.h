@@ -6,6 +6,8 @@
 #ifndef CC_IG_H
 #define CC_IG_H
 
+#include <stdio.h>
+
 #include <jansson.h>
 #include <msgpack.h>
 
@@ -29,5 +31,12 @@ int		 ig_print_json(json_t *);
 json_t		*ig_mp_to_json(const msgpack_object *);
 json_t		*ig_mp_get(const msgpack_object *, const char *);
 json_t		*ig_entry_json(const msgpack_object *);
+
+/*
+ * The subject access report (as igreport.c builds it) in plain English,
+ * for the person it is about (igtext.c): written from the JSON, so that
+ * both forms say the same.  Returns 0, or 1 when f could not be written.
+ */
+int		 ig_subject_text(FILE *f, json_t *report);
 
 #endif /* CC_IG_H */

@@ -5,6 +5,8 @@
 #ifndef CC_IGCMD_H
 #define CC_IGCMD_H
 
+#include <stdio.h>
+
 #include "config.h"
 
 struct audit_head;
@@ -33,8 +35,35 @@ int	ig_audit_verify(const struct broker_conf *, struct ig_heads *);
 /* Print the head as one JSON line {"seq","hash","time"}; 0, or 2 when the
  * store cannot be read. */
 int	ig_audit_head(const struct broker_conf *);
-int	ig_audit_subject(const struct broker_conf *, const char *scheme,
-	    const char *value);
+
+/*
+ * A subject access request: the identifiers of one person, never taken
+ * from the command line (where `ps` shows them and shell history keeps
+ * them).  Either one a line as pnc=..., noms=... or crn=... (blank lines
+ * and lines starting with '#' skipped), or one JSON object {"pnc": "...",
+ * "noms": "...", "crn": "..."} (input whose first character, blanks
+ * aside, is '{').  At least one identifier, at most one of each scheme;
+ * each checked as the wire checks it, a PNC made canonical.
+ * ig_request_read reads f, called `name` in messages; ig_request_load
+ * opens path (NULL or "-": standard input).  Return 0 with *subj filled,
+ * or -1 with err naming name:line and the fault, never the text read.
+ */
+int	ig_request_read(FILE *f, const char *name, struct cc_subject *subj,
+	    char *err, size_t errlen) CC_WUR;
+int	ig_request_load(const char *path, struct cc_subject *subj, char *err,
+	    size_t errlen) CC_WUR;
+
+/* The report's form: JSON (DESIGN §2), or plain text for the person. */
+enum ig_format { IG_FORMAT_JSON, IG_FORMAT_TEXT };
+
+/*
+ * The subject access report of the person the identifiers of subj name,
+ * and of every identifier linked to them by a consent or an audit entry.
+ * Returns 0, or 1 when stdout could not be written; a store that cannot
+ * be read ends the command (fatalx).
+ */
+int	ig_audit_subject(const struct broker_conf *,
+	    const struct cc_subject *subj, enum ig_format);
 int	ig_stats(const struct broker_conf *);
 int	ig_backup(const struct broker_conf *, const char *dir, bool with_key);
 

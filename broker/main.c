@@ -24,7 +24,7 @@ usage(FILE *f, int code)
 	    "[--heads FILE]...\n"
 	    "       ccbroker audit head -c broker.conf\n"
 	    "       ccbroker audit subject -c broker.conf "
-	    "--pnc X | --noms X | --crn X\n"
+	    "[--format json|text] [FILE]\n"
 	    "       ccbroker stats -c broker.conf\n"
 	    "       ccbroker backup -c broker.conf [--with-key] DIR\n", f);
 	exit(code);
@@ -51,9 +51,11 @@ main(int argc, char *argv[])
 		{ "config",	required_argument, NULL, 'c' },
 		{ "debug",	no_argument,	   NULL, 'd' },
 		{ "help",	no_argument,	   NULL, 'h' },
-		{ "pnc",	required_argument, NULL, 'P' },
-		{ "noms",	required_argument, NULL, 'N' },
-		{ "crn",	required_argument, NULL, 'C' },
+		{ "format",	required_argument, NULL, 'f' },
+		/* Gone: refused with what to do instead. */
+		{ "pnc",	optional_argument, NULL, 'P' },
+		{ "noms",	optional_argument, NULL, 'N' },
+		{ "crn",	optional_argument, NULL, 'C' },
 		{ "with-key",	no_argument,	   NULL, 'K' },
 		{ "head",	required_argument, NULL, 'H' },
 		{ "heads",	required_argument, NULL, 'F' },
@@ -61,8 +63,9 @@ main(int argc, char *argv[])
 	};
 	struct broker_conf	 conf;
 	struct ig_heads		 heads = { NULL, 0, 0 };
+	struct cc_subject	 subj;
+	enum ig_format		 format = IG_FORMAT_JSON;
 	const char		*cmd, *sub = NULL, *path = NULL;
-	const char		*scheme = NULL, *value = NULL;
 	char			 err[512];
 	bool			 with_key = false, debug = false;
 	int			 ch, rc;
@@ -100,10 +103,24 @@ main(int argc, char *argv[])
 		case 'P':
 		case 'N':
 		case 'C':
-			if (scheme != NULL)
-				fatalx("give one of --pnc, --noms, --crn");
-			scheme = ch == 'P' ? "pnc" : ch == 'N' ? "noms" : "crn";
-			value = optarg;
+			/*
+			 * An identifier on the command line is seen by every
+			 * user in ps(1) and kept in shell history: never
+			 * taken, and never repeated here.
+			 */
+			usage_error("audit subject takes no identifier on the "
+			    "command line (ps shows it, shell history keeps "
+			    "it): give them in a FILE or on standard input, "
+			    "one a line as pnc=..., noms=... or crn=...");
+		case 'f':
+			if (sub == NULL || strcmp(sub, "subject") != 0)
+				usage_error("--format goes with audit subject");
+			if (strcmp(optarg, "json") == 0)
+				format = IG_FORMAT_JSON;
+			else if (strcmp(optarg, "text") == 0)
+				format = IG_FORMAT_TEXT;
+			else
+				usage_error("--format: want json or text");
 			break;
 		case 'K':
 			with_key = true;
@@ -155,9 +172,13 @@ main(int argc, char *argv[])
 			usage(stderr, 2);
 		rc = ig_audit_head(&conf);
 	} else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "subject") == 0) {
-		if (scheme == NULL)
-			fatalx("audit subject: give --pnc, --noms or --crn");
-		rc = ig_audit_subject(&conf, scheme, value);
+		if (argc > 1)
+			usage(stderr, 2);
+		if (ig_request_load(argc == 1 ? argv[0] : NULL, &subj, err,
+		    sizeof(err)) == -1)
+			usage_error("audit subject: %s", err);
+		rc = ig_audit_subject(&conf, &subj, format);
+		explicit_bzero(&subj, sizeof(subj));
 	} else if (strcmp(cmd, "stats") == 0) {
 		rc = ig_stats(&conf);
 	} else if (strcmp(cmd, "backup") == 0) {

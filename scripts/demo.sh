@@ -344,13 +344,20 @@ step "The information-governance lead verifies the audit trail"
 "$ccbroker" audit verify -c "$dir/broker.conf"
 
 step "Subject access request for PNC 04/12345D (summary)"
-"$ccbroker" audit subject -c "$dir/broker.conf" --pnc 04/12345D \
+# The identifiers go in a file or on standard input, never on the command
+# line, where ps and shell history would keep them.
+printf '# subject access request\npnc=04/12345D\n' >"$dir/sar.request"
+"$ccbroker" audit subject -c "$dir/broker.conf" "$dir/sar.request" \
     >"$dir/sar.json"
 $PY - "$dir/sar.json" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"subject {r['subject']}: {len(r['disclosures'])} disclosures, "
       f"{len(r['withheld'])} withheld, {len(r['consents'])} consents")
+for l in r["linked"]:
+    via = ", ".join(f"{k} {v}" for k, v in l["via"].items())
+    print(f"  linked {l['scheme']} {l['value'] or '(pseudonym only)'} "
+          f"via {via}")
 for x in r["disclosures"]:
     print(f"  disclosed {x['type']} {x['sender']} -> {x['recipient']}: "
           f"{', '.join(x['categories'])}")
@@ -360,4 +367,8 @@ for c in r["consents"]:
     print(f"  consent {c['cid']} {c['state']} ({len(c['history'])} versions), "
           f"recipients {', '.join(c['recipients'] or [])}")
 EOF
+"$ccbroker" audit subject -c "$dir/broker.conf" --format text \
+    <"$dir/sar.request" >"$dir/sar.txt"
+echo "The report for the client, in plain English ($dir/sar.txt), begins:"
+sed -n '1,12p' "$dir/sar.txt"
 step "Done: stopping the broker and the five agents"

@@ -271,7 +271,7 @@ H_TEST(audit, subject_report_lists_exactly_that_persons_disclosures)
 	scripted_run(&s);
 
 	/* Written with a 2-digit year: the same person. */
-	rep = h_audit_subject(env, "--pnc", "04/12345D");
+	rep = h_audit_subject(env, "pnc=04/12345D");
 	cr_expect_str_eq(h_str(rep, "subject.pnc"), H_PNC_A, "%s",
 	    h_dump(rep));
 	disc = h_get(rep, "disclosures");
@@ -305,7 +305,7 @@ H_TEST(audit, subject_report_lists_exactly_that_persons_disclosures)
 		cr_expect_null(entry_for(disc, json_string_value(mid), H_CJIT),
 		    "another person's disclosure listed");
 
-	rep = h_audit_subject(env, "--pnc", H_PNC_B);
+	rep = h_audit_subject(env, "pnc=" H_PNC_B);
 	cr_expect_eq(json_array_size(h_get(rep, "disclosures")), 1, "%s",
 	    h_dump(rep));
 	cr_expect_str_eq(h_str(rep, "disclosures.0.mid"),
@@ -313,7 +313,7 @@ H_TEST(audit, subject_report_lists_exactly_that_persons_disclosures)
 	cr_expect_eq(json_array_size(h_get(rep, "withheld")), 0);
 
 	/* The purged one was never disclosed; its consent shows withdrawn. */
-	rep = h_audit_subject(env, "--pnc", H_PNC_C);
+	rep = h_audit_subject(env, "pnc=" H_PNC_C);
 	cr_expect_eq(json_array_size(h_get(rep, "disclosures")), 0, "%s",
 	    h_dump(rep));
 	cr_expect_str_eq(h_str(rep, "consents.0.state"), "withdrawn");

@@ -638,8 +638,8 @@ H_TEST(audit_anchor, bad_head_syntax_is_a_usage_error)
 	    NULL);
 	cr_expect_eq(st, 2, "%s%s", out, err);
 	cr_expect(strstr(err, "/nonexistent/heads") != NULL, "%s", err);
-	st = h_ccbroker(env, &out, &err, "audit", "subject", "-c",
-	    h_conf(env), "--pnc", H_PNC_A, "--head", "1:00", NULL);
+	st = h_ccbroker_in(env, "pnc=" H_PNC_A "\n", &out, &err, "audit",
+	    "subject", "-c", h_conf(env), "--head", "1:00", NULL);
 	cr_expect_eq(st, 2, "%s%s", out, err);
 }
 

@@ -249,7 +249,7 @@ H_TEST(auth, claims_of_another_sender_are_refused_and_ignored)
 {
 	struct h_client	*carat, *cjit, *housing;
 	json_t		*m, *d, *r, *rep;
-	char		*out, id[37];
+	char		 id[37];
 	size_t		 i;
 
 	env = h_env_new(NULL);
@@ -285,13 +285,12 @@ H_TEST(auth, claims_of_another_sender_are_refused_and_ignored)
 	h_assert_error(h_track(cjit, h_str(m, "mid")), "invalid-field", "mid");
 	h_assert_op(h_track(carat, h_str(m, "mid")), "status");
 
-	cr_assert_eq(h_ccbroker(env, &out, NULL, "audit", "subject", "-c",
-	    h_conf(env), "--pnc", H_PNC_A, NULL), 0);
-	rep = h_json(out);
-	cr_assert_eq(json_array_size(h_get(rep, "consents")), 1, "%s", out);
+	rep = h_audit_subject(env, "pnc=" H_PNC_A);
+	cr_assert_eq(json_array_size(h_get(rep, "consents")), 1, "%s",
+	    h_dump(rep));
 	cr_expect_str_eq(h_str(rep, "consents.0.recorded_by"), H_CARAT);
 	cr_expect_str_eq(h_str(rep, "disclosures.0.sender"), H_CARAT, "%s",
-	    out);
+	    h_dump(rep));
 }
 
 /* ---------------------------------------------------------------- input */

@@ -68,7 +68,7 @@ H_TEST(consent_wire, each_change_is_answered_with_its_cid_and_new_version)
 	r = h_call(carat, g, "consent-recorded");
 	expect_recorded(r, h_str(g, "cid"), 1);
 
-	r = h_audit_subject(env, "--pnc", H_PNC_A);
+	r = h_audit_subject(env, "pnc=" H_PNC_A);
 	cr_expect_str_eq(h_str(consent_of(r, cid), "state"), "withdrawn",
 	    "%s", h_dump(r));
 	cr_expect_eq(json_array_size(h_get(consent_of(r, cid), "history")), 3,
@@ -110,12 +110,12 @@ H_TEST(consent_wire, withdraw_by_subject_answers_once_per_active_consent)
 	cr_expect_null(h_recv(carat, "consent-recorded,error", H_QUIET_MS),
 	    "a third answer");
 
-	rep = h_audit_subject(env, "--pnc", H_PNC_A);
+	rep = h_audit_subject(env, "pnc=" H_PNC_A);
 	cr_expect_str_eq(h_str(consent_of(rep, h_str(a1, "cid")), "state"),
 	    "withdrawn");
 	cr_expect_str_eq(h_str(consent_of(rep, h_str(a2, "cid")), "state"),
 	    "withdrawn");
-	rep = h_audit_subject(env, "--pnc", H_PNC_B);
+	rep = h_audit_subject(env, "pnc=" H_PNC_B);
 	cr_expect_str_eq(h_str(consent_of(rep, h_str(b, "cid")), "state"),
 	    "active", "another person's consent was touched: %s", h_dump(rep));
 
@@ -144,7 +144,7 @@ H_TEST(consent_wire, refusal_withdraws_nothing_else)
 	cr_assert_eq(json_array_size(d), 1, "%s", h_dump(d));
 	cr_expect_str_eq(h_str(d, "0.consent.cid"), h_str(g, "cid"));
 
-	rep = h_audit_subject(env, "--pnc", H_PNC_A);
+	rep = h_audit_subject(env, "pnc=" H_PNC_A);
 	cr_expect_str_eq(h_str(consent_of(rep, h_str(g, "cid")), "state"),
 	    "active");
 }
@@ -262,8 +262,8 @@ H_TEST(consent_wire, refused_consent_requests_name_code_and_field)
 		h_close(&c);
 	}
 	/* None of them left a consent behind. */
-	cr_expect_eq(json_array_size(h_get(h_audit_subject(env, "--pnc",
-	    H_PNC_A), "consents")), 0);
+	cr_expect_eq(json_array_size(h_get(h_audit_subject(env,
+	    "pnc=" H_PNC_A), "consents")), 0);
 }
 
 H_TEST(consent_wire, policy_in_config_may_let_a_type_record_consent)

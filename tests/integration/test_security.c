@@ -151,7 +151,7 @@ H_TEST(security, only_the_recorder_may_amend_a_consent)
 	json_object_set_new(r, "cid", json_string(cid));
 	h_assert_error(h_call(prob, r, "consent-recorded"), "not-permitted",
 	    "cid");
-	s = h_audit_subject(env, "--pnc", H_PNC_A);
+	s = h_audit_subject(env, "pnc=" H_PNC_A);
 	cr_assert_eq(h_int(s, "consents.0.history.0.version"), 1);
 	cr_assert_null(h_get(s, "consents.0.history.1"),
 	    "another agency's version was recorded: %s", h_dump(s));

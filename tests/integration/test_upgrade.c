@@ -61,10 +61,10 @@ H_TEST(upgrade, format2_store_is_upgraded_and_carries_on)
 	cr_assert(strstr(out, "audit intact") != NULL, "%s", out);
 
 	/* Consents: the withdrawn and the refused one are still reported. */
-	s = h_audit_subject(env, "--pnc", "1999/7654321V");
+	s = h_audit_subject(env, "pnc=1999/7654321V");
 	cr_assert_str_eq(h_str(s, "consents.0.cid"), G2_CID, "%s", h_dump(s));
 	cr_assert_str_eq(h_str(s, "consents.0.state"), "withdrawn");
-	s = h_audit_subject(env, "--pnc", "2019/0000001P");
+	s = h_audit_subject(env, "pnc=2019/0000001P");
 	cr_assert_str_eq(h_str(s, "consents.0.cid"), R_CID, "%s", h_dump(s));
 	cr_assert_str_eq(h_str(s, "consents.0.state"), "refused");
 

@@ -87,7 +87,10 @@ static int	 h_script(struct h_env *, ...) __attribute__((sentinel));
 static void	 h_make_bad_certs(struct h_env *);
 static void	 h_make_extra_agencies(struct h_env *);
 static int	 h_wait_pid(pid_t, int timeout_ms, int *status);
-static pid_t	 h_spawn(struct h_env *, const char *const argv[]);
+static pid_t	 h_spawn(struct h_env *, const char *const argv[],
+		    const char *input);
+static int	 h_ccbroker_v(struct h_env *, const char *input, char **out,
+		    char **err, va_list);
 static int	 h_status(int wstatus);
 static bool	 h_port_open(int port);
 static int64_t	 h_now_ms(void);
@@ -241,12 +244,29 @@ h_wait_pid(pid_t pid, int timeout_ms, int *status)
 	}
 }
 
+/*
+ * Run argv with stdout and stderr to files; stdin reads `input` (from a
+ * file given to the child open, and already removed) or, when it is
+ * NULL, /dev/null.
+ */
 static pid_t
-h_spawn(struct h_env *e, const char *const argv[])
+h_spawn(struct h_env *e, const char *const argv[], const char *input)
 {
-	char	opath[H_PATH + 32], epath[H_PATH + 32];
-	pid_t	pid;
+	static unsigned	 inputs;
+	char		 opath[H_PATH + 32], epath[H_PATH + 32];
+	char		 ipath[H_PATH + 32];
+	pid_t		 pid;
+	int		 in = -1;
 
+	/* Opened before it is removed: nothing of it stays behind. */
+	if (input != NULL) {
+		snprintf(ipath, sizeof(ipath), "%s/.run.in.%u", e->dir,
+		    inputs++);
+		h_spit(ipath, input, 0600);
+		if ((in = open(ipath, O_RDONLY)) == -1)
+			h_fail("%s: %s", ipath, strerror(errno));
+		unlink(ipath);
+	}
 	fflush(stdout);
 	fflush(stderr);
 	if ((pid = fork()) == -1)
@@ -260,7 +280,7 @@ h_spawn(struct h_env *e, const char *const argv[])
 		    (int)getpid());
 		o = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		x = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		n = open("/dev/null", O_RDONLY);
+		n = in != -1 ? in : open("/dev/null", O_RDONLY);
 		if (o == -1 || x == -1 || n == -1)
 			_exit(126);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -270,6 +290,8 @@ h_spawn(struct h_env *e, const char *const argv[])
 		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
+	if (in != -1)
+		close(in);
 	return pid;
 }
 
@@ -300,7 +322,7 @@ h_bg_wait(struct h_env *e, pid_t pid, int timeout_ms, char **out, char **err)
 int
 h_run(struct h_env *e, char **out, char **err, const char *const argv[])
 {
-	return h_bg_wait(e, h_spawn(e, argv), 60000, out, err);
+	return h_bg_wait(e, h_spawn(e, argv, NULL), 60000, out, err);
 }
 
 pid_t
@@ -317,36 +339,58 @@ h_ccbroker_bg(struct h_env *e, ...)
 		argv[n++] = a;
 	va_end(ap);
 	argv[n] = NULL;
-	return h_spawn(e, argv);
+	return h_spawn(e, argv, NULL);
+}
+
+static int
+h_ccbroker_v(struct h_env *e, const char *input, char **out, char **err,
+    va_list ap)
+{
+	const char	*argv[32];
+	size_t		 n = 0;
+	const char	*a;
+
+	argv[n++] = e->bin;
+	while ((a = va_arg(ap, const char *)) != NULL && n < 31)
+		argv[n++] = a;
+	argv[n] = NULL;
+	return h_bg_wait(e, h_spawn(e, argv, input), 60000, out, err);
 }
 
 int
 h_ccbroker(struct h_env *e, char **out, char **err, ...)
 {
-	const char	*argv[32];
-	va_list		 ap;
-	size_t		 n = 0;
-	const char	*a;
+	va_list	ap;
+	int	st;
 
-	argv[n++] = e->bin;
 	va_start(ap, err);
-	while ((a = va_arg(ap, const char *)) != NULL && n < 31)
-		argv[n++] = a;
+	st = h_ccbroker_v(e, NULL, out, err, ap);
 	va_end(ap);
-	argv[n] = NULL;
-	return h_run(e, out, err, argv);
+	return st;
+}
+
+int
+h_ccbroker_in(struct h_env *e, const char *input, char **out, char **err,
+    ...)
+{
+	va_list	ap;
+	int	st;
+
+	va_start(ap, err);
+	st = h_ccbroker_v(e, input, out, err, ap);
+	va_end(ap);
+	return st;
 }
 
 json_t *
-h_audit_subject(struct h_env *e, const char *flag, const char *value)
+h_audit_subject(struct h_env *e, const char *request)
 {
 	char	*out, *err;
 	int	 st;
 
-	st = h_ccbroker(e, &out, &err, "audit", "subject", "-c", e->conf,
-	    flag, value, NULL);
-	cr_assert_eq(st, 0, "audit subject %s %s exited %d: %s", flag, value,
-	    st, err);
+	st = h_ccbroker_in(e, request, &out, &err, "audit", "subject", "-c",
+	    e->conf, NULL);
+	cr_assert_eq(st, 0, "audit subject exited %d: %s", st, err);
 	return h_json(out);
 }
 

@@ -151,10 +151,13 @@ bool		 h_broker_running(struct h_env *);
  */
 int		 h_ccbroker(struct h_env *, char **out, char **err, ...)
 		    __attribute__((sentinel));
-/* `ccbroker audit subject --pnc|--noms|--crn VALUE` and `ccbroker stats`
- * parsed; the test fails unless they exit 0 with JSON. */
-json_t		*h_audit_subject(struct h_env *, const char *flag,
-		    const char *value);
+/* The same with `input` on its standard input (NULL: /dev/null). */
+int		 h_ccbroker_in(struct h_env *, const char *input, char **out,
+		    char **err, ...) __attribute__((sentinel));
+/* `ccbroker audit subject` given the request on standard input
+ * ("pnc=2004/0012345D\n...") and `ccbroker stats`, parsed; the test fails
+ * unless they exit 0 with JSON. */
+json_t		*h_audit_subject(struct h_env *, const char *request);
 json_t		*h_stats(struct h_env *);
 /* stats' queue depth of an agency (ids hold dots, so no path): 0 when
  * the agency has no queue. */

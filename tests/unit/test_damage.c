@@ -84,7 +84,9 @@ static const char *const agencies[] = {
 };
 #define NAGENCY	(sizeof(agencies) / sizeof(agencies[0]))
 
-static const char *const pncs[] = { H_PNC_A, H_PNC_B, H_PNC_C };
+/* The subject access requests observed, as the operator writes them. */
+static const char *const requests[] = { "pnc=" H_PNC_A, "pnc=" H_PNC_B,
+    "pnc=" H_PNC_C };
 
 /* The messages of the golden store, for track. */
 static struct {
@@ -366,6 +368,7 @@ canon(json_t *j)
 		json_object_del(j, "dseq");
 		json_object_del(j, "at");
 		json_object_del(j, "oldest_age_s");
+		json_object_del(j, "produced");
 		json_object_foreach_safe(j, tmp, k, v)
 			canon(v);
 	} else if (json_is_array(j))
@@ -413,8 +416,10 @@ static void
 cli(FILE *out, bool exec, const char *const argv[])
 {
 	struct broker_conf	 conf;
+	struct cc_subject	 subj;
 	json_error_t		 jerr;
 	json_t			*j;
+	FILE			*in;
 	pid_t			 pid;
 	char			*text, line[256], err[512];
 	int			 status, fd, i;
@@ -447,7 +452,13 @@ cli(FILE *out, bool exec, const char *const argv[])
 			fatalx("%s", err);
 		if (strcmp(argv[0], "stats") == 0)
 			exit(ig_stats(&conf));
-		exit(ig_audit_subject(&conf, "pnc", argv[5]));
+		/* audit subject, the request on its standard input. */
+		snprintf(err, sizeof(err), "out of memory");
+		if ((in = fmemopen((void *)argv[5], strlen(argv[5]),
+		    "r")) == NULL || ig_request_read(in, "stdin", &subj, err,
+		    sizeof(err)) == -1)
+			fatalx("audit subject: %s", err);
+		exit(ig_audit_subject(&conf, &subj, IG_FORMAT_JSON));
 	}
 	if (pid == -1 || waitpid(pid, &status, 0) != pid) {
 		fprintf(out, "%s: could not run\n", line);
@@ -712,7 +723,7 @@ observe(void)
 	    "--head", w.head, NULL };
 	static const char *const stats[] = { "stats", "-c", w.conf, NULL };
 	const char	*subject[] = { "audit", "subject", "-c", w.conf,
-	    "--pnc", NULL, NULL };
+	    "<<<", NULL, NULL };
 	FILE		*out;
 	size_t		 i;
 	int		 fd;
@@ -726,8 +737,8 @@ observe(void)
 	/* As `ccbroker run` does (main.c). */
 	store_fault_guard("flip");
 	cli(out, true, verify);
-	for (i = 0; i < sizeof(pncs) / sizeof(pncs[0]); i++) {
-		subject[5] = pncs[i];
+	for (i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
+		subject[5] = requests[i];
 		cli(out, false, subject);
 	}
 	cli(out, false, stats);

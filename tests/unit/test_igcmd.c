@@ -1,8 +1,11 @@
 /*
  * test_igcmd.c - exported audit heads as `audit verify --head/--heads`
  * reads them: SEQ:HASH, the line `audit head` prints, the broker's log
- * line; anything else refused with the reason.
+ * line; anything else refused with the reason.  And the requests `audit
+ * subject` reads: one identifier a line, or a JSON object; a fault named
+ * by its line, never by what was written.
  */
+#define _GNU_SOURCE	/* fmemopen's prototype with -std=c11 */
 #include <stdio.h>
 #include <string.h>
 
@@ -88,4 +91,93 @@ Test(igcmd, exported_heads_are_read_in_every_form_and_nothing_else)
 	}
 	ig_heads_free(&l);
 	cr_expect_null(l.h);
+}
+
+static const struct {
+	const char	*name;
+	const char	*text;
+	const char	*pnc, *noms, *crn;	/* read; NULL: refused */
+	const char	*says;			/* refused: the message */
+} requests[] = {
+	{ "one_a_line", "pnc=2004/0012345D\nnoms=A1234BC\ncrn=X123456\n",
+	  "2004/0012345D", "A1234BC", "X123456", NULL },
+	{ "comments_blanks_spaces_crlf", "# SAR 117\r\n\r\n  pnc = "
+	  "04/12345D \r\n\t\n", "2004/0012345D", "", "", NULL },
+	{ "scheme_any_case", "NOMS=A1234BC", "", "A1234BC", "", NULL },
+	{ "same_twice_taken_once", "pnc=2004/0012345D\npnc=04/12345D\n",
+	  "2004/0012345D", "", "", NULL },
+	{ "json", "  {\"noms\": \"A1234BC\", \"crn\": \"X123456\"}\n", "",
+	  "A1234BC", "X123456", NULL },
+	{ "bad_noms_named_by_line", "# x\n\npnc=2004/0012345D\nnoms=A1234B\n",
+	  NULL, NULL, NULL, "stdin:4: not a valid NOMS number" },
+	{ "bad_check_letter", "pnc=2004/0012345E", NULL, NULL, NULL,
+	  "stdin:1: not a valid PNC" },
+	{ "bad_crn", "\ncrn=X12345", NULL, NULL, NULL,
+	  "stdin:2: not a valid CRN" },
+	{ "no_scheme", "2004/0012345D", NULL, NULL, NULL,
+	  "stdin:1: want pnc=..., noms=... or crn=..." },
+	{ "unknown_scheme", "nhs=4857773456", NULL, NULL, NULL,
+	  "stdin:1: not an identifier scheme" },
+	{ "two_people", "pnc=2004/0012345D\npnc=1999/7654321V", NULL, NULL,
+	  NULL, "stdin:2: a second PNC, not the one on line 1" },
+	{ "nothing", "# only a comment\n\n", NULL, NULL, NULL,
+	  "stdin: no identifier given" },
+	{ "json_broken", "{\"pnc\": \"2004/0012345D\",\n \"noms\": A1234BC}",
+	  NULL, NULL, NULL, "stdin:2: not valid JSON" },
+	{ "json_bad_value_by_line", "{\"pnc\": \"2004/0012345D\",\n"
+	  " \"noms\": \"A1234B\"}", NULL, NULL, NULL,
+	  "stdin:2: not a valid NOMS number" },
+	{ "json_not_a_string", "{\"crn\": 123456}", NULL, NULL, NULL,
+	  "stdin:1: the CRN must be a string" },
+	{ "json_other_key", "{\"name\": \"Alex Example\"}", NULL, NULL,
+	  NULL, "a key other than pnc, noms and crn" },
+	{ "json_array", "{\"pnc\": [\"2004/0012345D\"]}", NULL, NULL, NULL,
+	  "the PNC must be a string" },
+	{ "json_duplicate_key", "{\"pnc\": \"2004/0012345D\", \"pnc\": "
+	  "\"1999/7654321V\"}", NULL, NULL, NULL, "not valid JSON" },
+	{ "not_text", "pnc=2004/0012345D\n\0noms=A1234BC", NULL, NULL, NULL,
+	  "stdin: not text" },
+};
+
+Test(igcmd, subject_requests_are_read_in_both_forms_and_faults_named_by_line)
+{
+	struct cc_subject	 s;
+	char			 err[512];
+	size_t			 i, len;
+	FILE			*f;
+	int			 rc;
+
+	for (i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
+		len = strlen(requests[i].text);
+		/* The one case with a NUL in it goes on past the NUL. */
+		if (strcmp(requests[i].name, "not_text") == 0)
+			len += 1 + strlen(requests[i].text + len + 1);
+		f = fmemopen((void *)requests[i].text, len, "r");
+		cr_assert_not_null(f);
+		memset(err, 0, sizeof(err));
+		rc = ig_request_read(f, "stdin", &s, err, sizeof(err));
+		fclose(f);
+		if (requests[i].pnc == NULL) {
+			cr_expect_eq(rc, -1, "%s: accepted", requests[i].name);
+			cr_expect(strstr(err, requests[i].says) != NULL,
+			    "%s: want [%s], got [%s]", requests[i].name,
+			    requests[i].says, err);
+			/* Never what was written. */
+			cr_expect(strstr(err, "12345") == NULL &&
+			    strstr(err, "A1234") == NULL &&
+			    strstr(err, "Alex") == NULL &&
+			    strstr(err, "4857") == NULL, "%s: repeated: %s",
+			    requests[i].name, err);
+			cr_expect_eq(s.pnc[0] | s.noms[0] | s.crn[0], 0,
+			    "%s: left filled", requests[i].name);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s: %s", requests[i].name, err);
+		cr_expect_str_eq(s.pnc, requests[i].pnc, "%s",
+		    requests[i].name);
+		cr_expect_str_eq(s.noms, requests[i].noms, "%s",
+		    requests[i].name);
+		cr_expect_str_eq(s.crn, requests[i].crn, "%s",
+		    requests[i].name);
+	}
 }
