@@ -6,7 +6,12 @@
  * first; the frames of tests/files/agent-*.json must be the committed
  * agent-*.mp byte for byte; cc_agent_prepare assigns ids only where they
  * are missing; and a whole session with a stand-in broker on a real CURVE
- * socket must put exactly those frames on the wire.
+ * socket must put exactly those frames on the wire.  Notices (issue 19),
+ * sent by a scripted stand-in: a callback gets each one and the library
+ * acks exactly those it took; without a callback cc_agent_receive returns
+ * them in their place among the deliveries; a notice never overtakes a
+ * delivery sent before it; a second copy of a nid is acked again; a notice
+ * the schema refuses is dropped unacked.
  *
  * Environment: CC_SRC, the repository root (default ".").
  */
