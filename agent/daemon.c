@@ -84,10 +84,11 @@ struct agentd {
 };
 
 /*
- * What the receiving session stores, each kind in its folder.  A file is
- * written as tmp/PREFIX.NAME and its seen-set key is KEY + NAME without
- * ".json": notices have keys of their own, since a nid is the broker's
- * and a mid the sender's.
+ * What the receiving session stores, each kind in its folder.  DIR/NAME
+ * is written first as tmp/ + the prefix + NAME (tmp/nt.NID.json), and its
+ * seen-set key is the key prefix + NAME without ".json": notices have keys
+ * of their own (notice.NID), since a nid is the broker's and a mid the
+ * sender's.
  */
 static const struct stored {
 	enum cc_delivery_kind	 kind;
