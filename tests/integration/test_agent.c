@@ -7,7 +7,7 @@
  * Notices (issue 19): written once to notices/ and acked, across kill -9,
  * and printed by tail, against a stand-in broker on a real CURVE socket
  * that sends them; and, against the real broker, a consent withdrawn
- * after delivery (disabled until the broker sends notices).
+ * after delivery.
  *
  * Each test makes a fresh partnership and broker (tests/lib/harness.c)
  * and runs real `ccagent run` processes, one spool and data directory per
@@ -1339,16 +1339,13 @@ Test(agent, notices_are_written_once_to_notices_and_acked)
 }
 
 /*
- * WAITING FOR THE BROKER SIDE OF ISSUE 19: enable (drop .disabled) once
- * ccbroker sends notices; until then it fails, as no notice comes.  What
- * it checks: a consent withdrawn after the recipient's agent stored and
- * acked a record made under it reaches that agent as exactly one
- * notices/NID.json of kind consent-withdrawn naming the record's mid and
- * the consent, nothing written to the sender's notices/, and nothing
- * more in in/.
+ * Issue 19 end to end: a consent withdrawn after the recipient's agent
+ * stored and acked a record made under it reaches that agent as exactly
+ * one notices/NID.json of kind consent-withdrawn naming the record's mid
+ * and the consent; nothing is written to the sender's notices/, and
+ * nothing more to in/.
  */
-Test(agent, consent_withdrawn_after_delivery_is_one_notice_naming_the_mid,
-    .disabled = true)
+Test(agent, consent_withdrawn_after_delivery_is_one_notice_naming_the_mid)
 {
 	struct ag	*carat = ag_new(H_CARAT, NULL);
 	struct ag	*cjit = ag_new(H_CJIT, "release-plan");
@@ -1371,8 +1368,11 @@ Test(agent, consent_withdrawn_after_delivery_is_one_notice_naming_the_mid,
 	in = folder_json(cjit, "in");
 	json_object_foreach(in, key, v)
 		snprintf(mid, sizeof(mid), "%.36s", key);
-	/* Stored, then acked: the log says so before the ack goes. */
-	h_msleep(H_QUIET_MS);
+	/* The ack is in once the sender has its `delivered` receipt. */
+	cr_assert(wait_count(carat, "receipts", 1, WAIT_MS), "no receipt:\n%s",
+	    slurp(carat->log));
+	cr_assert_str_eq(h_str(json_object_iter_value(json_object_iter(
+	    folder_json(carat, "receipts"))), "state"), "delivered");
 
 	cr_assert(asprintf(&file, "%s/withdraw.json", h_dir(env)) != -1);
 	h_keep_str(file);
