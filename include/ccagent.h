@@ -146,8 +146,8 @@ enum cc_delivery_kind {
 };
 
 /*
- * What a notice tells (PROTOCOL.md names each kind's fields); the numbers
- * of enum cc_notice in cc_proto.h.
+ * What a notice tells (PROTOCOL.md 9.10 names each kind's fields); the
+ * numbers of enum cc_notice in cc_proto.h.
  */
 enum cc_notice_kind {
 	CC_NOTICE_CONSENT_WITHDRAWN,	/* a consent we got records under */
@@ -155,7 +155,8 @@ enum cc_notice_kind {
 	CC_NOTICE_CONSENT_EXPIRED,	/* a consent we recorded has lapsed */
 	CC_NOTICE_RECORD_CORRECTED,	/* a record we got was corrected */
 	CC_NOTICE_RECORD_RETRACTED,	/* a record we got was retracted */
-	CC_NOTICE_SUBJECT_ERASED	/* a subject we got records of erased */
+	CC_NOTICE_SUBJECT_ERASED	/* a subject we got records of erased
+					 * (reserved: not sent yet) */
 };
 
 /* One `consent-recorded` answer. */
