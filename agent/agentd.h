@@ -5,7 +5,8 @@
  * seen-set (LMDB under `data`, locked) and its receiving session.  The
  * other commands each open their own short, send-only session (hello with
  * receive false) and never touch `data`: they work whether the daemon runs
- * or not, and never take deliveries away from it.  `tail` reads in/.
+ * or not, and never take deliveries away from it.  `tail` reads in/ and
+ * notices/.
  */
 #ifndef CC_AGENTD_H
 #define CC_AGENTD_H

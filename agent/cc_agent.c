@@ -533,7 +533,9 @@ on_frame(cc_agent *a, const void *data, size_t len)
 		return;
 	}
 	f->msg = m;
-	if (proto_op(m) == OP_DELIVER || proto_op(m) == OP_RECEIPT)
+	/* Notices share the deliveries' queue: one order, one ack. */
+	if (proto_op(m) == OP_DELIVER || proto_op(m) == OP_RECEIPT ||
+	    proto_op(m) == OP_NOTICE)
 		ccx_queue_push(&a->inbound, f);
 	else
 		ccx_queue_push(&a->answers, f);
@@ -675,8 +677,10 @@ ccx_wait(cc_agent *a, int fd, int timeout_ms, int want)
 	for (;;) {
 		drain(a);
 		session_step(a);
+		if (want & CCX_WAIT_NOTICES)
+			ccx_notices_dispatch(a);
 		got = 0;
-		if ((want & CC_AGENT_WAIT_RECEIVE) && a->inbound.n > 0)
+		if ((want & CC_AGENT_WAIT_RECEIVE) && ccx_inbound_ready(a))
 			got |= CC_AGENT_WAIT_RECEIVE;
 		if ((want & CCX_WAIT_ANSWER) && a->answers.n > 0)
 			got |= CCX_WAIT_ANSWER;
@@ -719,8 +723,11 @@ ccx_wait(cc_agent *a, int fd, int timeout_ms, int want)
 		}
 		if (fd >= 0 && (items[2].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
 			drain(a);
+			if (want & CCX_WAIT_NOTICES)
+				ccx_notices_dispatch(a);
 			got = CC_AGENT_WAIT_FD;
-			if ((want & CC_AGENT_WAIT_RECEIVE) && a->inbound.n > 0)
+			if ((want & CC_AGENT_WAIT_RECEIVE) &&
+			    ccx_inbound_ready(a))
 				got |= CC_AGENT_WAIT_RECEIVE;
 			if ((want & CCX_WAIT_ANSWER) && a->answers.n > 0)
 				got |= CCX_WAIT_ANSWER;
@@ -728,6 +735,8 @@ ccx_wait(cc_agent *a, int fd, int timeout_ms, int want)
 		}
 		if (n == 0 && deadline >= 0 && ccx_now_ms() >= deadline) {
 			drain(a);
+			if (want & CCX_WAIT_NOTICES)
+				ccx_notices_dispatch(a);
 			return 0;
 		}
 	}
@@ -736,7 +745,8 @@ ccx_wait(cc_agent *a, int fd, int timeout_ms, int want)
 int
 cc_agent_wait(cc_agent *a, int fd, int timeout_ms)
 {
-	return ccx_wait(a, fd, timeout_ms, CC_AGENT_WAIT_RECEIVE);
+	return ccx_wait(a, fd, timeout_ms, CC_AGENT_WAIT_RECEIVE |
+	    CCX_WAIT_NOTICES);
 }
 
 int

@@ -63,9 +63,13 @@ struct cc_agent {
 	size_t			 nwelcome_areas;
 	size_t			 max_size;
 
-	struct ccx_queue	 inbound;	/* deliver, receipt */
+	struct ccx_queue	 inbound;	/* deliver, receipt, notice */
 	struct ccx_queue	 answers;	/* everything else */
 	struct cc_agent_error	 err;
+
+	int			(*on_notice)(const cc_notice *, void *);
+	void			*notice_arg;
+	bool			 in_notice;	/* on_notice is running */
 };
 
 /* An answer to a request, as the daemon sees it. */
@@ -86,6 +90,7 @@ struct ccx_answer {
 
 #define CCX_WAIT_ANSWER		0x100	/* an answer is waiting */
 #define CCX_WAIT_SESSION	0x200	/* a new session was welcomed */
+#define CCX_WAIT_NOTICES	0x400	/* hand notices to on_notice meanwhile */
 
 /* Set the handle's last error; returns code. */
 CC_HIDDEN int	ccx_fail(cc_agent *, int code, const char *field,
@@ -101,11 +106,21 @@ CC_HIDDEN enum cc_op ccx_op(enum cc_agent_op);
 
 /*
  * Run the session for up to timeout_ms (-1: no limit): events, frames,
- * hello and subscribe.  Returns early with a CC_AGENT_WAIT_* / CCX_WAIT_*
- * mask as soon as something the caller asked for (`want`) happened.
- * Returns 0 on timeout, -1 on failure (last error set).
+ * hello and subscribe, and with CCX_WAIT_NOTICES in `want` the notice
+ * callback.  Returns early with a CC_AGENT_WAIT_* / CCX_WAIT_* mask as
+ * soon as something the caller asked for (`want`) happened.  Returns 0
+ * on timeout, -1 on failure (last error set).
  */
 CC_HIDDEN int	ccx_wait(cc_agent *, int fd, int timeout_ms, int want);
+
+/*
+ * Hand the notices at the head of the inbound queue to the callback, if
+ * one is set and it is not running already, acking each it took.  Then
+ * ccx_inbound_ready says whether cc_agent_receive has something to give:
+ * a delivery or receipt, or a notice when no callback is set.
+ */
+CC_HIDDEN void	ccx_notices_dispatch(cc_agent *);
+CC_HIDDEN bool	ccx_inbound_ready(const cc_agent *);
 
 /*
  * The frames the library sends, each packed into an initialised buffer

@@ -1,6 +1,6 @@
 /*
  * cc_request.c - the requests of libccagent: prepare a JSON document,
- * publish, consent, track, receive and ack.
+ * publish, consent, track, receive and ack, and the notice callback.
  *
  * A blocking request is sent once per session: when a new session is
  * welcomed before the answer came (the broker restarted, the network cut
@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "cc_internal.h"
+#include "log.h"
 
 #define BUSY_BACKOFF_MS		100	/* first retry after `busy` */
 #define BUSY_BACKOFF_MAX_MS	2000
@@ -35,6 +36,7 @@ static bool	 matches(const struct ccx_answer *, const struct expect *);
 static int	 timed_out(cc_agent *);
 static int	 answer_error(cc_agent *, struct ccx_answer *);
 static void	 id_of(const struct cc_msg *, enum cc_op, char *, size_t);
+static bool	 head_is_notice(const cc_agent *);
 
 enum cc_op
 ccx_op(enum cc_agent_op op)
@@ -505,6 +507,70 @@ cc_agent_track(cc_agent *a, const char *mid, char **json)
 	return CC_AGENT_OK;
 }
 
+void
+cc_agent_on_notice(cc_agent *a, int (*fn)(const cc_notice *, void *),
+    void *arg)
+{
+	a->on_notice = fn;
+	a->notice_arg = arg;
+}
+
+static bool
+head_is_notice(const cc_agent *a)
+{
+	return a->inbound.head != NULL &&
+	    proto_op(a->inbound.head->msg) == OP_NOTICE;
+}
+
+bool
+ccx_inbound_ready(const cc_agent *a)
+{
+	return a->inbound.n > 0 && (a->on_notice == NULL ||
+	    !head_is_notice(a));
+}
+
+/*
+ * Only the notices at the head: one behind a delivery the caller has not
+ * taken yet waits for it, so that the callback never hears of a record
+ * corrected or retracted before the caller had the record itself.
+ */
+void
+ccx_notices_dispatch(cc_agent *a)
+{
+	struct ccx_frame	*f;
+	cc_delivery		*d;
+	const cc_notice		*n;
+	int			 r;
+
+	if (a->in_notice)
+		return;
+	while (a->on_notice != NULL && head_is_notice(a)) {
+		f = ccx_queue_pop(&a->inbound);
+		d = ccx_delivery_new(f->msg);
+		free(f);
+		if (d == NULL) {
+			if (a->log)
+				log_warnx("out of memory: a notice dropped; "
+				    "it comes again after the next reconnect");
+			continue;
+		}
+		n = cc_delivery_notice(d);
+		a->in_notice = true;
+		r = a->on_notice(n, a->notice_arg);
+		a->in_notice = false;
+		if (r != 0) {
+			if (a->log)
+				log_info("notice nid=%s not stored; it comes "
+				    "again after the next reconnect",
+				    cc_notice_nid(n));
+		} else if (cc_agent_ack(a, d) != CC_AGENT_OK && a->log)
+			log_info("ack of notice nid=%s not sent; it comes "
+			    "again after the next reconnect",
+			    cc_notice_nid(n));
+		cc_delivery_destroy(&d);
+	}
+}
+
 int
 cc_agent_receive(cc_agent *a, int timeout_ms, cc_delivery **out)
 {
@@ -512,11 +578,13 @@ cc_agent_receive(cc_agent *a, int timeout_ms, cc_delivery **out)
 	int			 r;
 
 	*out = NULL;
-	if (a->inbound.n == 0) {
-		r = ccx_wait(a, -1, timeout_ms, CC_AGENT_WAIT_RECEIVE);
+	ccx_notices_dispatch(a);
+	if (!ccx_inbound_ready(a)) {
+		r = ccx_wait(a, -1, timeout_ms, CC_AGENT_WAIT_RECEIVE |
+		    CCX_WAIT_NOTICES);
 		if (r == -1)
 			return a->err.code;
-		if (a->inbound.n == 0)
+		if (!ccx_inbound_ready(a))
 			return ccx_fail(a, CC_AGENT_ERR_TIMEOUT, NULL,
 			    "nothing received");
 	}

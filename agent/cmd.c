@@ -7,7 +7,7 @@
  * the same whether `ccagent run` is running or not, and never take the
  * daemon's deliveries.  They do not touch the daemon's outbox: publish
  * returns only once the broker has durably accepted the record.  tail
- * reads the spool's in/ folder that the daemon fills.
+ * reads the spool's in/ and notices/ folders that the daemon fills.
  */
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -33,6 +33,12 @@
 
 #define CMD_FILE_MAX	(1 << 20)
 
+/* A file tail prints: a record of in/ or a notice of notices/. */
+struct tail_file {
+	enum spool_dir		dir;
+	struct spool_file	f;
+};
+
 static volatile sig_atomic_t	cmd_quit;
 
 static int	fail(const char *, const struct cc_agent_error *);
@@ -44,7 +50,11 @@ static int	prepare(const char *, enum cc_agent_op, const char *, bool,
 		    char **);
 static const char *field(const json_t *, const char *);
 static void	on_signal(int);
-static int	print_in(struct spool *, const char *);
+static int	print_file(struct spool *, enum spool_dir, const char *);
+static int	tail_cmp(const void *, const void *);
+static int	tail_scan(struct spool *, struct tail_file **, size_t *);
+static bool	tail_seen(const struct tail_file *, size_t, enum spool_dir,
+		    const char *);
 
 /* One line on stderr: "ccagent: CMD: CODE[ FIELD]: DETAIL". */
 static int
@@ -290,22 +300,33 @@ on_signal(int sig)
 	cmd_quit = 1;
 }
 
-/* One record of in/ as one JSON line; 0, or -1 when it went away. */
+/*
+ * One file as one JSON line: a record of in/ as it is, a notice of
+ * notices/ as {"notice": {...}}, so that a reader tells them apart by the
+ * one key without knowing every field of either.  0, or -1 when it went
+ * away (or memory ran out).
+ */
 static int
-print_in(struct spool *sp, const char *name)
+print_file(struct spool *sp, enum spool_dir dir, const char *name)
 {
-	json_t		*j;
+	json_t		*j, *w;
 	json_error_t	 jerr;
 	char		*data = NULL, *line;
 	size_t		 len;
 
-	if (spool_read(sp, SP_IN, name, CMD_FILE_MAX, &data, &len) == -1)
+	if (spool_read(sp, dir, name, CMD_FILE_MAX, &data, &len) == -1)
 		return -1;
 	if ((j = json_loadb(data, len, 0, &jerr)) == NULL) {
 		free(data);
 		return -1;
 	}
 	free(data);
+	if (dir == SP_NOTICES) {
+		/* json_pack's "o" steals j, also when it fails. */
+		if ((w = json_pack("{s:o}", "notice", j)) == NULL)
+			return -1;
+		j = w;
+	}
 	line = json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT);
 	json_decref(j);
 	if (line == NULL)
@@ -316,26 +337,94 @@ print_in(struct spool *sp, const char *name)
 	return 0;
 }
 
+/* Oldest first; a record before a notice written in the same tick. */
+static int
+tail_cmp(const void *a, const void *b)
+{
+	const struct tail_file	*x = a, *y = b;
+
+	if (x->f.mtime.tv_sec != y->f.mtime.tv_sec)
+		return x->f.mtime.tv_sec < y->f.mtime.tv_sec ? -1 : 1;
+	if (x->f.mtime.tv_nsec != y->f.mtime.tv_nsec)
+		return x->f.mtime.tv_nsec < y->f.mtime.tv_nsec ? -1 : 1;
+	if (x->dir != y->dir)
+		return x->dir == SP_IN ? -1 : 1;
+	return strcmp(x->f.name, y->f.name);
+}
+
+/* What in/ and notices/ hold, in arrival order.  0, or -1 with errno. */
+static int
+tail_scan(struct spool *sp, struct tail_file **out, size_t *nout)
+{
+	static const enum spool_dir	 dirs[] = { SP_IN, SP_NOTICES };
+	struct spool_file		*f = NULL;
+	struct tail_file		*v = NULL, *nv;
+	size_t				 n = 0, i, k;
+	int				 m;
+
+	*out = NULL;
+	*nout = 0;
+	for (k = 0; k < sizeof(dirs) / sizeof(dirs[0]); k++) {
+		if ((m = spool_scan(sp, dirs[k], 0, &f)) == -1)
+			goto fail;
+		if (m > 0) {
+			if ((nv = reallocarray(v, n + (size_t)m,
+			    sizeof(*v))) == NULL) {
+				free(f);
+				goto fail;
+			}
+			v = nv;
+			for (i = 0; i < (size_t)m; i++) {
+				v[n].dir = dirs[k];
+				v[n++].f = f[i];
+			}
+		}
+		free(f);
+		f = NULL;
+	}
+	if (n > 0)
+		qsort(v, n, sizeof(*v), tail_cmp);
+	*out = v;
+	*nout = n;
+	return 0;
+fail:
+	free(v);
+	return -1;
+}
+
+/* Was this file printed by the listing? */
+static bool
+tail_seen(const struct tail_file *done, size_t n, enum spool_dir dir,
+    const char *name)
+{
+	size_t	k;
+
+	for (k = 0; k < n; k++)
+		if (done[k].dir == dir && strcmp(done[k].f.name, name) == 0)
+			return true;
+	return false;
+}
+
 /*
- * Print what in/ holds, oldest first, then (with follow) what arrives
- * until SIGINT or SIGTERM.  The watch is made before the listing, and
- * names already printed are remembered, so nothing falls between the two
- * and nothing is printed twice.
+ * Print what in/ and notices/ hold, oldest first, then (with follow) what
+ * arrives in either until SIGINT or SIGTERM.  The watches are made before
+ * the listing, and files already printed are remembered, so nothing falls
+ * between the two and nothing is printed twice.
  */
 int
 cmd_tail(const char *conf, bool follow)
 {
 	struct agent_conf	*c = NULL;
 	struct spool		 sp;
-	struct spool_file	*f = NULL;
+	struct tail_file	*f = NULL;
 	struct sigaction	 sa;
 	struct pollfd		 pfd;
-	char			 err[1024], path[PATH_MAX + 8], **done = NULL;
+	char			 err[1024], path[PATH_MAX + 16];
 	char			 buf[8192]
 	    __attribute__((aligned(__alignof__(struct inotify_event))));
-	size_t			 ndone = 0, cap = 0, k;
+	size_t			 n = 0, ndone = 0, i;
 	ssize_t			 r;
-	int			 n, i, ino = -1, rc = 1;
+	int			 ino = -1, wd[2] = { -1, -1 }, rc = 1;
 
 	memset(&sp, 0, sizeof(sp));
 	for (i = 0; i < SP__COUNT; i++)
@@ -349,34 +438,29 @@ cmd_tail(const char *conf, bool follow)
 		goto out;
 	}
 	if (follow) {
-		(void)snprintf(path, sizeof(path), "%s/in", c->spool);
-		if ((ino = inotify_init1(IN_CLOEXEC)) == -1 ||
-		    inotify_add_watch(ino, path, IN_MOVED_TO |
-		    IN_CLOSE_WRITE) == -1) {
-			rc = failx("tail", "%s: inotify: %s", path,
-			    strerror(errno));
+		if ((ino = inotify_init1(IN_CLOEXEC)) == -1) {
+			rc = failx("tail", "inotify: %s", strerror(errno));
 			goto out;
 		}
+		for (i = 0; i < 2; i++) {
+			(void)snprintf(path, sizeof(path), "%s/%s", c->spool,
+			    spool_dirname(i == 0 ? SP_IN : SP_NOTICES));
+			if ((wd[i] = inotify_add_watch(ino, path, IN_MOVED_TO |
+			    IN_CLOSE_WRITE)) == -1) {
+				rc = failx("tail", "%s: inotify: %s", path,
+				    strerror(errno));
+				goto out;
+			}
+		}
 	}
-	if ((n = spool_scan(&sp, SP_IN, 0, &f)) == -1) {
-		rc = failx("tail", "%s/in: %s", c->spool, strerror(errno));
+	if (tail_scan(&sp, &f, &n) == -1) {
+		rc = failx("tail", "%s: %s", c->spool, strerror(errno));
 		goto out;
 	}
-	for (i = 0; i < n; i++) {
-		if (print_in(&sp, f[i].name) == -1 || !follow)
-			continue;
-		if (ndone == cap) {
-			char **nd;
-
-			cap = cap ? cap * 2 : 64;
-			if ((nd = reallocarray(done, cap, sizeof(*nd))) == NULL)
-				goto nomem;
-			done = nd;
-		}
-		if ((done[ndone] = strdup(f[i].name)) == NULL)
-			goto nomem;
-		ndone++;
-	}
+	/* f[] stays as the list of what was printed: its first ndone. */
+	for (i = 0; i < n; i++)
+		if (print_file(&sp, f[i].dir, f[i].f.name) == 0)
+			f[ndone++] = f[i];
 	rc = 0;
 	if (!follow)
 		goto out;
@@ -395,25 +479,18 @@ cmd_tail(const char *conf, bool follow)
 			continue;
 		for (char *p = buf; p < buf + r;) {
 			const struct inotify_event *ev = (void *)p;
+			enum spool_dir dir = ev->wd == wd[1] ? SP_NOTICES :
+			    SP_IN;
 
 			p += sizeof(*ev) + ev->len;
 			if (ev->len == 0 || !spool_json_name(ev->name))
 				continue;
-			for (k = 0; k < ndone; k++)
-				if (strcmp(done[k], ev->name) == 0)
-					break;
-			if (k < ndone)
+			if (tail_seen(f, ndone, dir, ev->name))
 				continue;
-			(void)print_in(&sp, ev->name);
+			(void)print_file(&sp, dir, ev->name);
 		}
 	}
-	goto out;
-nomem:
-	rc = failx("tail", "out of memory");
 out:
-	for (k = 0; k < ndone; k++)
-		free(done[k]);
-	free(done);
 	free(f);
 	if (ino != -1)
 		(void)close(ino);

@@ -17,7 +17,9 @@
  * seen-set commit leaves nothing (the broker sends it again), a crash after
  * it leaves either the tmp file (renamed on restart or on the next copy)
  * or the in/ file, never both, never neither.  A mid already seen is acked
- * and dropped.  Receipts go to receipts/MID.AGENCY.STATE.json the same way.
+ * and dropped.  Receipts go to receipts/MID.AGENCY.STATE.json the same way,
+ * and notices (issue 19) to notices/NID.json: a nid already seen is acked
+ * and dropped, its file never written again.
  */
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -79,6 +81,24 @@ struct agentd {
 	int64_t			 next_rescan;
 	cc_delivery		*stuck;		/* could not be stored yet */
 	int64_t			 stuck_at;
+};
+
+/*
+ * What the receiving session stores, each kind in its folder.  DIR/NAME
+ * is written first as tmp/ + the prefix + NAME (tmp/nt.NID.json), and its
+ * seen-set key is the key prefix + NAME without ".json": notices have keys
+ * of their own (notice.NID), since a nid is the broker's and a mid the
+ * sender's.
+ */
+static const struct stored {
+	enum cc_delivery_kind	 kind;
+	enum spool_dir		 dir;
+	const char		*tmp;		/* tmp/ name prefix */
+	const char		*key;		/* seen-set key prefix */
+} stored[] = {
+	{ CC_DELIVERY_RECORD,	SP_IN,		"in.",	"" },
+	{ CC_DELIVERY_RECEIPT,	SP_RECEIPTS,	"rc.",	"" },
+	{ CC_DELIVERY_NOTICE,	SP_NOTICES,	"nt.",	"notice." },
 };
 
 static volatile sig_atomic_t	agentd_quit;
@@ -192,16 +212,17 @@ setup(struct agentd *d, const char *path, char *err, size_t errlen)
 }
 
 /*
- * After a crash: a delivery or receipt in tmp/ whose key is in the
- * seen-set was stored but not renamed; finish it.  Anything else in tmp/
- * is a write that never counted.
+ * After a crash: a delivery, receipt or notice in tmp/ whose key is in
+ * the seen-set was stored but not renamed; finish it.  Anything else in
+ * tmp/ is a write that never counted.
  */
 static void
 recover_tmp(struct agentd *d)
 {
 	struct spool_file	*f = NULL;
+	const struct stored	*k;
 	char			 key[300];
-	size_t			 len;
+	size_t			 len, j;
 	int			 n, i, seen;
 	enum spool_dir		 dir;
 
@@ -210,11 +231,14 @@ recover_tmp(struct agentd *d)
 	for (i = 0; i < n; i++) {
 		const char *name = f[i].name;
 
-		dir = strncmp(name, "in.", 3) == 0 ? SP_IN :
-		    strncmp(name, "rc.", 3) == 0 ? SP_RECEIPTS : SP__COUNT;
+		for (j = 0, k = NULL; j < sizeof(stored) / sizeof(stored[0]);
+		    j++)
+			if (strncmp(name, stored[j].tmp, 3) == 0)
+				k = &stored[j];
+		dir = k != NULL ? k->dir : SP__COUNT;
 		len = strlen(name);
-		if (dir != SP__COUNT && len > 8) {
-			(void)snprintf(key, sizeof(key), "%.*s",
+		if (k != NULL && len > 8) {
+			(void)snprintf(key, sizeof(key), "%s%.*s", k->key,
 			    (int)(len - 8), name + 3);
 			/*
 			 * A seen-set that cannot be read says nothing: the
@@ -615,29 +639,41 @@ answers(struct agentd *d, int64_t now)
 }
 
 /*
- * Store one delivery or receipt and ack it (see the top of the file).
- * Returns 0 when it is stored (or was already) and acked, -1 when it could
- * not be stored now.
+ * Store one delivery, receipt or notice and ack it (see the top of the
+ * file).  Returns 0 when it is stored (or was already) and acked, -1 when
+ * it could not be stored now.
  */
 static int
 store(struct agentd *d, cc_delivery *dl)
 {
-	enum spool_dir	 dir;
-	const char	*json, *mid = cc_delivery_mid(dl);
-	char		 key[300], name[320], tmp[330];
-	int		 seen;
+	const struct stored	*k = &stored[0];
+	const cc_notice		*nt = cc_delivery_notice(dl);
+	enum spool_dir		 dir;
+	const char		*json, *mid = cc_delivery_mid(dl);
+	char			 base[300], key[310], name[320], tmp[330];
+	size_t			 i;
+	int			 seen;
 
-	if (cc_delivery_kind(dl) == CC_DELIVERY_RECORD) {
-		dir = SP_IN;
-		(void)snprintf(key, sizeof(key), "%s", mid);
-		(void)snprintf(tmp, sizeof(tmp), "in.%s.json", key);
-	} else {
-		dir = SP_RECEIPTS;
-		(void)snprintf(key, sizeof(key), "%s.%s.%s", mid,
+	for (i = 0; i < sizeof(stored) / sizeof(stored[0]); i++)
+		if (stored[i].kind == cc_delivery_kind(dl))
+			k = &stored[i];
+	dir = k->dir;
+	switch (cc_delivery_kind(dl)) {
+	case CC_DELIVERY_RECEIPT:
+		(void)snprintf(base, sizeof(base), "%s.%s.%s", mid,
 		    cc_delivery_agency(dl), cc_delivery_state(dl));
-		(void)snprintf(tmp, sizeof(tmp), "rc.%s.json", key);
+		break;
+	case CC_DELIVERY_NOTICE:
+		(void)snprintf(base, sizeof(base), "%s", cc_notice_nid(nt));
+		break;
+	case CC_DELIVERY_RECORD:
+	default:
+		(void)snprintf(base, sizeof(base), "%s", mid);
+		break;
 	}
-	(void)snprintf(name, sizeof(name), "%s.json", key);
+	(void)snprintf(key, sizeof(key), "%s%s", k->key, base);
+	(void)snprintf(name, sizeof(name), "%s.json", base);
+	(void)snprintf(tmp, sizeof(tmp), "%s%s", k->tmp, name);
 	if ((seen = outbox_seen(d->ob, key)) == -1) {
 		log_warnx("%s not stored yet: %s", name, outbox_error(d->ob));
 		return -1;
@@ -672,6 +708,9 @@ store(struct agentd *d, cc_delivery *dl)
 		if (dir == SP_IN)
 			log_info("delivered mid=%s from=%s type=%s", mid,
 			    cc_delivery_from(dl), cc_delivery_type(dl));
+		else if (dir == SP_NOTICES)
+			log_info("notice nid=%s kind=%s", cc_notice_nid(nt),
+			    cc_notice_kind_name(nt));
 		else
 			log_info("receipt mid=%s agency=%s state=%s%s%s", mid,
 			    cc_delivery_agency(dl), cc_delivery_state(dl),
@@ -684,7 +723,10 @@ store(struct agentd *d, cc_delivery *dl)
 	return 0;
 }
 
-/* Take and store deliveries in the order they came; stop at a failure. */
+/*
+ * Take and store deliveries, receipts and notices in the order they came;
+ * stop at a failure.
+ */
 static void
 receive(struct agentd *d, int64_t now)
 {

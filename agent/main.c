@@ -26,11 +26,12 @@ usage(FILE *f, int code)
 	    "accepted it\n"
 	    "  consent  record a consent event; prints cid and version\n"
 	    "  track    per-recipient status of a message this agency sent\n"
-	    "  tail     print delivered records (in/) as JSON lines\n"
+	    "  tail     print delivered records (in/) and notices (notices/)\n"
+	    "           as JSON lines, a notice as {\"notice\": {...}}\n"
 	    "\n"
 	    "  -c FILE  agent.conf             -d  debug logging\n"
 	    "  -n       do not write an assigned mid or cid back into FILE\n"
-	    "  -f       keep printing records as they arrive\n"
+	    "  -f       keep printing records and notices as they arrive\n"
 	    "  --json   track's answer as JSON\n", f);
 	exit(code);
 }

@@ -25,6 +25,7 @@ static const char *const spool_names[SP__COUNT] = {
 	[SP_REJECTED] = "rejected",
 	[SP_IN] = "in",
 	[SP_RECEIPTS] = "receipts",
+	[SP_NOTICES] = "notices",
 	[SP_TMP] = "tmp",
 };
 

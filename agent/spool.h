@@ -1,7 +1,7 @@
 /*
  * spool.h - the agent's folders (DESIGN §8): out/ sent/ rejected/ in/
- * receipts/, and tmp/ where files are written before they are renamed into
- * place, so a reader never sees half a file.
+ * receipts/ notices/, and tmp/ where files are written before they are
+ * renamed into place, so a reader never sees half a file.
  */
 #ifndef CC_SPOOL_H
 #define CC_SPOOL_H
@@ -18,6 +18,7 @@ enum spool_dir {
 	SP_REJECTED,
 	SP_IN,
 	SP_RECEIPTS,
+	SP_NOTICES,
 	SP_TMP,
 	SP__COUNT
 };

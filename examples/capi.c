@@ -7,7 +7,8 @@
  *	ccagent-example receive agent.conf COUNT [SECONDS]
  *		be the agency's receiving session (do not run `ccagent run`
  *		for the same agency at the same time), print COUNT records
- *		as JSON lines, acking each one after it is printed
+ *		as JSON lines, acking each one after it is printed; notices
+ *		that come meanwhile are printed too, as {"notice": {...}}
  *
  * Build: cc capi.c $(pkg-config --cflags --libs ccagent)
  */
@@ -98,13 +99,24 @@ receive(const char *conf, long count, int seconds)
 			    cc_agent_last_error(a)->detail);
 			break;
 		}
-		/* Store first (here: print), then ack. */
-		if (cc_delivery_kind(d) == CC_DELIVERY_RECORD &&
-		    (json = cc_delivery_json(d, false)) != NULL) {
-			(void)printf("%s\n", json);
-			(void)fflush(stdout);
-			got++;
+		/*
+		 * Store first (here: print), then ack.  A notice (a consent
+		 * withdrawn, a record corrected...) is stored like a record:
+		 * acking one unstored would lose it.
+		 */
+		if ((json = cc_delivery_json(d, false)) == NULL) {
+			(void)fprintf(stderr, "ccagent-example: out of "
+			    "memory\n");
+			cc_delivery_destroy(&d);
+			rc = 1;
+			break;
 		}
+		if (cc_delivery_kind(d) == CC_DELIVERY_RECORD) {
+			(void)printf("%s\n", json);
+			got++;
+		} else if (cc_delivery_kind(d) == CC_DELIVERY_NOTICE)
+			(void)printf("{\"notice\":%s}\n", json);
+		(void)fflush(stdout);
 		if (cc_agent_ack(a, d) != CC_AGENT_OK)
 			(void)fprintf(stderr, "ccagent-example: ack not sent; "
 			    "it comes again\n");

@@ -29,13 +29,24 @@
  * a welcomed session for at most the handle's timeout, resend their request
  * on a new session, and rely on the broker being idempotent by mid and cid.
  *
- * Receiving.  Only a handle made with `receive` true is sent deliveries and
- * receipts, and the broker keeps one receiving session per agency: a newer
- * one replaces an older one.  Deliveries are at-least-once: store a record,
- * then cc_agent_ack() it, and drop a second copy of a mid you already
- * stored.  Unacked ones come again after the next reconnect.  While
- * `ccagent run` runs, other programs of the agency should use send-only
- * handles (receive false), as the ccagent CLI does.
+ * Receiving.  Only a handle made with `receive` true is sent deliveries,
+ * receipts and notices, and the broker keeps one receiving session per
+ * agency: a newer one replaces an older one.  Deliveries are
+ * at-least-once: store a record, then cc_agent_ack() it, and drop a second
+ * copy of a mid you already stored.  Unacked ones come again after the
+ * next reconnect.  While `ccagent run` runs, other programs of the agency
+ * should use send-only handles (receive false), as the ccagent CLI does.
+ *
+ * Notices.  After a delivery the broker may tell the agency what became of
+ * the data since (issue 19): a consent withdrawn, expiring or expired, a
+ * record corrected or retracted, a subject's data erased.  Notices share
+ * the deliveries' queue, numbering and ack: store one, then ack it, and
+ * drop (but still ack) a second copy of a nid you already stored.  A
+ * handle hands them over in one of two ways: to a callback set with
+ * cc_agent_on_notice(), which the library acks for you; or, without one,
+ * from cc_agent_receive() as deliveries of kind CC_DELIVERY_NOTICE, in
+ * their place among the records and receipts, acked with cc_agent_ack()
+ * like them.  Either way none is lost: one not acked comes again.
  *
  * Errors.  Every call returns 0 or a code of enum cc_agent_err; the handle
  * keeps the last error's code, field path and detail (never record
@@ -69,7 +80,8 @@ extern "C" {
 #define CC_AGENT_TIMEOUT_MS	10000	/* default for blocking calls */
 
 typedef struct cc_agent		cc_agent;	/* one session with the broker */
-typedef struct cc_delivery	cc_delivery;	/* one delivery or receipt */
+typedef struct cc_delivery	cc_delivery;	/* a delivery, receipt or notice */
+typedef struct cc_agent_notice	cc_notice;	/* a notice's own accessors */
 
 /*
  * Outcomes.  1 to 12 are the broker's refusals of DESIGN §7, with the
@@ -129,7 +141,22 @@ enum cc_agent_op {
 
 enum cc_delivery_kind {
 	CC_DELIVERY_RECORD,		/* `deliver`: a record for us */
-	CC_DELIVERY_RECEIPT		/* `receipt`: what became of ours */
+	CC_DELIVERY_RECEIPT,		/* `receipt`: what became of ours */
+	CC_DELIVERY_NOTICE		/* `notice`: what became of one we got */
+};
+
+/*
+ * What a notice tells (PROTOCOL.md 9.10 names each kind's fields); the
+ * numbers of enum cc_notice in cc_proto.h.
+ */
+enum cc_notice_kind {
+	CC_NOTICE_CONSENT_WITHDRAWN,	/* a consent we got records under */
+	CC_NOTICE_CONSENT_EXPIRING,	/* a consent we recorded lapses soon */
+	CC_NOTICE_CONSENT_EXPIRED,	/* a consent we recorded has lapsed */
+	CC_NOTICE_RECORD_CORRECTED,	/* a record we got was corrected */
+	CC_NOTICE_RECORD_RETRACTED,	/* a record we got was retracted */
+	CC_NOTICE_SUBJECT_ERASED	/* a subject we got records of erased
+					 * (reserved: not sent yet) */
 };
 
 /* One `consent-recorded` answer. */
@@ -223,8 +250,10 @@ int	cc_agent_track(cc_agent *, const char *mid, char **json)
 	    CC_AGENT_WUR;
 
 /*
- * Take the next delivery or receipt, waiting up to timeout_ms (0: do not
- * wait, -1: forever).  Returns 0 with *out set (free it with
+ * Take the next delivery, receipt or (when no notice callback is set)
+ * notice, in the order the broker sent them, waiting up to timeout_ms (0:
+ * do not wait, -1: forever).  Notices waiting ahead of it go to the
+ * callback first, when one is set.  Returns 0 with *out set (free it with
  * cc_delivery_destroy); on error *out is NULL, the last error is set and
  * the code is CC_AGENT_ERR_TIMEOUT when none came, or CC_AGENT_ERR_SYSTEM
  * (memory, or ZeroMQ failed; a delivery not taken comes again after the
@@ -234,7 +263,7 @@ int	cc_agent_receive(cc_agent *, int timeout_ms, cc_delivery **out)
 	    CC_AGENT_WUR;
 
 /*
- * Tell the broker a delivery or receipt is stored.  Returns 0, or
+ * Tell the broker a delivery, receipt or notice is stored.  Returns 0, or
  * CC_AGENT_ERR_SYSTEM with the last error set when it could not be sent
  * now (it comes again after the next reconnect).
  */
@@ -242,13 +271,29 @@ int	cc_agent_ack(cc_agent *, const cc_delivery *) CC_AGENT_WUR;
 
 /*
  * Run the session (reconnects, hello, answers) until a delivery or receipt
- * is waiting, fd (if >= 0) is readable, or timeout_ms passed (-1:
- * forever).  Returns a mask of CC_AGENT_WAIT_*, 0 on timeout or when a
- * signal interrupted the wait, -1 with the last error set
+ * (or a notice, without a callback) is waiting, fd (if >= 0) is readable,
+ * or timeout_ms passed (-1: forever); notices go to the callback as they
+ * come, when one is set.  Returns a mask of CC_AGENT_WAIT_*, 0 on timeout
+ * or when a signal interrupted the wait, -1 with the last error set
  * (CC_AGENT_ERR_SYSTEM) when polling failed.  For event loops that also
  * watch a file.
  */
 int	cc_agent_wait(cc_agent *, int fd, int timeout_ms) CC_AGENT_WUR;
+
+/*
+ * Have notices handed to fn as they come, from inside cc_agent_receive()
+ * and cc_agent_wait(), in the order the broker sent them (a notice behind
+ * a delivery not yet taken waits for it).  fn stores the notice and
+ * returns 0, and the library then acks it; any other return leaves it
+ * unacked, and the broker sends it again after the next reconnect.  A
+ * second copy of a nid already stored should return 0 (it is acked, and
+ * nothing more need be done).  The notice and its strings live until fn
+ * returns.  fn must not call cc_agent_receive, cc_agent_wait or
+ * cc_agent_destroy on this handle.  fn NULL goes back to receiving
+ * notices from cc_agent_receive(); arg is passed to fn unchanged.
+ */
+void	cc_agent_on_notice(cc_agent *, int (*fn)(const cc_notice *,
+	    void *arg), void *arg);
 
 /* The last error of a handle; code CC_AGENT_OK when there was none. */
 const struct cc_agent_error *cc_agent_last_error(const cc_agent *);
@@ -257,25 +302,46 @@ const struct cc_agent_error *cc_agent_last_error(const cc_agent *);
  * codes ("timeout"); never NULL. */
 const char *cc_agent_strerror(int code);
 
-/* A delivery or receipt. */
+/* A delivery, receipt or notice. */
 enum cc_delivery_kind cc_delivery_kind(const cc_delivery *);
 uint64_t	 cc_delivery_dseq(const cc_delivery *);
+/* Records and receipts: the mid; "" for notices. */
 const char	*cc_delivery_mid(const cc_delivery *);
-/* Records: the sender (`from`) and the record type; "" for receipts. */
+/* Records: the sender (`from`) and the record type; "" for the others. */
 const char	*cc_delivery_from(const cc_delivery *);
 const char	*cc_delivery_type(const cc_delivery *);
 /* Receipts: the recipient, its state ("delivered", "withheld", "purged",
- * "expired") and the reason ("" when none); "" for records. */
+ * "expired") and the reason ("" when none); "" for the others. */
 const char	*cc_delivery_agency(const cc_delivery *);
 const char	*cc_delivery_state(const cc_delivery *);
 const char	*cc_delivery_reason(const cc_delivery *);
 /*
  * The op's fields without `op`, `v` and `dseq`, as JSON (DESIGN §8:
- * what in/MID.json and receipts/ files hold); pretty adds indentation.
- * Owned by the delivery.  NULL on error: memory ran out.
+ * what in/MID.json, receipts/ and notices/ files hold); pretty adds
+ * indentation.  Owned by the delivery.  NULL on error: memory ran out.
  */
 const char	*cc_delivery_json(cc_delivery *, bool pretty) CC_AGENT_WUR;
+/* Notices: the notice (owned by the delivery); NULL for the others. */
+const cc_notice	*cc_delivery_notice(const cc_delivery *);
 void		 cc_delivery_destroy(cc_delivery **);
+
+/*
+ * A notice: its kind, the kind's wire name ("consent-withdrawn"), its nid
+ * (the same in every copy of it) and `at`, when the broker noticed (RFC
+ * 3339).  Never NULL.
+ */
+enum cc_notice_kind cc_notice_kind(const cc_notice *);
+const char	*cc_notice_kind_name(const cc_notice *);
+const char	*cc_notice_nid(const cc_notice *);
+const char	*cc_notice_at(const cc_notice *);
+/*
+ * The notice's fields without `op`, `v` and `dseq`, as JSON (what
+ * notices/NID.json files hold): nid, kind, at and the kind's own fields
+ * (consents, mids, subject, valid_until, mid, by, from, reason).  The
+ * same text as cc_delivery_json of its delivery, owned by it.  NULL on
+ * error: memory ran out.
+ */
+const char	*cc_notice_json(const cc_notice *, bool pretty) CC_AGENT_WUR;
 
 #ifdef __cplusplus
 }

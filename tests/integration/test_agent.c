@@ -4,6 +4,10 @@
  * the receiving agent, track, tail, the CLI's errors and the C API
  * example program (issue 8); and the crash test of issue 11: the broker
  * and the agents killed at random while records flow (CRASH_ROUNDS).
+ * Notices (issue 19): written once to notices/ and acked, across kill -9,
+ * and printed by tail, against a stand-in broker on a real CURVE socket
+ * that sends them; and, against the real broker, a consent withdrawn
+ * after delivery.
  *
  * Each test makes a fresh partnership and broker (tests/lib/harness.c)
  * and runs real `ccagent run` processes, one spool and data directory per
@@ -18,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +32,13 @@
 
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <msgpack.h>
+#include <zmq.h>
 
+#include "cc_proto.h"
+#include "pki.h"
 #include "../lib/harness.h"
+#include "../lib/raw.h"
 
 #define AG_MAX		4
 #define WAIT_MS		15000
@@ -898,4 +908,498 @@ Test(agent, broker_and_agents_killed_9_at_random_while_records_flow,
 	cr_expect_eq(count(carat, "out"), 0, "records left in out/");
 	cr_expect_eq(h_ccbroker(env, NULL, NULL, "audit", "verify", "-c",
 	    h_conf(env), NULL), 0, "audit chain broken by kill -9");
+}
+
+/* ------------------------------------------------------------- notices */
+
+#define SI_FRAMES	8
+#define SI_GAP_MS	30	/* between an ack and the next frame */
+#define SI_NID1		"7c1e2d3f-4a5b-4c6d-8e9f-101010101010"
+#define SI_NID2		"7c1e2d3f-4a5b-4c6d-8e9f-202020202020"
+#define SI_NID3		"7c1e2d3f-4a5b-4c6d-8e9f-303030303030"
+#define SI_MID		"0b6a4c57-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
+#define SI_CID		"d4c3b2a1-0f9e-4d8c-b7a6-958473625140"
+
+/*
+ * A stand-in broker for ccagent run, until the real one sends notices: it
+ * welcomes and subscribes a session, then sends that session's script one
+ * frame at a time, each SI_GAP_MS after the ack of the one before (so the
+ * spool files it causes have distinct times), and notes every dseq acked.
+ * The first session gets script 0, every later one script 1.
+ */
+struct standin {
+	void		*ctx, *router;
+	pthread_t	 tid;
+	pthread_mutex_t	 lock;
+	msgpack_sbuffer	 welcome, subscribed;
+	msgpack_sbuffer	 frame[2][SI_FRAMES];
+	uint64_t	 dseq[2][SI_FRAMES];
+	size_t		 nframe[2];
+	int		 sessions;	/* under lock, as below */
+	uint64_t	 acked[4 * SI_FRAMES];
+	size_t		 nacked;
+	bool		 stop;
+};
+
+static void		 si_add(struct standin *, int, const char *, int);
+static void		 si_start(struct standin *);
+static void		*si_main(void *);
+static size_t		 si_acks(struct standin *);
+static bool		 si_wait_acks(struct standin *, size_t, int);
+static void		 si_end(struct standin *);
+static json_t		*si_json(const char *, int);
+static json_t		*si_stored(const char *, int);
+static pid_t		 tail_follow(struct ag *, const char *);
+static json_t		*lines(const char *);
+
+#define SI_WITHDRAWN(nid) "{'op':'notice','dseq':%d,'nid':'" nid "'," \
+	"'kind':'consent-withdrawn','at':'2026-06-01T09:00:00Z'," \
+	"'consents':[{'cid':'" SI_CID "','version':2}]," \
+	"'mids':['" SI_MID "'],'subject':{'pnc':'" H_PNC_A "'}}"
+#define SI_CORRECTED(nid) "{'op':'notice','dseq':%d,'nid':'" nid "'," \
+	"'kind':'record-corrected','at':'2026-06-01T09:00:03Z'," \
+	"'mid':'" SI_MID "','by':'1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f'," \
+	"'from':'" H_CARAT "'}"
+#define SI_RETRACTED(nid) "{'op':'notice','dseq':%d,'nid':'" nid "'," \
+	"'kind':'record-retracted','at':'2026-06-01T09:00:04Z'," \
+	"'mid':'" SI_MID "','from':'" H_CARAT "'," \
+	"'reason':'Sent to the wrong agency.'}"
+#define SI_DELIVER "{'op':'deliver','dseq':%d,'mid':'" SI_MID "'," \
+	"'type':'release-plan','from':'" H_CARAT "'," \
+	"'purpose':'continuity-of-care','subject':{},'area':'" H_AREA "'," \
+	"'created':'2026-05-01T09:00:00Z'," \
+	"'body':{'release_date':'2026-12-20'}," \
+	"'consent':{'cid':'" SI_CID "','version':3}}"
+
+/* A frame (single-quoted JSON, %d the dseq) as the broker sends it. */
+static json_t *
+si_json(const char *fmt, int dseq)
+{
+	char	text[2048], *p;
+
+	snprintf(text, sizeof(text), fmt, dseq);
+	for (p = text; *p != '\0'; p++)
+		if (*p == '\'')
+			*p = '"';
+	return h_json(text);
+}
+
+/* What a spool file holds of it: no op, v or dseq. */
+static json_t *
+si_stored(const char *fmt, int dseq)
+{
+	json_t	*j = json_deep_copy(si_json(fmt, dseq));
+
+	h_keep(j);
+	json_object_del(j, "op");
+	json_object_del(j, "v");
+	json_object_del(j, "dseq");
+	return j;
+}
+
+static void
+si_add(struct standin *s, int script, const char *fmt, int dseq)
+{
+	cr_assert(s->nframe[script] < SI_FRAMES);
+	r_frame(si_json(fmt, dseq), &s->frame[script][s->nframe[script]]);
+	s->dseq[script][s->nframe[script]++] = (uint64_t)dseq;
+}
+
+static void *
+si_main(void *arg)
+{
+	struct standin	*s = arg;
+	zmq_pollitem_t	 item = { s->router, 0, ZMQ_POLLIN, 0 };
+	struct cc_msg	*m;
+	struct cc_error	 e;
+	char		 id[256], peer[256], buf[1 << 16];
+	int		 idlen, peerlen = 0, len, script = 0;
+	int64_t		 due = 0;
+	uint64_t	 dseq;
+	size_t		 next = 0;
+	bool		 ready = false, waiting = false, stop = false;
+
+	while (!stop) {
+		if (ready && !waiting && next < s->nframe[script] &&
+		    r_now_us() / 1000 >= due) {
+			(void)zmq_send(s->router, peer, (size_t)peerlen,
+			    ZMQ_SNDMORE);
+			(void)zmq_send(s->router, s->frame[script][next].data,
+			    s->frame[script][next].size, 0);
+			next++;
+			waiting = true;
+		}
+		if (zmq_poll(&item, 1, 10) > 0 &&
+		    (idlen = zmq_recv(s->router, id, sizeof(id), 0)) != -1 &&
+		    (len = zmq_recv(s->router, buf, sizeof(buf), 0)) != -1 &&
+		    len <= (int)sizeof(buf) &&
+		    proto_decode(buf, (size_t)len, SIZE_MAX, &m, &e) == 0) {
+			switch (proto_op(m)) {
+			case OP_HELLO:
+				memcpy(peer, id, (size_t)idlen);
+				peerlen = idlen;
+				pthread_mutex_lock(&s->lock);
+				script = s->sessions++ == 0 ? 0 : 1;
+				pthread_mutex_unlock(&s->lock);
+				next = 0;
+				ready = waiting = false;
+				(void)zmq_send(s->router, peer,
+				    (size_t)peerlen, ZMQ_SNDMORE);
+				(void)zmq_send(s->router, s->welcome.data,
+				    s->welcome.size, 0);
+				break;
+			case OP_SUBSCRIBE:
+				(void)zmq_send(s->router, peer,
+				    (size_t)peerlen, ZMQ_SNDMORE);
+				(void)zmq_send(s->router, s->subscribed.data,
+				    s->subscribed.size, 0);
+				ready = true;
+				due = r_now_us() / 1000 + SI_GAP_MS;
+				break;
+			case OP_ACK:
+				if (proto_get_u64(m, "dseq", &dseq) != 0)
+					break;
+				pthread_mutex_lock(&s->lock);
+				if (s->nacked < sizeof(s->acked) /
+				    sizeof(s->acked[0]))
+					s->acked[s->nacked++] = dseq;
+				pthread_mutex_unlock(&s->lock);
+				if (waiting && next > 0 &&
+				    dseq == s->dseq[script][next - 1]) {
+					waiting = false;
+					due = r_now_us() / 1000 + SI_GAP_MS;
+				}
+				break;
+			default:
+				break;
+			}
+			proto_msg_destroy(&m);
+		}
+		pthread_mutex_lock(&s->lock);
+		stop = s->stop;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return NULL;
+}
+
+/*
+ * Stop the real broker and listen on its port instead, with its key, so
+ * that the agents' agent.conf reach the stand-in.
+ */
+static void
+si_start(struct standin *s)
+{
+	uint8_t		 sec[32], pub[32];
+	char		 z85[41], why[256], endpoint[64], *path;
+	int		 one = 1, zero = 0, i;
+
+	cr_assert_eq(h_broker_stop(env), 0);
+	cr_assert(pthread_mutex_init(&s->lock, NULL) == 0);
+	r_frame(h_jsonf("{\"op\":\"welcome\",\"agency\":\"%s\","
+	    "\"type\":\"cjit\",\"areas\":[\"%s\"],\"max_size\":65536,"
+	    "\"time\":\"2026-06-01T09:00:00Z\"}", H_CJIT, H_AREA),
+	    &s->welcome);
+	r_frame(h_jsonf("{\"op\":\"subscribed\",\"types\":[\"release-plan\"],"
+	    "\"areas\":[\"%s\"]}", H_AREA), &s->subscribed);
+	cr_assert(asprintf(&path, "%s/broker.key", h_pki(env)) != -1);
+	cr_assert(pki_key_read(path, sec, pub, why, sizeof(why)) == 0, "%s",
+	    why);
+	free(path);
+	pki_z85(sec, z85);
+	cr_assert((s->ctx = zmq_ctx_new()) != NULL);
+	cr_assert((s->router = zmq_socket(s->ctx, ZMQ_ROUTER)) != NULL);
+	cr_assert(zmq_setsockopt(s->router, ZMQ_CURVE_SERVER, &one,
+	    sizeof(one)) == 0);
+	cr_assert(zmq_setsockopt(s->router, ZMQ_CURVE_SECRETKEY, z85,
+	    40) == 0);
+	cr_assert(zmq_setsockopt(s->router, ZMQ_LINGER, &zero,
+	    sizeof(zero)) == 0);
+	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d",
+	    h_port(env));
+	/* The broker's port may linger a moment after it exits. */
+	for (i = 0; zmq_bind(s->router, endpoint) == -1; i++) {
+		cr_assert(i < 100, "bind %s: %s", endpoint,
+		    zmq_strerror(errno));
+		h_msleep(50);
+	}
+	cr_assert(pthread_create(&s->tid, NULL, si_main, s) == 0);
+}
+
+static size_t
+si_acks(struct standin *s)
+{
+	size_t	n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->nacked;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+static bool
+si_wait_acks(struct standin *s, size_t n, int ms)
+{
+	int	i;
+
+	for (i = 0; i < ms / 20 && si_acks(s) < n; i++)
+		h_msleep(20);
+	return si_acks(s) >= n;
+}
+
+static void
+si_end(struct standin *s)
+{
+	size_t	i, k;
+
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_mutex_unlock(&s->lock);
+	cr_assert(pthread_join(s->tid, NULL) == 0);
+	zmq_close(s->router);
+	zmq_ctx_term(s->ctx);
+	msgpack_sbuffer_destroy(&s->welcome);
+	msgpack_sbuffer_destroy(&s->subscribed);
+	for (k = 0; k < 2; k++)
+		for (i = 0; i < s->nframe[k]; i++)
+			msgpack_sbuffer_destroy(&s->frame[k][i]);
+	pthread_mutex_destroy(&s->lock);
+}
+
+/* `ccagent tail -f` in the background, stdout to `out`. */
+static pid_t
+tail_follow(struct ag *a, const char *out)
+{
+	pid_t	pid;
+	int	fd;
+
+	fflush(stdout);
+	fflush(stderr);
+	if ((pid = fork()) == 0) {
+		if ((fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1)
+			_exit(126);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd, 1);
+		execl(bin("ccagent"), "ccagent", "tail", "-f", "-c", a->conf,
+		    (char *)NULL);
+		_exit(127);
+	}
+	cr_assert(pid > 0);
+	return pid;
+}
+
+/* The JSON lines of a text, as an array (each line must parse). */
+static json_t *
+lines(const char *text)
+{
+	json_t		*all = h_keep(json_array());
+	const char	*p = text, *nl;
+	char		*line;
+
+	while (p != NULL && *p != '\0' && (nl = strchr(p, '\n')) != NULL) {
+		line = strndup(p, (size_t)(nl - p));
+		cr_assert(line != NULL);
+		json_array_append(all, h_json(line));
+		free(line);
+		p = nl + 1;
+	}
+	cr_assert(p == NULL || *p == '\0', "a line without its end: '%s'", p);
+	return all;
+}
+
+/*
+ * Issue 19, the agent's side: each notice is written once, atomically, to
+ * notices/NID.json (the frame without op, v and dseq) and acked; a second
+ * copy of a nid, in the same session or after kill -9 and a restart, is
+ * acked and never written again; notices/ is made as in/ is; and tail
+ * prints records and notices in arrival order, a notice as
+ * {"notice": {...}}, with -f following both folders.
+ */
+Test(agent, notices_are_written_once_to_notices_and_acked)
+{
+	static const uint64_t	 acks[] = { 1, 2, 3, 4, 1, 5 };
+	struct standin		 s;
+	struct ag		*cjit = ag_new(H_CJIT, "release-plan");
+	struct stat		 st1, st2, din, dnt, fin, fnt;
+	const char		*log, *last, *out;
+	char			*tailout;
+	json_t			*got, *ln, *want[4];
+	pid_t			 tpid;
+	size_t			 i;
+	int			 status, tries;
+
+	memset(&s, 0, sizeof(s));
+	/* First session: a notice, a record, the notice again, another. */
+	si_add(&s, 0, SI_WITHDRAWN(SI_NID1), 1);
+	si_add(&s, 0, SI_DELIVER, 2);
+	si_add(&s, 0, SI_WITHDRAWN(SI_NID1), 3);
+	si_add(&s, 0, SI_CORRECTED(SI_NID2), 4);
+	/* After the restart: the first notice once more, then a new one. */
+	si_add(&s, 1, SI_WITHDRAWN(SI_NID1), 1);
+	si_add(&s, 1, SI_RETRACTED(SI_NID3), 5);
+	si_start(&s);
+	ag_start(cjit);
+
+	cr_assert(si_wait_acks(&s, 4, WAIT_MS), "%zu acks:\n%s", si_acks(&s),
+	    slurp(cjit->log));
+	h_msleep(H_QUIET_MS);
+	cr_assert_eq(count(cjit, "notices"), 2, "%s", slurp(cjit->log));
+	cr_assert_eq(count(cjit, "in"), 1);
+	cr_assert_eq(count(cjit, "receipts"), 0);
+	got = folder_json(cjit, "notices");
+	cr_assert(json_equal(json_object_get(got, SI_NID1 ".json"),
+	    si_stored(SI_WITHDRAWN(SI_NID1), 1)), "%s", h_dump(got));
+	cr_assert(json_equal(json_object_get(got, SI_NID2 ".json"),
+	    si_stored(SI_CORRECTED(SI_NID2), 4)), "%s", h_dump(got));
+	log = slurp(cjit->log);
+	cr_assert_eq(occurs(log, "notice nid=" SI_NID1 " kind=consent-withdrawn",
+	    &last), 1, "%s", log);
+	cr_assert_eq(occurs(log, "duplicate notices/" SI_NID1 ".json dropped",
+	    &last), 1, "%s", log);
+	/* notices/ is made as in/ is, and so are its files. */
+	cr_assert(stat(path_of(cjit, "in", NULL), &din) == 0 &&
+	    stat(path_of(cjit, "notices", NULL), &dnt) == 0);
+	cr_assert_eq(dnt.st_mode, din.st_mode);
+	cr_assert(stat(path_of(cjit, "in", SI_MID ".json"), &fin) == 0);
+	cr_assert(stat(path_of(cjit, "notices", SI_NID1 ".json"), &st1) == 0);
+	cr_assert(stat(path_of(cjit, "notices", SI_NID2 ".json"), &fnt) == 0);
+	cr_assert_eq(fnt.st_mode, fin.st_mode);
+
+	/* tail -f from here; then the receiver is killed and comes back. */
+	cr_assert(asprintf(&tailout, "%s/tail.out", cjit->dir) != -1);
+	h_keep_str(tailout);
+	tpid = tail_follow(cjit, tailout);
+	h_msleep(300);
+	ag_kill9(cjit);
+	ag_start(cjit);
+	cr_assert(si_wait_acks(&s, 6, WAIT_MS), "%zu acks:\n%s", si_acks(&s),
+	    slurp(cjit->log));
+	h_msleep(H_QUIET_MS);
+	pthread_mutex_lock(&s.lock);
+	cr_assert_eq(s.nacked, sizeof(acks) / sizeof(acks[0]));
+	for (i = 0; i < s.nacked; i++)
+		cr_assert_eq(s.acked[i], acks[i], "ack %zu is of dseq %llu",
+		    i, (unsigned long long)s.acked[i]);
+	pthread_mutex_unlock(&s.lock);
+	cr_assert_eq(count(cjit, "notices"), 3);
+	cr_assert_eq(count(cjit, "tmp"), 0);
+	/* The copy after the restart did not touch the file. */
+	cr_assert(stat(path_of(cjit, "notices", SI_NID1 ".json"), &st2) == 0);
+	cr_assert(st2.st_ino == st1.st_ino &&
+	    st2.st_mtim.tv_sec == st1.st_mtim.tv_sec &&
+	    st2.st_mtim.tv_nsec == st1.st_mtim.tv_nsec,
+	    "notices/%s.json was written again", SI_NID1);
+	log = slurp(cjit->log);
+	cr_assert_eq(occurs(log, "notice nid=" SI_NID1 " kind=", &last), 1);
+	cr_assert_eq(occurs(log, "duplicate notices/" SI_NID1 ".json dropped",
+	    &last), 2, "%s", log);
+
+	/* Records and notices in the order they came. */
+	want[0] = json_pack("{s:O}", "notice",
+	    si_stored(SI_WITHDRAWN(SI_NID1), 1));
+	want[1] = json_incref(si_stored(SI_DELIVER, 2));
+	want[2] = json_pack("{s:O}", "notice",
+	    si_stored(SI_CORRECTED(SI_NID2), 4));
+	want[3] = json_pack("{s:O}", "notice",
+	    si_stored(SI_RETRACTED(SI_NID3), 5));
+	for (i = 0; i < 4; i++)
+		h_keep(want[i]);
+	{
+		const char *tail[] = { bin("ccagent"), "tail", "-c",
+		    cjit->conf, NULL };
+		char *err = NULL, *o = NULL;
+
+		cr_assert(cli(&o, &err, tail) == 0, "tail: %s", err);
+		ln = lines(o);
+		cr_assert_eq(json_array_size(ln), 4, "tail:\n%s", o);
+		for (i = 0; i < 4; i++)
+			cr_assert(json_equal(json_array_get(ln, i), want[i]),
+			    "line %zu: %s", i, h_dump(json_array_get(ln, i)));
+	}
+	/* tail -f printed the three listed, then the one that came. */
+	for (tries = 0; tries < WAIT_MS / 50; tries++) {
+		out = slurp(tailout);
+		if (out != NULL && occurs(out, "\n", &last) >= 4)
+			break;
+		h_msleep(50);
+	}
+	h_msleep(H_QUIET_MS);
+	kill(tpid, SIGTERM);
+	cr_assert(waitpid(tpid, &status, 0) == tpid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "tail -f did not stop cleanly");
+	out = slurp(tailout);
+	ln = lines(out);
+	cr_assert_eq(json_array_size(ln), 4, "tail -f:\n%s", out);
+	for (i = 0; i < 4; i++)
+		cr_assert(json_equal(json_array_get(ln, i), want[i]),
+		    "tail -f line %zu: %s", i, h_dump(json_array_get(ln, i)));
+	cr_assert_str_eq(h_str(json_array_get(ln, 3), "notice.nid"), SI_NID3);
+	ag_stop(cjit);
+	si_end(&s);
+}
+
+/*
+ * Issue 19 end to end: a consent withdrawn after the recipient's agent
+ * stored and acked a record made under it reaches that agent as exactly
+ * one notices/NID.json of kind consent-withdrawn naming the record's mid
+ * and the consent; nothing is written to the sender's notices/, and
+ * nothing more to in/.
+ */
+Test(agent, consent_withdrawn_after_delivery_is_one_notice_naming_the_mid)
+{
+	struct ag	*carat = ag_new(H_CARAT, NULL);
+	struct ag	*cjit = ag_new(H_CJIT, "release-plan");
+	const char	*wd[] = { bin("ccagent"), "consent", "withdraw", "-c",
+			    carat->conf, NULL, NULL };
+	const char	*key, *cid;
+	char		*out = NULL, *err = NULL, *file, mid[37], name[48];
+	json_t		*in, *nt, *n, *v;
+	int		 rc;
+
+	ag_start(carat);
+	ag_start(cjit);
+	grant(carat, H_CJIT);
+	cr_assert(asprintf(&file, "%s/grant.json", h_dir(env)) != -1);
+	cid = h_str(h_json(slurp(h_keep_str(file))), "cid");
+	cr_assert(cid != NULL);
+	drop(carat, "plan-0001.json", release_plan(NULL));
+	cr_assert(wait_count(cjit, "in", 1, WAIT_MS), "not delivered:\n%s",
+	    slurp(cjit->log));
+	in = folder_json(cjit, "in");
+	json_object_foreach(in, key, v)
+		snprintf(mid, sizeof(mid), "%.36s", key);
+	/* The ack is in once the sender has its `delivered` receipt. */
+	cr_assert(wait_count(carat, "receipts", 1, WAIT_MS), "no receipt:\n%s",
+	    slurp(carat->log));
+	cr_assert_str_eq(h_str(json_object_iter_value(json_object_iter(
+	    folder_json(carat, "receipts"))), "state"), "delivered");
+
+	cr_assert(asprintf(&file, "%s/withdraw.json", h_dir(env)) != -1);
+	h_keep_str(file);
+	spit(file, h_dump(example("consent-withdraw.json")));
+	wd[5] = file;
+	rc = cli(&out, &err, wd);
+	cr_assert(rc == 0, "withdraw: %d %s", rc, err);
+
+	cr_assert(wait_count(cjit, "notices", 1, WAIT_MS), "no notice:\n%s",
+	    slurp(cjit->log));
+	h_msleep(H_QUIET_MS);
+	cr_assert_eq(count(cjit, "notices"), 1);
+	cr_assert_eq(count(cjit, "in"), 1);
+	cr_assert_eq(count(carat, "notices"), 0);
+	nt = folder_json(cjit, "notices");
+	json_object_foreach(nt, key, n) {
+		snprintf(name, sizeof(name), "%s.json", h_str(n, "nid"));
+		cr_assert_str_eq(key, name);
+		cr_assert_str_eq(h_str(n, "kind"), "consent-withdrawn",
+		    "%s", h_dump(n));
+		cr_assert(h_has_str(h_get(n, "mids"), mid), "%s", h_dump(n));
+		cr_assert(h_str(n, "consents.0.cid") != NULL &&
+		    strcmp(h_str(n, "consents.0.cid"), cid) == 0, "%s",
+		    h_dump(n));
+		cr_assert(h_get(n, "op") == NULL && h_get(n, "v") == NULL &&
+		    h_get(n, "dseq") == NULL, "wire fields: %s", h_dump(n));
+	}
+	ag_stop(carat);
+	ag_stop(cjit);
 }

@@ -6,7 +6,12 @@
  * first; the frames of tests/files/agent-*.json must be the committed
  * agent-*.mp byte for byte; cc_agent_prepare assigns ids only where they
  * are missing; and a whole session with a stand-in broker on a real CURVE
- * socket must put exactly those frames on the wire.
+ * socket must put exactly those frames on the wire.  Notices (issue 19),
+ * sent by a scripted stand-in: a callback gets each one and the library
+ * acks exactly those it took; without a callback cc_agent_receive returns
+ * them in their place among the deliveries; a notice never overtakes a
+ * delivery sent before it; a second copy of a nid is acked again; a notice
+ * the schema refuses is dropped unacked.
  *
  * Environment: CC_SRC, the repository root (default ".").
  */
@@ -18,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
@@ -836,4 +842,609 @@ Test(cc_agent, a_session_puts_exactly_the_packed_frames_on_the_wire,
 	cr_expect_null(a);
 	(void)zmq_close(w.router);
 	(void)zmq_ctx_term(ctx);
+}
+
+/* ------------------------------------------------------------- notices */
+
+#define SCRIPT_MAX	8
+#define NOTICE_NID1	"7c1e2d3f-4a5b-4c6d-8e9f-101010101010"
+#define NOTICE_NID2	"7c1e2d3f-4a5b-4c6d-8e9f-202020202020"
+#define NOTICE_NID3	"7c1e2d3f-4a5b-4c6d-8e9f-303030303030"
+#define NOTICE_NID4	"7c1e2d3f-4a5b-4c6d-8e9f-404040404040"
+#define NOTICE_MID	"0b6a4c57-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
+#define NOTICE_CID	"d4c3b2a1-0f9e-4d8c-b7a6-958473625140"
+
+/*
+ * Notice frames as the broker sends them (single-quoted JSON, v and op
+ * first), one of each kind and two the schema refuses; %d is the dseq.
+ */
+#define NOTICE_WITHDRAWN(nid) "{'v':1,'op':'notice','dseq':%d," \
+	"'nid':'" nid "','kind':'consent-withdrawn'," \
+	"'at':'2026-06-01T09:00:00Z'," \
+	"'consents':[{'cid':'" NOTICE_CID "','version':2}]," \
+	"'mids':['" NOTICE_MID "'],'subject':{'pnc':'2004/0012345D'}}"
+#define NOTICE_RETRACTED(nid) "{'v':1,'op':'notice','dseq':%d," \
+	"'nid':'" nid "','kind':'record-retracted'," \
+	"'at':'2026-06-01T09:00:01.250Z','mid':'" NOTICE_MID "'," \
+	"'from':'carat.hmp-leeds','reason':'Sent to the wrong agency.'}"
+#define NOTICE_ERASED(nid) "{'v':1,'op':'notice','dseq':%d," \
+	"'nid':'" nid "','kind':'subject-erased'," \
+	"'at':'2026-06-01T09:00:02Z'," \
+	"'consents':[{'cid':'" NOTICE_CID "','version':3}]," \
+	"'mids':['" NOTICE_MID "']}"
+#define NOTICE_CORRECTED(nid) "{'v':1,'op':'notice','dseq':%d," \
+	"'nid':'" nid "','kind':'record-corrected'," \
+	"'at':'2026-06-01T09:00:03Z','mid':'" NOTICE_MID "'," \
+	"'by':'1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f'," \
+	"'from':'carat.hmp-leeds'}"
+#define NOTICE_EXPIRING(nid) "{'v':1,'op':'notice','dseq':%d," \
+	"'nid':'" nid "','kind':'consent-expiring'," \
+	"'at':'2026-06-01T09:00:04Z'," \
+	"'consents':[{'cid':'" NOTICE_CID "','version':2}]," \
+	"'valid_until':'2026-06-08T00:00:00Z','subject':{}}"
+#define NOTICE_UNKNOWN_KIND "{'v':1,'op':'notice','dseq':%d," \
+	"'nid':'" NOTICE_NID3 "','kind':'record-shredded'," \
+	"'at':'2026-06-01T09:00:05Z','mid':'" NOTICE_MID "'}"
+#define NOTICE_NO_NID "{'v':1,'op':'notice','dseq':%d," \
+	"'kind':'record-retracted','at':'2026-06-01T09:00:06Z'," \
+	"'mid':'" NOTICE_MID "','from':'carat.hmp-leeds','reason':'x'}"
+#define DELIVER_FRAME "{'v':1,'op':'deliver','dseq':%d," \
+	"'mid':'" NOTICE_MID "','type':'release-plan'," \
+	"'from':'carat.hmp-leeds','purpose':'continuity-of-care'," \
+	"'subject':{},'area':'E08000035'," \
+	"'created':'2026-05-01T09:00:00Z'," \
+	"'body':{'release_date':'2026-12-20'}," \
+	"'consent':{'cid':'" NOTICE_CID "','version':3}}"
+
+/* One frame of a script: its text (a format taking the dseq) and dseq. */
+struct scripted {
+	const char	*text;
+	int		 dseq;
+};
+
+/*
+ * A stand-in broker that welcomes the session and then sends its script,
+ * whether the schema would let each frame through or not, and notes every
+ * dseq acked.
+ */
+struct script {
+	void		*router;
+	struct scripted	 frame[SCRIPT_MAX];
+	size_t		 nframe;
+	pthread_mutex_t	 lock;
+	uint64_t	 acked[2 * SCRIPT_MAX];
+	size_t		 nacked;
+	bool		 stop;
+};
+
+/* What a test's notice callback saw, and what it refuses. */
+struct seen {
+	size_t		 n;
+	char		 nid[SCRIPT_MAX][CC_AGENT_ID_LEN + 1];
+	int		 kind[SCRIPT_MAX];
+	char		 name[SCRIPT_MAX][32];
+	char		 at[SCRIPT_MAX][40];
+	json_t		*json[SCRIPT_MAX];
+	size_t		 stored;	/* distinct nids kept */
+	const char	*refuse;	/* return 1 for this nid */
+};
+
+static void	*script_main(void *);
+static void	 script_start(struct script *, void **, pthread_t *,
+		    char *, size_t);
+static void	 script_end(struct script *, void *, pthread_t);
+static bool	 script_wait_acks(struct script *, size_t, int);
+static void	 script_expect_acks(struct script *, const int *, size_t);
+static cc_agent	*notice_handle(const char *);
+static json_t	*stored_form(const char *, int);
+static int	 on_notice(const cc_notice *, void *);
+static void	 seen_free(struct seen *);
+static void	 msleep(int);
+
+static void
+msleep(int ms)
+{
+	struct timespec	ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static void *
+script_main(void *arg)
+{
+	struct script	*s = arg;
+	zmq_pollitem_t	 item = { s->router, 0, ZMQ_POLLIN, 0 };
+	struct cc_msg	*m;
+	struct cc_error	 e;
+	msgpack_sbuffer	 sb;
+	json_t		*j;
+	char		 id[256], buf[1 << 16], text[2048];
+	int64_t		 deadline = ccx_now_ms() + SESSION_MS;
+	uint64_t	 dseq;
+	size_t		 i;
+	int		 idlen, len;
+	bool		 stop = false;
+
+	while (!stop && ccx_now_ms() < deadline) {
+		if (zmq_poll(&item, 1, 50) <= 0)
+			goto next;
+		if ((idlen = zmq_recv(s->router, id, sizeof(id), 0)) == -1 ||
+		    (len = zmq_recv(s->router, buf, sizeof(buf), 0)) == -1 ||
+		    len > (int)sizeof(buf))
+			break;
+		if (proto_decode(buf, (size_t)len, SIZE_MAX, &m, &e) == -1)
+			goto next;
+		if (proto_op(m) == OP_HELLO) {
+			reply(s->router, id, (size_t)idlen, OP_WELCOME,
+			    "{\"agency\":\"cjit.leeds\",\"type\":\"cjit\","
+			    "\"areas\":[\"E08000035\"],\"max_size\":65536,"
+			    "\"time\":\"2026-05-01T09:00:00Z\"}");
+			for (i = 0; i < s->nframe; i++) {
+				(void)snprintf(text, sizeof(text),
+				    s->frame[i].text, s->frame[i].dseq);
+				j = tjson(text);
+				tframe(j, &sb);
+				json_decref(j);
+				(void)zmq_send(s->router, id, (size_t)idlen,
+				    ZMQ_SNDMORE);
+				(void)zmq_send(s->router, sb.data, sb.size, 0);
+				msgpack_sbuffer_destroy(&sb);
+			}
+		} else if (proto_op(m) == OP_ACK &&
+		    proto_get_u64(m, "dseq", &dseq) == 0) {
+			(void)pthread_mutex_lock(&s->lock);
+			if (s->nacked < NITEMS(s->acked))
+				s->acked[s->nacked++] = dseq;
+			(void)pthread_mutex_unlock(&s->lock);
+		}
+		proto_msg_destroy(&m);
+next:
+		(void)pthread_mutex_lock(&s->lock);
+		stop = s->stop;
+		(void)pthread_mutex_unlock(&s->lock);
+	}
+	return NULL;
+}
+
+/* Bind the stand-in on a free port and run it; endpoint receives where. */
+static void
+script_start(struct script *s, void **ctx, pthread_t *tid, char *endpoint,
+    size_t endlen)
+{
+	const char	*pdir = tu_dir(ENV_P);
+	uint8_t		 sec[32], pub[32];
+	char		 z85[41], why[256];
+	int		 one = 1, zero = 0;
+
+	cr_assert_not_null(pdir, "no partnership was made (see stderr)");
+	cr_assert_eq(pthread_mutex_init(&s->lock, NULL), 0);
+	cr_assert_not_null(*ctx = zmq_ctx_new());
+	cr_assert_not_null(s->router = zmq_socket(*ctx, ZMQ_ROUTER));
+	cr_assert_eq(pki_key_read(tu_path(pdir, "broker.key"), sec, pub, why,
+	    sizeof(why)), 0, "%s", why);
+	pki_z85(sec, z85);
+	cr_assert_eq(zmq_setsockopt(s->router, ZMQ_CURVE_SERVER, &one,
+	    sizeof(one)), 0);
+	cr_assert_eq(zmq_setsockopt(s->router, ZMQ_CURVE_SECRETKEY, z85, 40),
+	    0);
+	cr_assert_eq(zmq_setsockopt(s->router, ZMQ_LINGER, &zero,
+	    sizeof(zero)), 0);
+	cr_assert_eq(zmq_bind(s->router, "tcp://127.0.0.1:*"), 0);
+	cr_assert_eq(zmq_getsockopt(s->router, ZMQ_LAST_ENDPOINT, endpoint,
+	    &endlen), 0);
+	cr_assert_eq(pthread_create(tid, NULL, script_main, s), 0);
+}
+
+static void
+script_end(struct script *s, void *ctx, pthread_t tid)
+{
+	(void)pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	(void)pthread_mutex_unlock(&s->lock);
+	cr_assert_eq(pthread_join(tid, NULL), 0);
+	(void)zmq_close(s->router);
+	(void)zmq_ctx_term(ctx);
+	(void)pthread_mutex_destroy(&s->lock);
+}
+
+/* Wait until the stand-in has seen n acks; false after ms. */
+static bool
+script_wait_acks(struct script *s, size_t n, int ms)
+{
+	int64_t	deadline = ccx_now_ms() + ms;
+	size_t	got;
+
+	for (;;) {
+		(void)pthread_mutex_lock(&s->lock);
+		got = s->nacked;
+		(void)pthread_mutex_unlock(&s->lock);
+		if (got >= n || ccx_now_ms() >= deadline)
+			return got >= n;
+		msleep(10);
+	}
+}
+
+/*
+ * Exactly these dseqs were acked, in this order, and nothing more a while
+ * after the last of them came.
+ */
+static void
+script_expect_acks(struct script *s, const int *want, size_t n)
+{
+	size_t	i;
+
+	cr_assert(script_wait_acks(s, n, 10000), "%zu acks, not %zu",
+	    s->nacked, n);
+	msleep(300);
+	(void)pthread_mutex_lock(&s->lock);
+	cr_expect_eq(s->nacked, n, "%zu acks, not %zu", s->nacked, n);
+	for (i = 0; i < n && i < s->nacked; i++)
+		cr_expect_eq(s->acked[i], (uint64_t)want[i],
+		    "ack %zu is of dseq %llu, not %d", i,
+		    (unsigned long long)s->acked[i], want[i]);
+	(void)pthread_mutex_unlock(&s->lock);
+}
+
+/* A receiving handle of cjit.leeds on the stand-in, welcomed. */
+static cc_agent *
+notice_handle(const char *endpoint)
+{
+	struct cc_agent_options	 o;
+	struct cc_agent_error	 err;
+	const char		*pdir = tu_dir(ENV_P);
+	cc_agent		*a = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.broker = endpoint;
+	o.broker_certificate = tu_path(pdir, "broker.crt");
+	o.ca = tu_path(pdir, "ca.crt");
+	o.crl = tu_path(pdir, "ca.crl");
+	o.certificate = tu_path(pdir, "agencies/cjit.leeds.crt");
+	o.key = tu_path(pdir, "keys/cjit.leeds.key");
+	o.receive = true;
+	o.timeout_ms = 10000;
+	cr_assert_eq(cc_agent_new(&o, &a, &err), CC_AGENT_OK, "%s",
+	    err.detail);
+	cr_assert_eq(cc_agent_connect(a, 10000), CC_AGENT_OK, "%s",
+	    cc_agent_last_error(a)->detail);
+	return a;
+}
+
+/* What a spool file holds of a scripted frame: no v, op or dseq. */
+static json_t *
+stored_form(const char *fmt, int dseq)
+{
+	char	 text[2048];
+	json_t	*j;
+
+	(void)snprintf(text, sizeof(text), fmt, dseq);
+	j = tjson(text);
+	cr_assert_eq(json_object_del(j, "v"), 0);
+	cr_assert_eq(json_object_del(j, "op"), 0);
+	cr_assert_eq(json_object_del(j, "dseq"), 0);
+	return j;
+}
+
+/*
+ * The test's notice callback: notes the notice, "stores" each nid once
+ * (a second copy is a duplicate: still 0, so acked) and refuses one nid.
+ */
+static int
+on_notice(const cc_notice *n, void *arg)
+{
+	struct seen	*s = arg;
+	json_error_t	 je;
+	const char	*json;
+	size_t		 i;
+
+	cr_assert_lt(s->n, SCRIPT_MAX);
+	(void)snprintf(s->nid[s->n], sizeof(s->nid[s->n]), "%s",
+	    cc_notice_nid(n));
+	s->kind[s->n] = (int)cc_notice_kind(n);
+	(void)snprintf(s->name[s->n], sizeof(s->name[s->n]), "%s",
+	    cc_notice_kind_name(n));
+	(void)snprintf(s->at[s->n], sizeof(s->at[s->n]), "%s",
+	    cc_notice_at(n));
+	cr_assert_not_null(json = cc_notice_json(n, true));
+	cr_assert_not_null(s->json[s->n] = json_loads(json, 0, &je), "%s",
+	    je.text);
+	s->n++;
+	if (s->refuse != NULL && strcmp(cc_notice_nid(n), s->refuse) == 0)
+		return 1;
+	for (i = 0; i + 1 < s->n; i++)
+		if (strcmp(s->nid[i], cc_notice_nid(n)) == 0)
+			return 0;	/* a duplicate: dropped, acked */
+	s->stored++;
+	return 0;
+}
+
+static void
+seen_free(struct seen *s)
+{
+	size_t	i;
+
+	for (i = 0; i < s->n; i++)
+		json_decref(s->json[i]);
+}
+
+/*
+ * The callback gets every notice, with its kind, nid, time and fields;
+ * the library acks each one the callback took (returned 0) and not the
+ * one it refused, and cc_agent_receive has nothing left to give.
+ */
+Test(cc_agent, the_callback_gets_each_notice_and_only_what_it_took_is_acked,
+    .timeout = 60)
+{
+	static const struct {
+		struct scripted	 f;
+		const char	*nid, *name;
+		int		 kind;
+	} cases[] = {
+		{ { NOTICE_WITHDRAWN(NOTICE_NID1), 101 }, NOTICE_NID1,
+		  "consent-withdrawn", CC_NOTICE_CONSENT_WITHDRAWN },
+		{ { NOTICE_RETRACTED(NOTICE_NID2), 102 }, NOTICE_NID2,
+		  "record-retracted", CC_NOTICE_RECORD_RETRACTED },
+		{ { NOTICE_ERASED(NOTICE_NID3), 103 }, NOTICE_NID3,
+		  "subject-erased", CC_NOTICE_SUBJECT_ERASED },
+		{ { NOTICE_CORRECTED(NOTICE_NID4), 104 }, NOTICE_NID4,
+		  "record-corrected", CC_NOTICE_RECORD_CORRECTED },
+		{ { NOTICE_EXPIRING("7c1e2d3f-4a5b-4c6d-8e9f-505050505050"),
+		  105 }, "7c1e2d3f-4a5b-4c6d-8e9f-505050505050",
+		  "consent-expiring", CC_NOTICE_CONSENT_EXPIRING },
+	};
+	static const int	 acks[] = { 101, 103, 104, 105 };
+	struct script		 s;
+	struct seen		 seen;
+	pthread_t		 tid;
+	void			*ctx;
+	cc_agent		*a;
+	cc_delivery		*d = NULL;
+	json_t			*want;
+	char			 endpoint[128];
+	int64_t			 deadline;
+	size_t			 i;
+
+	memset(&s, 0, sizeof(s));
+	memset(&seen, 0, sizeof(seen));
+	for (i = 0; i < NITEMS(cases); i++)
+		s.frame[s.nframe++] = cases[i].f;
+	seen.refuse = NOTICE_NID2;
+	script_start(&s, &ctx, &tid, endpoint, sizeof(endpoint));
+	a = notice_handle(endpoint);
+	cc_agent_on_notice(a, on_notice, &seen);
+
+	deadline = ccx_now_ms() + 10000;
+	while (seen.n < NITEMS(cases) && ccx_now_ms() < deadline)
+		cr_assert_geq(cc_agent_wait(a, -1, 100), 0);
+	cr_assert_eq(seen.n, NITEMS(cases), "%zu notices", seen.n);
+	for (i = 0; i < NITEMS(cases); i++) {
+		cr_expect_str_eq(seen.nid[i], cases[i].nid, "notice %zu", i);
+		cr_expect_str_eq(seen.name[i], cases[i].name, "notice %zu", i);
+		cr_expect_eq(seen.kind[i], cases[i].kind, "notice %zu", i);
+		want = stored_form(cases[i].f.text, cases[i].f.dseq);
+		cr_expect_str_eq(seen.at[i], json_string_value(
+		    json_object_get(want, "at")), "notice %zu", i);
+		cr_expect(json_equal(want, seen.json[i]), "notice %zu: %s", i,
+		    dumps(json_incref(seen.json[i])));
+		json_decref(want);
+	}
+	script_expect_acks(&s, acks, NITEMS(acks));
+	/* They all went to the callback: nothing for cc_agent_receive. */
+	cr_expect_eq(cc_agent_receive(a, 0, &d), CC_AGENT_ERR_TIMEOUT);
+	cr_expect_null(d);
+	cc_agent_destroy(&a);
+	script_end(&s, ctx, tid);
+	seen_free(&seen);
+}
+
+/*
+ * Without a callback, a caller that knows nothing of notices still gets
+ * them from cc_agent_receive, in their place among the deliveries, and
+ * acks them like deliveries.
+ */
+Test(cc_agent, without_a_callback_receive_returns_notices_in_order,
+    .timeout = 60)
+{
+	static const struct {
+		struct scripted		 f;
+		enum cc_delivery_kind	 kind;
+	} cases[] = {
+		{ { NOTICE_WITHDRAWN(NOTICE_NID1), 201 }, CC_DELIVERY_NOTICE },
+		{ { DELIVER_FRAME, 202 }, CC_DELIVERY_RECORD },
+		{ { NOTICE_RETRACTED(NOTICE_NID2), 203 }, CC_DELIVERY_NOTICE },
+	};
+	static const int	 acks[] = { 201, 202, 203 };
+	struct script		 s;
+	pthread_t		 tid;
+	json_error_t		 je;
+	void			*ctx;
+	cc_agent		*a;
+	cc_delivery		*d = NULL;
+	const cc_notice		*n;
+	json_t			*want, *got;
+	char			 endpoint[128];
+	size_t			 i;
+
+	memset(&s, 0, sizeof(s));
+	for (i = 0; i < NITEMS(cases); i++)
+		s.frame[s.nframe++] = cases[i].f;
+	script_start(&s, &ctx, &tid, endpoint, sizeof(endpoint));
+	a = notice_handle(endpoint);
+	for (i = 0; i < NITEMS(cases); i++) {
+		cr_assert_eq(cc_agent_receive(a, 10000, &d), CC_AGENT_OK,
+		    "item %zu: %s", i, cc_agent_last_error(a)->detail);
+		cr_expect_eq(cc_delivery_kind(d), cases[i].kind, "item %zu",
+		    i);
+		cr_expect_eq(cc_delivery_dseq(d), (uint64_t)cases[i].f.dseq);
+		n = cc_delivery_notice(d);
+		want = stored_form(cases[i].f.text, cases[i].f.dseq);
+		if (cases[i].kind == CC_DELIVERY_NOTICE) {
+			cr_assert_not_null(n, "item %zu", i);
+			cr_expect_str_eq(cc_notice_nid(n), json_string_value(
+			    json_object_get(want, "nid")));
+			cr_expect_str_eq(cc_notice_kind_name(n),
+			    json_string_value(json_object_get(want, "kind")));
+			cr_expect_str_eq(cc_delivery_mid(d), "");
+			cr_expect_str_eq(cc_delivery_from(d), "");
+			/* One text, from either side. */
+			cr_expect_eq(cc_notice_json(n, false),
+			    cc_delivery_json(d, false));
+		} else {
+			cr_expect_null(n, "item %zu", i);
+			cr_expect_str_eq(cc_delivery_mid(d), NOTICE_MID);
+		}
+		cr_assert_not_null(got = json_loads(cc_delivery_json(d, true),
+		    0, &je), "%s", je.text);
+		cr_expect(json_equal(want, got), "item %zu: %s", i,
+		    cc_delivery_json(d, false));
+		json_decref(got);
+		json_decref(want);
+		cr_assert_eq(cc_agent_ack(a, d), CC_AGENT_OK);
+		cc_delivery_destroy(&d);
+	}
+	script_expect_acks(&s, acks, NITEMS(acks));
+	cc_agent_destroy(&a);
+	script_end(&s, ctx, tid);
+}
+
+/*
+ * The callback hears of a notice only once the deliveries sent before it
+ * were taken: a correction never overtakes the record it corrects.
+ */
+Test(cc_agent, a_notice_behind_a_delivery_waits_for_it, .timeout = 60)
+{
+	static const int	 acks[] = { 301, 302, 303 };
+	struct script		 s;
+	struct seen		 seen;
+	pthread_t		 tid;
+	void			*ctx;
+	cc_agent		*a;
+	cc_delivery		*d = NULL;
+	char			 endpoint[128];
+	int64_t			 deadline;
+
+	memset(&s, 0, sizeof(s));
+	memset(&seen, 0, sizeof(seen));
+	s.frame[s.nframe++] = (struct scripted){
+	    NOTICE_WITHDRAWN(NOTICE_NID1), 301 };
+	s.frame[s.nframe++] = (struct scripted){ DELIVER_FRAME, 302 };
+	s.frame[s.nframe++] = (struct scripted){
+	    NOTICE_CORRECTED(NOTICE_NID2), 303 };
+	script_start(&s, &ctx, &tid, endpoint, sizeof(endpoint));
+	a = notice_handle(endpoint);
+	cc_agent_on_notice(a, on_notice, &seen);
+	/* Let all three arrive before anything is taken. */
+	msleep(500);
+	cr_assert_eq(cc_agent_receive(a, 10000, &d), CC_AGENT_OK, "%s",
+	    cc_agent_last_error(a)->detail);
+	cr_expect_eq(cc_delivery_kind(d), CC_DELIVERY_RECORD);
+	cr_expect_eq(seen.n, 1, "%zu notices before the delivery was taken",
+	    seen.n);
+	cr_assert_eq(cc_agent_ack(a, d), CC_AGENT_OK);
+	cc_delivery_destroy(&d);
+	deadline = ccx_now_ms() + 10000;
+	while (seen.n < 2 && ccx_now_ms() < deadline)
+		cr_assert_geq(cc_agent_wait(a, -1, 100), 0);
+	cr_assert_eq(seen.n, 2);
+	cr_expect_str_eq(seen.nid[0], NOTICE_NID1);
+	cr_expect_str_eq(seen.nid[1], NOTICE_NID2);
+	script_expect_acks(&s, acks, NITEMS(acks));
+	cc_agent_destroy(&a);
+	script_end(&s, ctx, tid);
+	seen_free(&seen);
+}
+
+/*
+ * A second copy of a nid (as after a reconnect) reaches the callback
+ * again; the callback drops it as stored already, and it is acked all
+ * the same, so the broker stops sending it.
+ */
+Test(cc_agent, a_second_copy_of_a_nid_is_acked_again, .timeout = 60)
+{
+	static const int	 acks[] = { 401, 402 };
+	struct script		 s;
+	struct seen		 seen;
+	pthread_t		 tid;
+	void			*ctx;
+	cc_agent		*a;
+	char			 endpoint[128];
+	int64_t			 deadline;
+
+	memset(&s, 0, sizeof(s));
+	memset(&seen, 0, sizeof(seen));
+	s.frame[s.nframe++] = (struct scripted){
+	    NOTICE_WITHDRAWN(NOTICE_NID1), 401 };
+	s.frame[s.nframe++] = (struct scripted){
+	    NOTICE_WITHDRAWN(NOTICE_NID1), 402 };
+	script_start(&s, &ctx, &tid, endpoint, sizeof(endpoint));
+	a = notice_handle(endpoint);
+	cc_agent_on_notice(a, on_notice, &seen);
+	deadline = ccx_now_ms() + 10000;
+	while (seen.n < 2 && ccx_now_ms() < deadline)
+		cr_assert_geq(cc_agent_wait(a, -1, 100), 0);
+	cr_assert_eq(seen.n, 2);
+	cr_expect_str_eq(seen.nid[0], NOTICE_NID1);
+	cr_expect_str_eq(seen.nid[1], NOTICE_NID1);
+	cr_expect_eq(seen.stored, 1);
+	script_expect_acks(&s, acks, NITEMS(acks));
+	cc_agent_destroy(&a);
+	script_end(&s, ctx, tid);
+	seen_free(&seen);
+}
+
+/*
+ * A notice the schema refuses (a kind this library does not know, a nid
+ * missing) is dropped unread and unacked, as any unreadable frame from the
+ * broker is: neither the callback nor cc_agent_receive sees it, and the
+ * notices after it still come.
+ */
+Test(cc_agent, a_malformed_notice_is_dropped_unacked, .timeout = 60)
+{
+	static const int	 acks[] = { 503 };
+	static const bool	 callback[] = { true, false };
+	struct script		 s;
+	struct seen		 seen;
+	pthread_t		 tid;
+	void			*ctx;
+	cc_agent		*a;
+	cc_delivery		*d = NULL;
+	char			 endpoint[128];
+	int64_t			 deadline;
+	size_t			 i;
+
+	for (i = 0; i < NITEMS(callback); i++) {
+		memset(&s, 0, sizeof(s));
+		memset(&seen, 0, sizeof(seen));
+		s.frame[s.nframe++] = (struct scripted){ NOTICE_UNKNOWN_KIND,
+		    501 };
+		s.frame[s.nframe++] = (struct scripted){ NOTICE_NO_NID, 502 };
+		s.frame[s.nframe++] = (struct scripted){
+		    NOTICE_ERASED(NOTICE_NID4), 503 };
+		script_start(&s, &ctx, &tid, endpoint, sizeof(endpoint));
+		a = notice_handle(endpoint);
+		if (callback[i]) {
+			cc_agent_on_notice(a, on_notice, &seen);
+			deadline = ccx_now_ms() + 10000;
+			while (seen.n < 1 && ccx_now_ms() < deadline)
+				cr_assert_geq(cc_agent_wait(a, -1, 100), 0);
+			cr_assert_eq(seen.n, 1);
+			cr_expect_str_eq(seen.nid[0], NOTICE_NID4);
+		} else {
+			cr_assert_eq(cc_agent_receive(a, 10000, &d),
+			    CC_AGENT_OK, "%s", cc_agent_last_error(a)->detail);
+			cr_expect_eq(cc_delivery_dseq(d), 503);
+			cr_assert_not_null(cc_delivery_notice(d));
+			cr_expect_str_eq(cc_notice_nid(cc_delivery_notice(d)),
+			    NOTICE_NID4);
+			cr_assert_eq(cc_agent_ack(a, d), CC_AGENT_OK);
+			cc_delivery_destroy(&d);
+		}
+		script_expect_acks(&s, acks, NITEMS(acks));
+		cr_expect_eq(cc_agent_receive(a, 0, &d), CC_AGENT_ERR_TIMEOUT,
+		    "callback %d", callback[i]);
+		cc_agent_destroy(&a);
+		script_end(&s, ctx, tid);
+		seen_free(&seen);
+	}
 }

@@ -155,6 +155,7 @@ Test(spool, open_makes_every_folder_with_its_mode)
 		{ SP_REJECTED, "rejected", 0770 },
 		{ SP_IN, "in", 0770 },
 		{ SP_RECEIPTS, "receipts", 0770 },
+		{ SP_NOTICES, "notices", 0770 },
 		{ SP_TMP, "tmp", 0700 },
 	};
 	struct stat	st;
@@ -258,6 +259,8 @@ Test(spool, write_lands_whole_and_leaves_tmp_empty)
 		{ SP_SENT, "plan.json", "{}" },
 		{ SP_REJECTED, "plan.json.error.json", "{\"code\":\"x\"}" },
 		{ SP_RECEIPTS, "m.cjit.leeds.delivered.json", "" },
+		{ SP_NOTICES, "7c1e2d3f-4a5b-4c6d-8e9f-101010101010.json",
+		  "{\n  \"nid\": \"7c1e2d3f-4a5b-4c6d-8e9f-101010101010\"\n}" },
 	};
 	struct stat	 st;
 	char		*text;
