@@ -37,9 +37,9 @@ int	ig_audit_verify(const struct broker_conf *, struct ig_heads *);
 int	ig_audit_head(const struct broker_conf *);
 
 /*
- * A subject access request: the identifiers of one person, never taken
- * from the command line (where `ps` shows them and shell history keeps
- * them).  Either one a line as pnc=..., noms=... or crn=... (blank lines
+ * A subject access request: the identifiers of one person, read from a
+ * file or standard input (the command line, where `ps` shows them and
+ * shell history keeps them, is DESIGN.md's form, taken with a warning).  Either one a line as pnc=..., noms=... or crn=... (blank lines
  * and lines starting with '#' skipped), or one JSON object {"pnc": "...",
  * "noms": "...", "crn": "..."} (input whose first character, blanks
  * aside, is '{').  At least one identifier, at most one of each scheme;

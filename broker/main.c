@@ -53,9 +53,9 @@ main(int argc, char *argv[])
 		{ "help",	no_argument,	   NULL, 'h' },
 		{ "format",	required_argument, NULL, 'f' },
 		/* Gone: refused with what to do instead. */
-		{ "pnc",	optional_argument, NULL, 'P' },
-		{ "noms",	optional_argument, NULL, 'N' },
-		{ "crn",	optional_argument, NULL, 'C' },
+		{ "pnc",	required_argument, NULL, 'P' },
+		{ "noms",	required_argument, NULL, 'N' },
+		{ "crn",	required_argument, NULL, 'C' },
 		{ "with-key",	no_argument,	   NULL, 'K' },
 		{ "head",	required_argument, NULL, 'H' },
 		{ "heads",	required_argument, NULL, 'F' },
@@ -65,6 +65,9 @@ main(int argc, char *argv[])
 	struct ig_heads		 heads = { NULL, 0, 0 };
 	struct cc_subject	 subj;
 	enum ig_format		 format = IG_FORMAT_JSON;
+	char			 argids[256] = "";
+	size_t			 n;
+	FILE			*f;
 	const char		*cmd, *sub = NULL, *path = NULL;
 	char			 err[512];
 	bool			 with_key = false, debug = false;
@@ -104,14 +107,23 @@ main(int argc, char *argv[])
 		case 'N':
 		case 'C':
 			/*
-			 * An identifier on the command line is seen by every
-			 * user in ps(1) and kept in shell history: never
-			 * taken, and never repeated here.
+			 * DESIGN.md's form, kept for the clients written to
+			 * it; but an identifier on the command line is seen
+			 * in ps(1) and kept in shell history, so it is
+			 * warned against (never repeated), and wiped from
+			 * this process's arguments at once.
 			 */
-			usage_error("audit subject takes no identifier on the "
-			    "command line (ps shows it, shell history keeps "
-			    "it): give them in a FILE or on standard input, "
-			    "one a line as pnc=..., noms=... or crn=...");
+			if (sub == NULL || strcmp(sub, "subject") != 0)
+				usage_error("--pnc, --noms and --crn go with "
+				    "audit subject");
+			n = strlen(argids);
+			if ((size_t)snprintf(argids + n, sizeof(argids) - n,
+			    "%s=%s\n", ch == 'P' ? "pnc" : ch == 'N' ? "noms" :
+			    "crn", optarg) >= sizeof(argids) - n)
+				usage_error("audit subject: identifier too "
+				    "long");
+			explicit_bzero(optarg, strlen(optarg));
+			break;
 		case 'f':
 			if (sub == NULL || strcmp(sub, "subject") != 0)
 				usage_error("--format goes with audit subject");
@@ -172,10 +184,23 @@ main(int argc, char *argv[])
 			usage(stderr, 2);
 		rc = ig_audit_head(&conf);
 	} else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "subject") == 0) {
-		if (argc > 1)
+		if (argc > 1 || (argc == 1 && argids[0] != '\0'))
 			usage(stderr, 2);
-		if (ig_request_load(argc == 1 ? argv[0] : NULL, &subj, err,
-		    sizeof(err)) == -1)
+		if (argids[0] != '\0') {
+			fputs("ccbroker: warning: identifiers on the command "
+			    "line are seen in ps(1) and kept in shell history; "
+			    "give them in a FILE or on standard input, one a "
+			    "line as pnc=..., noms=... or crn=...\n", stderr);
+			if ((f = fmemopen(argids, strlen(argids), "r")) == NULL)
+				fatal("audit subject");
+			rc = ig_request_read(f, "command line", &subj, err,
+			    sizeof(err));
+			fclose(f);
+			explicit_bzero(argids, sizeof(argids));
+		} else
+			rc = ig_request_load(argc == 1 ? argv[0] : NULL,
+			    &subj, err, sizeof(err));
+		if (rc == -1)
 			usage_error("audit subject: %s", err);
 		rc = ig_audit_subject(&conf, &subj, format);
 		explicit_bzero(&subj, sizeof(subj));

@@ -269,22 +269,45 @@ H_TEST(subject, identifiers_from_stdin_and_from_a_file_give_the_same_report)
 	cr_expect(json_equal(timeless(in), timeless(h_json(out))), "%s", out);
 }
 
-H_TEST(subject, identifiers_on_the_command_line_are_refused_unrepeated)
+H_TEST(subject, identifiers_on_the_command_line_are_warned_against)
 {
 	static const char *const argv[][2] = {
-		{ "--pnc", H_PNC_A },
-		{ "--noms", NOMS_A },
-		{ "--crn", CRN_A },
-		{ "--pnc=" H_PNC_A, NULL },
 		{ "pnc=" H_PNC_A, NULL },	/* where FILE goes */
 		{ NOMS_A, NULL },
 		{ "04/12345D", NULL },
 	};
-	char	*out, *err;
+	static const char *const flags[][2] = {
+		{ "--pnc", H_PNC_A },
+		{ "--noms", NOMS_A },
+		{ "--crn", CRN_A },
+	};
+	char	*out, *err, *want;
 	size_t	 i;
 	int	 st;
 
 	env = h_env_new(NULL);
+	/* DESIGN.md's form still works, with a warning that repeats no
+	 * identifier, and gives the report the same request on standard
+	 * input gives. */
+	h_assert_op(h_grant(h_agent(env, H_CARAT, false), H_CJIT, H_BASIC,
+	    H_PNC_A), "consent-recorded");
+	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		st = h_ccbroker_in(env, "", &out, &err, "audit", "subject",
+		    "-c", h_conf(env), flags[i][0], flags[i][1], NULL);
+		cr_expect_eq(st, 0, "%s: exited %d: %s", flags[i][0], st, err);
+		cr_expect(strstr(err, "standard input") != NULL,
+		    "%s: does not say what to do instead: %s", flags[i][0],
+		    err);
+		cr_expect(strstr(err, "12345") == NULL &&
+		    strstr(err, NOMS_A) == NULL && strstr(err, CRN_A) == NULL,
+		    "%s: the identifier was repeated: %s", flags[i][0], err);
+		if (i == 0) {
+			want = h_keep_str(strdup(h_dump(timeless(
+			    h_audit_subject(env, "pnc=" H_PNC_A "\n")))));
+			cr_expect_str_eq(h_dump(timeless(h_json(out))), want);
+		}
+	}
+	/* An identifier where FILE goes is refused, not repeated. */
 	for (i = 0; i < sizeof(argv) / sizeof(argv[0]); i++) {
 		st = h_ccbroker_in(env, "pnc=" H_PNC_A "\n", &out, &err,
 		    "audit", "subject", "-c", h_conf(env), argv[i][0],
