@@ -301,6 +301,8 @@ set -- $(consent cjit.leeds withdraw "$dir/withdraw.json")
 say "consent $1 is now version $2 (withdrawn), recorded by Leeds CJIT"
 wait_for 1 "$dir/housing.leeds-hostels/spool/receipts/$mid_queued.probation.leeds.purged.json"
 agent probation.leeds "release-plan, housing-status"
+# Probation had taken records under that consent: it is told (a notice).
+wait_for 1 "$dir/probation.leeds/spool/notices/*.json"
 sleep 2
 
 # ---------------------------------------------------------------- results
@@ -325,6 +327,15 @@ for a, n in names.items():
         print(f"    withheld categories: {w}")
         if r["mid"] == queued:
             print("  ERROR: a purged record was delivered")
+print()
+print("What agencies were told after the fact (notices/)")
+for a in names:
+    for f in sorted(glob.glob(f"{d}/{a}/spool/notices/*.json")):
+        n = json.load(open(f))
+        cs = ", ".join(f"{c['cid'][:8]} v{c['version']}"
+                       for c in n.get("consents", []))
+        print(f"  NOTICE {a} {n['kind']}: consent {cs}, "
+              f"{len(n.get('mids', []))} record(s) it holds")
 print()
 print("What was withheld from whom, and why (receipts to the senders)")
 for a in names:

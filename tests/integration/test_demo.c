@@ -56,6 +56,8 @@ Test(demo, tells_the_story_and_exits_zero, .timeout = 120)
 		{ "RECEIVED housing.leeds-hostels referral from cjit.leeds", 1 },
 		{ "RECEIVED housing.leeds-hostels release-plan", 1 },
 		{ "RECEIVED la.leeds", 0 },
+		{ "NOTICE probation.leeds consent-withdrawn", 1 },
+		{ "NOTICE cjit.leeds", 0 },
 		{ "Leeds City Council housing (la.leeds): 0 record(s)", 1 },
 		{ "WITHHELD la.leeds from carat.hmp-leeds: no-consent", 1 },
 		{ "PURGED probation.leeds from housing.leeds-hostels", 1 },
