@@ -24,6 +24,8 @@ int	cmd_publish(const char *conf_path, const char *file, bool write_back);
 int	cmd_consent(const char *conf_path, enum cc_agent_op, const char *file,
 	    bool write_back);
 int	cmd_track(const char *conf_path, const char *mid, bool json);
+int	cmd_retract(const char *conf_path, const char *mid,
+	    const char *reason);
 int	cmd_tail(const char *conf_path, bool follow);
 
 #endif /* CC_AGENTD_H */

@@ -77,6 +77,7 @@ enum ccx_answer_kind {
 	ANS_ACCEPTED,		/* id: the mid */
 	ANS_RECORDED,		/* id: the cid */
 	ANS_STATUS,		/* id: the mid */
+	ANS_RETRACTED,		/* id: the mid */
 	ANS_ERROR		/* id: err.re */
 };
 

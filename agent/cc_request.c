@@ -58,7 +58,7 @@ static void
 id_of(const struct cc_msg *m, enum cc_op op, char *id, size_t size)
 {
 	id[0] = '\0';
-	if (op == OP_PUBLISH || op == OP_TRACK)
+	if (op == OP_PUBLISH || op == OP_TRACK || op == OP_RETRACT)
 		(void)proto_get_str(m, "mid", id, size);
 	else
 		(void)proto_get_str(m, "cid", id, size);
@@ -209,6 +209,10 @@ ccx_answer_pop(cc_agent *a, struct ccx_answer *ans)
 	}
 	case OP_STATUS:
 		ans->kind = ANS_STATUS;
+		(void)proto_get_str(m, "mid", ans->id, sizeof(ans->id));
+		break;
+	case OP_RETRACTED:
+		ans->kind = ANS_RETRACTED;
 		(void)proto_get_str(m, "mid", ans->id, sizeof(ans->id));
 		break;
 	default:
@@ -504,6 +508,38 @@ cc_agent_track(cc_agent *a, const char *mid, char **json)
 	ccx_answer_free(&ans);
 	if (*json == NULL)
 		return ccx_fail(a, CC_AGENT_ERR_SYSTEM, NULL, "out of memory");
+	return CC_AGENT_OK;
+}
+
+int
+cc_agent_retract(cc_agent *a, const char *mid, const char *reason)
+{
+	struct ccx_answer	 ans;
+	struct expect		 e;
+	json_t			*j;
+	char			*doc;
+	int			 rc;
+
+	if (!cc_uuid_valid(mid, strlen(mid)))
+		return ccx_fail(a, CC_AGENT_ERR_INVALID_FIELD, "mid",
+		    "not a UUID");
+	/* jansson writes the reason, escaped, as the caller gave it. */
+	if ((j = json_pack("{s:s,s:s}", "mid", mid, "reason",
+	    reason)) == NULL)
+		return ccx_fail(a, CC_AGENT_ERR_INVALID_FIELD, "reason",
+		    "not UTF-8 text");
+	doc = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (doc == NULL)
+		return ccx_fail(a, CC_AGENT_ERR_SYSTEM, NULL, "out of memory");
+	e.kind = ANS_RETRACTED;
+	e.id = mid;
+	e.opname = "retract";
+	rc = request(a, OP_RETRACT, doc, &e, &ans);
+	free(doc);
+	if (rc != CC_AGENT_OK)
+		return rc;
+	ccx_answer_free(&ans);
 	return CC_AGENT_OK;
 }
 

@@ -293,6 +293,25 @@ out:
 	return rc;
 }
 
+int
+cmd_retract(const char *conf, const char *mid, const char *reason)
+{
+	struct cc_agent_error	 e;
+	cc_agent		*a = NULL;
+	int			 rc = 1;
+
+	if (cc_agent_new_conf(conf, false, &a, &e) != 0)
+		rc = fail("retract", &e);
+	else if (cc_agent_retract(a, mid, reason) != 0)
+		rc = fail("retract", cc_agent_last_error(a));
+	else {
+		(void)printf("%s retracted\n", mid);
+		rc = 0;
+	}
+	cc_agent_destroy(&a);
+	return rc;
+}
+
 static void
 on_signal(int sig)
 {

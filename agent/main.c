@@ -19,6 +19,7 @@ usage(FILE *f, int code)
 	    "       ccagent consent grant|withdraw|refuse -c agent.conf [-n] "
 	    "FILE.json\n"
 	    "       ccagent track -c agent.conf [--json] MID\n"
+	    "       ccagent retract -c agent.conf MID REASON\n"
 	    "       ccagent tail -c agent.conf [-f]\n"
 	    "\n"
 	    "  run      the agency's daemon: spool folders, outbox, deliveries\n"
@@ -26,6 +27,7 @@ usage(FILE *f, int code)
 	    "accepted it\n"
 	    "  consent  record a consent event; prints cid and version\n"
 	    "  track    per-recipient status of a message this agency sent\n"
+	    "  retract  take back a message this agency sent, saying why\n"
 	    "  tail     print delivered records (in/) and notices (notices/)\n"
 	    "           as JSON lines, a notice as {\"notice\": {...}}\n"
 	    "\n"
@@ -126,11 +128,13 @@ main(int argc, char *argv[])
 		return cmd_consent(conf, op, argv[0], wb);
 	if (strcmp(cmd, "track") == 0 && argc == 1)
 		return cmd_track(conf, argv[0], json);
+	if (strcmp(cmd, "retract") == 0 && argc == 2)
+		return cmd_retract(conf, argv[0], argv[1]);
 	if (strcmp(cmd, "tail") == 0 && argc == 0)
 		return cmd_tail(conf, follow);
 	if (strcmp(cmd, "run") && strcmp(cmd, "publish") &&
 	    strcmp(cmd, "consent") && strcmp(cmd, "track") &&
-	    strcmp(cmd, "tail")) {
+	    strcmp(cmd, "retract") && strcmp(cmd, "tail")) {
 		(void)fprintf(stderr, "ccagent: unknown command '%s'\n", cmd);
 		exit(2);
 	}

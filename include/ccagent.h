@@ -250,6 +250,20 @@ int	cc_agent_track(cc_agent *, const char *mid, char **json)
 	    CC_AGENT_WUR;
 
 /*
+ * Take back a message this agency sent (PROTOCOL.md 8.9): copies still
+ * waiting are purged, and every agency that acknowledged it is sent a
+ * record-retracted notice carrying reason (UTF-8, 1 to 1000 characters).
+ * Returns 0 once the broker has recorded it (again is harmless); on error
+ * the last error is set and the code is CC_AGENT_ERR_INVALID_FIELD (mid
+ * not a UUID, or not a message of this agency; a bad reason), another
+ * refusal of the broker, CC_AGENT_ERR_TIMEOUT, CC_AGENT_ERR_AUTH or
+ * CC_AGENT_ERR_SYSTEM.  To correct a record instead, publish the new one
+ * with "supersedes": MID.
+ */
+int	cc_agent_retract(cc_agent *, const char *mid, const char *reason)
+	    CC_AGENT_WUR;
+
+/*
  * Take the next delivery, receipt or (when no notice callback is set)
  * notice, in the order the broker sent them, waiting up to timeout_ms (0:
  * do not wait, -1: forever).  Notices waiting ahead of it go to the

@@ -1403,3 +1403,50 @@ Test(agent, consent_withdrawn_after_delivery_is_one_notice_naming_the_mid)
 	ag_stop(carat);
 	ag_stop(cjit);
 }
+
+Test(agent, retract_reaches_the_recipient_as_a_notice)
+{
+	struct ag	*carat = ag_new(H_CARAT, NULL);
+	struct ag	*cjit = ag_new(H_CJIT, "release-plan");
+	const char	*rt[] = { bin("ccagent"), "retract", "-c", carat->conf,
+			    NULL, "sent about the wrong client", NULL };
+	const char	*key;
+	char		*out = NULL, *err = NULL, mid[37];
+	json_t		*in, *nt, *n, *v;
+	int		 rc;
+
+	ag_start(carat);
+	ag_start(cjit);
+	grant(carat, H_CJIT);
+	drop(carat, "plan-0001.json", release_plan(NULL));
+	cr_assert(wait_count(cjit, "in", 1, WAIT_MS), "not delivered:\n%s",
+	    slurp(cjit->log));
+	in = folder_json(cjit, "in");
+	json_object_foreach(in, key, v)
+		snprintf(mid, sizeof(mid), "%.36s", key);
+	cr_assert(wait_count(carat, "receipts", 1, WAIT_MS), "no receipt:\n%s",
+	    slurp(carat->log));
+
+	rt[4] = mid;
+	rc = cli(&out, &err, rt);
+	cr_assert(rc == 0, "retract: %d %s", rc, err);
+	cr_assert(strstr(out, "retracted") != NULL, "%s", out);
+	cr_assert(wait_count(cjit, "notices", 1, WAIT_MS), "no notice:\n%s",
+	    slurp(cjit->log));
+	nt = folder_json(cjit, "notices");
+	json_object_foreach(nt, key, n) {
+		cr_assert_str_eq(h_str(n, "kind"), "record-retracted");
+		cr_assert_str_eq(h_str(n, "mid"), mid);
+		cr_assert_str_eq(h_str(n, "reason"),
+		    "sent about the wrong client");
+	}
+	/* Another agency's mid, or none: refused, exit non-zero. */
+	rt[3] = cjit->conf;
+	rc = cli(&out, &err, rt);
+	cr_assert(rc != 0, "another agency retracted: %s", out);
+	cr_assert(strstr(err, "invalid-field") != NULL, "%s", err);
+	rt[4] = "not-a-uuid";
+	cr_assert(cli(&out, &err, rt) != 0);
+	ag_stop(carat);
+	ag_stop(cjit);
+}
