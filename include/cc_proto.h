@@ -220,6 +220,19 @@ void		 proto_msg_destroy(struct cc_msg **);
  * included.  Returns 0, or -1 on allocation failure. */
 int		 proto_encode(const struct cc_msg *, msgpack_sbuffer *) CC_WUR;
 
+/*
+ * A publish's record in the form two sends of one mid are compared in
+ * (DESIGN §6: the same record again, or another one under a used mid):
+ * the canonical tree (validation has rewritten identifiers and UUIDs,
+ * msgpack-c packs every integer and string header in its shortest form)
+ * with every map's keys in byte order and every float as 64 bits, and
+ * without `v`, `op`, `mid` and `created`.  Key order means nothing in a
+ * map; the order of a list's items, and every other field, is part of the
+ * record.  Returns 0, or -1 on allocation failure or for another op.
+ */
+int		 proto_encode_record(const struct cc_msg *, msgpack_sbuffer *)
+		    CC_WUR;
+
 /* The message as JSON without `op` and `v` (malloc'd, caller frees), or
  * NULL on allocation failure.  `pretty` indents it. */
 char		*proto_to_json(const struct cc_msg *, bool pretty);

@@ -37,6 +37,9 @@ static bool		is_str_byte(uint8_t);
 static int		unique_keys(const msgpack_object *);
 static int		current_year(void);
 static int		pack_kv(msgpack_packer *, const char *, const char *);
+static int		pack_record(msgpack_packer *, const msgpack_object *,
+			    bool);
+static int		kv_cmp(const void *, const void *);
 
 /* Read an n-byte big-endian length or count. */
 static enum scan_rc
@@ -264,6 +267,90 @@ proto_encode(const struct cc_msg *msg, msgpack_sbuffer *sbuf)
 
 	msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
 	return msgpack_pack_object(&pk, msg->up.data) == 0 ? 0 : -1;
+}
+
+/* Map entries by key, bytewise, a prefix first (keys are strings). */
+static int
+kv_cmp(const void *a, const void *b)
+{
+	const msgpack_object_str *x = &(*(const msgpack_object_kv *const *)
+	    a)->key.via.str;
+	const msgpack_object_str *y = &(*(const msgpack_object_kv *const *)
+	    b)->key.via.str;
+	int	c;
+
+	c = memcmp(x->ptr, y->ptr, x->size < y->size ? x->size : y->size);
+	if (c != 0)
+		return c;
+	return x->size < y->size ? -1 : x->size > y->size;
+}
+
+#define RECORD_STACK	32	/* map entries sorted without allocating */
+
+/*
+ * One value of a record (proto_encode_record); `top` leaves out the
+ * fields that are not the record.  Validation bounded the nesting.
+ */
+static int
+pack_record(msgpack_packer *pk, const msgpack_object *o, bool top)
+{
+	static const char *const skip[] = { "v", "op", "mid", "created" };
+	const msgpack_object_kv	*stack[RECORD_STACK], **kv = stack;
+	const msgpack_object_str *k;
+	uint32_t		 i, j, n = 0;
+	int			 rc = -1;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return msgpack_pack_double(pk, o->via.f64) == 0 ? 0 : -1;
+	case MSGPACK_OBJECT_ARRAY:
+		if (msgpack_pack_array(pk, o->via.array.size) != 0)
+			return -1;
+		for (i = 0; i < o->via.array.size; i++)
+			if (pack_record(pk, &o->via.array.ptr[i], false) != 0)
+				return -1;
+		return 0;
+	case MSGPACK_OBJECT_MAP:
+		break;
+	default:
+		return msgpack_pack_object(pk, *o) == 0 ? 0 : -1;
+	}
+	if (o->via.map.size > RECORD_STACK &&
+	    (kv = calloc(o->via.map.size, sizeof(*kv))) == NULL)
+		return -1;
+	for (i = 0; i < o->via.map.size; i++) {
+		k = &o->via.map.ptr[i].key.via.str;
+		for (j = 0; top && j < sizeof(skip) / sizeof(skip[0]); j++)
+			if (k->size == strlen(skip[j]) &&
+			    memcmp(k->ptr, skip[j], k->size) == 0)
+				break;
+		if (!top || j == sizeof(skip) / sizeof(skip[0]))
+			kv[n++] = &o->via.map.ptr[i];
+	}
+	qsort(kv, n, sizeof(*kv), kv_cmp);
+	if (msgpack_pack_map(pk, n) != 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (msgpack_pack_object(pk, kv[i]->key) != 0 ||
+		    pack_record(pk, &kv[i]->val, false) != 0)
+			goto out;
+	rc = 0;
+out:
+	if (kv != stack)
+		free(kv);
+	return rc;
+}
+
+int
+proto_encode_record(const struct cc_msg *msg, msgpack_sbuffer *sbuf)
+{
+	msgpack_packer	pk;
+
+	if (msg->op != OP_PUBLISH || msg->up.data.type != MSGPACK_OBJECT_MAP)
+		return -1;
+	msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
+	return pack_record(&pk, &msg->up.data, true);
 }
 
 enum cc_op

@@ -29,6 +29,9 @@ struct refusal {
 #define DEL	NULL
 
 static void	apply(json_t *, const struct mutation *);
+static void	record_of(json_t *, msgpack_sbuffer *);
+static json_t	*reversed(json_t *);
+static void	float32_at(msgpack_object *, const char *);
 
 static void
 apply(json_t *doc, const struct mutation *m)
@@ -1538,4 +1541,207 @@ Test(proto, golden_truncated_frames_are_malformed)
 Test(proto, golden_corrupt_frames_are_malformed)
 {
 	golden("corrupt-*.mp", false);
+}
+
+/* ---------------------------------------------------------------- records */
+
+/* The record form of a publish document (sbuf initialised here). */
+static void
+record_of(json_t *doc, msgpack_sbuffer *sbuf)
+{
+	struct cc_msg	*m = NULL;
+	struct cc_error	 e;
+
+	cr_assert_eq(tdecode(doc, &m, &e), 0, "%s %s (%s)",
+	    cc_err_name(e.code), e.field, e.detail);
+	msgpack_sbuffer_init(sbuf);
+	cr_assert_eq(proto_encode_record(m, sbuf), 0);
+	proto_msg_destroy(&m);
+}
+
+/* A copy of a JSON value with every object's keys in reverse order. */
+static json_t *
+reversed(json_t *j)
+{
+	const char	*k, *keys[64];
+	json_t		*v, *out;
+	size_t		 i, n = 0;
+
+	if (json_is_array(j)) {
+		out = json_array();
+		json_array_foreach(j, i, v)
+			json_array_append_new(out, reversed(v));
+		return out;
+	}
+	if (!json_is_object(j))
+		return json_incref(j);
+	json_object_foreach(j, k, v) {
+		cr_assert_lt(n, NITEMS(keys));
+		keys[n++] = k;
+	}
+	out = json_object();
+	while (n > 0) {
+		n--;
+		json_object_set_new(out, keys[n],
+		    reversed(json_object_get(j, keys[n])));
+	}
+	return out;
+}
+
+/*
+ * What two sends of one mid are compared by (DESIGN §6): the same record
+ * whatever `created`, the mid's spelling, an identifier's written form;
+ * another record when any other field, or a list's order, differs.
+ */
+Test(proto, a_record_is_the_same_but_for_created_and_written_forms)
+{
+	static const struct {
+		const char	*example;
+		struct mutation	 m, m2;
+		bool		 same;
+	} cases[] = {
+		{ "release-plan", { NULL, NULL }, { NULL, NULL }, true },
+		{ "release-plan", { "created", "'2026-04-30T08:00:00Z'" },
+		  { NULL, NULL }, true },
+		{ "release-plan", { "created", "'2026-05-01T09:00:00.000Z'" },
+		  { NULL, NULL }, true },
+		{ "release-plan",
+		  { "mid", "'6F1C2D3E-4A5B-4C6D-8E9F-0A1B2C3D4E5F'" },
+		  { NULL, NULL }, true },
+		{ "release-plan", { "subject.pnc", "'04/12345D'" },
+		  { NULL, NULL }, true },
+		{ "release-plan", { "body.release_date", "'2026-12-21'" },
+		  { NULL, NULL }, false },
+		{ "release-plan", { "created", "'2026-04-30T08:00:00Z'" },
+		  { "body.keyworker.name", "'Kim Other'" }, false },
+		{ "release-plan", { "expires", "'2026-06-02T09:00:00Z'" },
+		  { NULL, NULL }, false },
+		{ "release-plan", { "expires", DEL }, { NULL, NULL }, false },
+		{ "release-plan", { "body.notes", DEL }, { NULL, NULL }, false },
+		{ "release-plan", { "subject.crn", DEL }, { NULL, NULL }, false },
+		{ "referral", { "purpose", "'treatment'" }, { NULL, NULL },
+		  false },
+		{ "release-plan", { "to", "['cjit.leeds']" }, { NULL, NULL },
+		  false },
+		/* An integer and a float are sent, and seen, differently. */
+		{ "release-plan", { "body.dose_mg", "60.0" }, { NULL, NULL },
+		  false },
+		{ "handover", { "to", "['cjit.leeds','probation.leeds']" },
+		  { NULL, NULL }, false },
+		{ "handover", { "body.prison_treatment.0",
+		  "{'modality':'psychosocial','start':'2026-02-06'}" },
+		  { "body.prison_treatment.1", "{'modality':'detox',"
+		  "'start':'2026-01-05','end':'2026-02-05'}" }, false },
+	};
+	msgpack_sbuffer	a, b;
+	size_t		i;
+
+	for (i = 0; i < NITEMS(cases); i++) {
+		json_t	*doc = texample(cases[i].example, true);
+
+		record_of(doc, &a);
+		apply(doc, &cases[i].m);
+		apply(doc, &cases[i].m2);
+		record_of(doc, &b);
+		cr_expect_eq(a.size == b.size && memcmp(a.data, b.data,
+		    a.size) == 0, cases[i].same, "case %zu (%s): %s", i,
+		    cases[i].m.path != NULL ? cases[i].m.path : "none",
+		    cases[i].same ? "differs" : "alike");
+		msgpack_sbuffer_destroy(&a);
+		msgpack_sbuffer_destroy(&b);
+		json_decref(doc);
+	}
+}
+
+/* Keys in another order make another frame, and the same record. */
+Test(proto, a_records_key_order_is_not_part_of_it)
+{
+	static const char *const names[] = { "release-plan", "handover",
+	    "referral", "housing-status" };
+	msgpack_sbuffer	fa, fb, a, b;
+	size_t		i;
+
+	for (i = 0; i < NITEMS(names); i++) {
+		json_t	*doc = texample(names[i], true), *rev = reversed(doc);
+
+		tframe(doc, &fa);
+		tframe(rev, &fb);
+		cr_assert(fa.size != fb.size || memcmp(fa.data, fb.data,
+		    fa.size) != 0, "%s: the frames are alike", names[i]);
+		record_of(doc, &a);
+		record_of(rev, &b);
+		cr_expect(a.size == b.size && memcmp(a.data, b.data,
+		    a.size) == 0, "%s: key order changed the record",
+		    names[i]);
+		msgpack_sbuffer_destroy(&fa);
+		msgpack_sbuffer_destroy(&fb);
+		msgpack_sbuffer_destroy(&a);
+		msgpack_sbuffer_destroy(&b);
+		json_decref(rev);
+		json_decref(doc);
+	}
+}
+
+/* Make body.<key> of a publish tree a 32-bit float (its value kept). */
+static void
+float32_at(msgpack_object *top, const char *key)
+{
+	msgpack_object	*o = top;
+	const char	*path[2] = { "body", key };
+	uint32_t	 i, j;
+
+	for (j = 0; j < NITEMS(path); j++) {
+		cr_assert_eq(o->type, MSGPACK_OBJECT_MAP);
+		for (i = 0; i < o->via.map.size; i++)
+			if (o->via.map.ptr[i].key.via.str.size ==
+			    strlen(path[j]) && memcmp(o->via.map.ptr[i].key.
+			    via.str.ptr, path[j], strlen(path[j])) == 0)
+				break;
+		cr_assert_lt(i, o->via.map.size, "no %s", path[j]);
+		o = &o->via.map.ptr[i].val;
+	}
+	cr_assert_eq(o->type, MSGPACK_OBJECT_FLOAT64);
+	o->type = MSGPACK_OBJECT_FLOAT32;
+}
+
+/* 12.5 sent as a 32-bit or a 64-bit float is the same number. */
+Test(proto, a_float_is_the_same_in_32_or_64_bits)
+{
+	json_t			*doc = texample("handover", true);
+	msgpack_sbuffer		 f64, f32, a, b;
+	msgpack_packer		 pk;
+	msgpack_unpacked	 up;
+	struct cc_msg		*m = NULL;
+	struct cc_error		 e;
+
+	tframe(doc, &f64);
+	msgpack_unpacked_init(&up);
+	cr_assert_eq(msgpack_unpack_next(&up, f64.data, f64.size, NULL),
+	    MSGPACK_UNPACK_SUCCESS);
+	float32_at(&up.data, "dose_mg");
+	msgpack_sbuffer_init(&f32);
+	msgpack_packer_init(&pk, &f32, msgpack_sbuffer_write);
+	cr_assert_eq(msgpack_pack_object(&pk, up.data), 0);
+	cr_assert_neq(f32.size, f64.size, "not packed as 32 bits");
+	cr_assert_eq(proto_decode(f32.data, f32.size, CC_MAX_FRAME_DEFAULT,
+	    &m, &e), 0, "%s %s", cc_err_name(e.code), e.field);
+	msgpack_sbuffer_init(&b);
+	cr_assert_eq(proto_encode_record(m, &b), 0);
+	record_of(doc, &a);
+	cr_expect(a.size == b.size && memcmp(a.data, b.data, a.size) == 0);
+	/* Only a publish has a record. */
+	proto_msg_destroy(&m);
+	json_decref(doc);
+	doc = texample("consent-grant", true);
+	cr_assert_eq(tdecode(doc, &m, &e), 0);
+	msgpack_sbuffer_destroy(&a);
+	msgpack_sbuffer_init(&a);
+	cr_expect_eq(proto_encode_record(m, &a), -1);
+	proto_msg_destroy(&m);
+	json_decref(doc);
+	msgpack_sbuffer_destroy(&a);
+	msgpack_sbuffer_destroy(&b);
+	msgpack_sbuffer_destroy(&f32);
+	msgpack_sbuffer_destroy(&f64);
+	msgpack_unpacked_destroy(&up);
 }
