@@ -127,6 +127,12 @@ struct consent {
 	const uint8_t		*sealed;	/* h.sealed_len bytes, or NULL */
 };
 
+/*
+ * A message's header, kept (with its tag) until the message is forgotten,
+ * a retention period after it expired; the sealed payload follows it
+ * while anyone waits for it.
+ */
+#define RECORD_HASH_LEN	16
 struct msg_hdr {
 	char			sender[CC_ID_MAX + 1];
 	uint8_t			rtype;
@@ -135,6 +141,8 @@ struct msg_hdr {
 	uint32_t		sealed_len;	/* 0 once nothing is pending */
 	int64_t			accepted_ms;
 	int64_t			expires_ms;	/* retention or `expires` */
+	uint8_t			rhash[RECORD_HASH_LEN]; /* the record's, but
+						 * `created`; 0: unknown */
 	struct subject_ps	subj;
 };
 
@@ -279,6 +287,16 @@ int	store_save_dseq(struct store *, struct store_txn *) CC_WUR;
 /* Pseudonyms of a canonical subject.  Returns 0 or -1. */
 int	store_subject_ps(const struct store *, const struct cc_subject *,
 	    struct subject_ps *) CC_WUR;
+
+/*
+ * The hash a message's header keeps of its record (proto_encode_record's
+ * `len` bytes): a MAC under the store's key, bound to the mid, so that a
+ * header says nothing of the record to one who reads the file.  Never all
+ * zero (that is "unknown", the hash of a message stored before format 4).
+ * Returns 0 or -1.
+ */
+int	store_record_hash(const struct store *, const uint8_t mid[16],
+	    const void *rec, size_t len, uint8_t out[RECORD_HASH_LEN]) CC_WUR;
 
 /* ---- damage (store_check.c) ---- */
 

@@ -1,7 +1,8 @@
 /*
  * store_format.c - the store's format record, and the upgrade of a store
- * of format 2 (values without integrity tags) or 3 (no notices) to this
- * one.
+ * of an earlier format to this one: format 2 (values without integrity
+ * tags), 3 (no notices) and 4 (message headers without their record's
+ * hash).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,19 +15,37 @@
 /*
  * The layout of the databases.  A store of another format is refused
  * rather than misread (format 1, before the subject index named messages,
- * had no format record), but for format 2 (values without integrity tags,
- * every consent in cview), which a broker upgrades when it opens it.
+ * had no format record), but for formats 2 (values without integrity
+ * tags, every consent in cview), 3 (no notice or disclosure databases)
+ * and 4 (message headers without the hash of their record), which a
+ * broker upgrades when it opens them.
  */
-#define STORE_FORMAT	4
+#define STORE_FORMAT	5
 #define FORMAT_UNTAGGED	2
 #define FORMAT_SUMMED	3	/* the first with a summary */
+#define FORMAT_NO_HASH	4	/* the last without a record's hash */
+
+/* A message's header in formats 2 to 4: struct msg_hdr without rhash. */
+struct msg_hdr_old {
+	char			sender[CC_ID_MAX + 1];
+	uint8_t			rtype;
+	uint8_t			purpose;
+	uint16_t		pad;
+	uint32_t		sealed_len;
+	int64_t			accepted_ms;
+	int64_t			expires_ms;
+	struct subject_ps	subj;
+};
+
 static int	format_put(struct store *, MDB_txn *, uint32_t);
-static int	upgrade(struct store *, MDB_txn *);
-static int	upgrade_3(struct store *, MDB_txn *);
+static int	upgrade(struct store *, MDB_txn *, uint32_t);
 static int	retag(struct store *, MDB_txn *, MDB_dbi, uint8_t dom,
 		    bool meta, size_t (*)(const MDB_val *));
 static size_t	clear_msg(const MDB_val *);
 static size_t	clear_consent(const MDB_val *);
+static int	rehead(struct store *, MDB_txn *);
+static int	rehead_one(struct store *, MDB_txn *, MDB_val *, MDB_val *,
+		    size_t *);
 
 static int
 format_put(struct store *st, MDB_txn *txn, uint32_t format)
@@ -38,8 +57,8 @@ format_put(struct store *st, MDB_txn *txn, uint32_t format)
 
 /*
  * Check the store's format; a new (empty) store is given this one, and a
- * store of format 2 is upgraded in the same transaction (read-only, it is
- * refused: the broker upgrades it when it next starts).
+ * store of format 2, 3 or 4 is upgraded in the same transaction
+ * (read-only, it is refused: the broker upgrades it when it next starts).
  */
 int
 store_format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
@@ -76,21 +95,20 @@ store_format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 		if (have < FORMAT_SUMMED && src == 0) {
 			snprintf(err, errlen, "store damaged: its format "
 			    "record says %u, but it holds what only format %u "
-			    "has", have, STORE_FORMAT);
+			    "and later have", have, FORMAT_SUMMED);
 			return -1;
 		}
-		if ((have == FORMAT_UNTAGGED || have == FORMAT_SUMMED) &&
+		if (have >= FORMAT_UNTAGGED && have < STORE_FORMAT &&
 		    st->readonly) {
 			snprintf(err, errlen, "store format %u: start the "
 			    "broker once to upgrade it to format %u", have,
 			    STORE_FORMAT);
 			return -1;
 		}
-		if (have == FORMAT_UNTAGGED || have == FORMAT_SUMMED) {
+		if (have >= FORMAT_UNTAGGED && have < STORE_FORMAT) {
 			log_info("store: upgrading from format %u to %u",
 			    have, STORE_FORMAT);
-			if ((rc = have == FORMAT_UNTAGGED ? upgrade(st, txn) :
-			    upgrade_3(st, txn)) != 0) {
+			if ((rc = upgrade(st, txn, have)) != 0) {
 				snprintf(err, errlen, "store upgrade from "
 				    "format %u: %s; the store is unchanged",
 				    have, mdb_strerror(rc));
@@ -133,41 +151,42 @@ store_format_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 }
 
 /*
- * Format 2 to 3, in the opening transaction (so a power cut leaves either
- * store whole): every value of the primary databases is given its tag,
- * and the indexes are built again from them (cview keeps only what can
- * still permit or deny; csubj is new).
+ * Format 2, 3 or 4 to 5, in the opening transaction (so a power cut
+ * leaves either store whole).
+ *   From 2: every value of the primary databases is given its tag (a
+ *	message's after its header of then), and the indexes are built
+ *	again from them (cview keeps only what can still permit or deny;
+ *	csubj is new).
+ *   From 3: the notice and disclosure databases are new (store_open made
+ *	them, empty), so the summary, which counts every database, is
+ *	written again.
+ *   From 2, 3 and 4: every message is given the header of format 5, its
+ *	record's hash "unknown" (a re-send of it from its sender is taken
+ *	for the same record, as before), and its tag again.
  */
 static int
-upgrade(struct store *st, MDB_txn *txn)
+upgrade(struct store *st, MDB_txn *txn, uint32_t from)
 {
 	int	rc;
 
-	if ((rc = retag(st, txn, st->meta, TD_META, true, NULL)) != 0 ||
+	if (from == FORMAT_UNTAGGED &&
+	    ((rc = retag(st, txn, st->meta, TD_META, true, NULL)) != 0 ||
 	    (rc = retag(st, txn, st->consent, TD_CONSENT, false,
 	    clear_consent)) != 0 ||
 	    (rc = retag(st, txn, st->msg, TD_MSG, false, clear_msg)) != 0 ||
 	    (rc = retag(st, txn, st->queue, TD_QUEUE, false, NULL)) != 0 ||
 	    (rc = retag(st, txn, st->rstate, TD_RSTATE, false, NULL)) != 0 ||
 	    (rc = retag(st, txn, st->expiry, TD_EXPIRY, false, NULL)) != 0 ||
-	    (rc = retag(st, txn, st->subs, TD_SUBS, false, NULL)) != 0 ||
-	    (rc = consent_reindex(st, txn)) != 0 ||
-	    (rc = msg_reindex(st, txn)) != 0)
+	    (rc = retag(st, txn, st->subs, TD_SUBS, false, NULL)) != 0))
 		return rc;
-	return format_put(st, txn, STORE_FORMAT);
-}
-
-/*
- * Format 3 to 4: the notice and disclosure databases are new (store_open
- * made them, empty), so the summary, which counts every database, is
- * written again.  Same transaction as the opening one.
- */
-static int
-upgrade_3(struct store *st, MDB_txn *txn)
-{
-	int	rc;
-
-	if ((rc = store_summary_put(st, (struct store_txn *)txn)) != 0)
+	if ((rc = rehead(st, txn)) != 0)
+		return rc;
+	if (from == FORMAT_UNTAGGED &&
+	    ((rc = consent_reindex(st, txn)) != 0 ||
+	    (rc = msg_reindex(st, txn)) != 0))
+		return rc;
+	if (from == FORMAT_SUMMED &&
+	    (rc = store_summary_put(st, (struct store_txn *)txn)) != 0)
 		return rc == STORE_FULL ? MDB_MAP_FULL : EIO;
 	return format_put(st, txn, STORE_FORMAT);
 }
@@ -189,8 +208,8 @@ store_format_of(struct store *st, MDB_txn *txn)
 static size_t
 clear_msg(const MDB_val *v)
 {
-	return v->mv_size >= sizeof(struct msg_hdr) ? sizeof(struct msg_hdr) :
-	    v->mv_size;
+	return v->mv_size >= sizeof(struct msg_hdr_old) ?
+	    sizeof(struct msg_hdr_old) : v->mv_size;
 }
 
 static size_t
@@ -282,3 +301,108 @@ retag(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, bool meta,
 	return rc;
 }
 
+/*
+ * Give every message the header of format 5, a chunk at a time as retag
+ * does.  A message whose tag of then fails was damaged before: it is left
+ * as it was, said in the log, and the checks report it as before.  (So a
+ * store of format 5 whose format record were read as 4 would keep every
+ * message as it is: none has a tag of format 4.)
+ */
+static int
+rehead(struct store *st, MDB_txn *txn)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k, v, ck[STORE_CHUNK], cv[STORE_CHUNK];
+	void		*last = NULL;
+	size_t		 lastlen = 0, damaged = 0;
+	int		 i, n, rc = 0;
+	bool		 more = true;
+
+	while (more && rc == 0) {
+		if ((rc = mdb_cursor_open(txn, st->msg, &cur)) != 0)
+			break;
+		if (last == NULL)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		else {
+			k.mv_size = lastlen;
+			k.mv_data = last;
+			if ((rc = mdb_cursor_get(cur, &k, &v,
+			    MDB_SET_RANGE)) == 0)
+				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		for (n = 0; rc == 0 && n < STORE_CHUNK; n++) {
+			ck[n].mv_size = k.mv_size;
+			cv[n].mv_size = v.mv_size;
+			if ((ck[n].mv_data = malloc(k.mv_size + 1)) == NULL ||
+			    (cv[n].mv_data = malloc(v.mv_size + 1)) == NULL) {
+				free(ck[n].mv_data);
+				rc = ENOMEM;
+				break;
+			}
+			memcpy(ck[n].mv_data, k.mv_data, k.mv_size);
+			memcpy(cv[n].mv_data, v.mv_data, v.mv_size);
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(cur);
+		more = rc == 0;
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		for (i = 0; i < n; i++) {
+			if (rc == 0)
+				rc = rehead_one(st, txn, &ck[i], &cv[i],
+				    &damaged);
+			free(cv[i].mv_data);
+			if (i < n - 1)
+				free(ck[i].mv_data);
+		}
+		free(last);
+		last = n > 0 ? ck[n - 1].mv_data : NULL;
+		lastlen = n > 0 ? ck[n - 1].mv_size : 0;
+		if (n == 0)
+			more = false;
+	}
+	free(last);
+	if (rc == 0 && damaged > 0)
+		log_warnx("store: %zu damaged message%s left as %s", damaged,
+		    damaged == 1 ? "" : "s", damaged == 1 ? "it was" :
+		    "they were");
+	return rc;
+}
+
+/* One message: a copy of its format-4 value, written back as format 5. */
+static int
+rehead_one(struct store *st, MDB_txn *txn, MDB_val *k, MDB_val *v,
+    size_t *damaged)
+{
+	struct msg_hdr_old	 ho;
+	struct msg_hdr		 h;
+	uint8_t			*p;
+	int			 rc;
+
+	if (k->mv_size != 16 || tag_check_clear(st, TD_MSG, k, v,
+	    sizeof(ho)) != 0) {
+		(*damaged)++;
+		return 0;
+	}
+	memcpy(&ho, v->mv_data, sizeof(ho));
+	if (v->mv_size != sizeof(ho) + TAG_LEN + (size_t)ho.sealed_len) {
+		(*damaged)++;
+		return 0;
+	}
+	/* Zeroed first: the padding is tagged with the rest. */
+	memset(&h, 0, sizeof(h));
+	memcpy(h.sender, ho.sender, sizeof(h.sender));
+	h.rtype = ho.rtype;
+	h.purpose = ho.purpose;
+	h.sealed_len = ho.sealed_len;
+	h.accepted_ms = ho.accepted_ms;
+	h.expires_ms = ho.expires_ms;
+	h.subj = ho.subj;
+	if ((rc = tag_reserve(st, txn, st->msg, k, sizeof(h) + h.sealed_len,
+	    0, &p)) != 0)
+		return rc;
+	memcpy(p, &h, sizeof(h));
+	memcpy(p + sizeof(h) + TAG_LEN, (const uint8_t *)v->mv_data +
+	    sizeof(ho) + TAG_LEN, h.sealed_len);
+	return tag_seal(st, TD_MSG, k, p, sizeof(h));
+}

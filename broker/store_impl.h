@@ -62,6 +62,7 @@
 #define TD_SUBS		'B'
 #define TD_NOTICE	'N'
 #define TD_DISCL	'D'
+#define TD_RECORD	'H'	/* no database: a header's record hash */
 #define TAG_LEN		SEAL_TAGLEN
 
 /* The longest key LMDB takes (its default), and the longest value kept in

@@ -112,6 +112,20 @@ store_subject_ps(const struct store *st, const struct cc_subject *s,
 }
 
 int
+store_record_hash(const struct store *st, const uint8_t mid[16],
+    const void *rec, size_t len, uint8_t out[RECORD_HASH_LEN])
+{
+	static const uint8_t	zero[RECORD_HASH_LEN];
+
+	if (seal_tag(&st->seal, TD_RECORD, mid, 16, rec, len, out) == -1)
+		return -1;
+	/* One chance in 2^128, but zero must keep meaning "unknown". */
+	if (memcmp(out, zero, RECORD_HASH_LEN) == 0)
+		out[RECORD_HASH_LEN - 1] = 1;
+	return 0;
+}
+
+int
 store_counters_get(struct store *st, struct store_txn *t,
     struct store_counters *c)
 {

@@ -51,7 +51,7 @@ H_TEST(upgrade, format2_store_is_upgraded_and_carries_on)
 	cr_assert(strstr(err, "start the broker once to upgrade") != NULL,
 	    "%s", err);
 	h_broker_start(env);
-	cr_assert(h_log_has(env, "upgrading from format 2 to 4"), "%s",
+	cr_assert(h_log_has(env, "upgrading from format 2 to 5"), "%s",
 	    h_log(env));
 	cr_assert(!h_log_has(env, "store damaged"), "%s", h_log(env));
 
@@ -93,7 +93,7 @@ H_TEST(upgrade, format2_store_is_upgraded_and_carries_on)
 	h_assert_op(h_grant(carat, H_CJIT, H_BASIC, "1999/7654321V"),
 	    "consent-recorded");
 
-	/* Upgraded once: a restart finds format 4 and no damage. */
+	/* Upgraded once: a restart finds format 5 and no damage. */
 	h_close(&carat);
 	h_close(&cjit);
 	cr_assert_eq(h_broker_stop(env), 0);

@@ -1158,6 +1158,133 @@ Test(store, message_frame_round_trips_with_and_without_frame,
 	store_abort(t);
 }
 
+/* A message's header in formats 2 to 4 (store_format.c): no rhash. */
+struct msg_hdr_old {
+	char			sender[CC_ID_MAX + 1];
+	uint8_t			rtype;
+	uint8_t			purpose;
+	uint16_t		pad;
+	uint32_t		sealed_len;
+	int64_t			accepted_ms;
+	int64_t			expires_ms;
+	struct subject_ps	subj;
+};
+
+/*
+ * A store of format 4 opened to write: every message is given the header
+ * of format 5, its record's hash "unknown" (zero), its fields, tag and
+ * sealed frame kept; one damaged before is left as it was (and still
+ * reported), and a second open upgrades nothing.
+ */
+Test(store, format4_messages_get_the_format5_header, .init = setup,
+    .fini = teardown)
+{
+	static uint8_t	frame[200];
+	static const uint32_t	f4 = 4;
+	static const uint8_t	zero[RECORD_HASH_LEN];
+	const struct {
+		const char	*name;
+		size_t		 len;		/* of the frame; 0: none */
+		bool		 damaged;
+	} rows[] = {
+		{ "with its payload", sizeof(frame), false },
+		{ "released", 0, false },
+		{ "damaged in format 4", 50, true },
+	};
+	struct {
+		uint8_t	*v;
+		size_t	 len;
+	} old[3];
+	struct store_txn	*t;
+	struct msg_hdr		 h;
+	struct msg_hdr_old	 ho;
+	uint8_t			 mid[16];
+	size_t			 i;
+
+	cr_assert_eq(sizeof(ho) + RECORD_HASH_LEN, sizeof(h));
+	frame_fill(frame, sizeof(frame));
+	/* Written as format 5, then each value made over as format 4's. */
+	t = begin(true);
+	for (i = 0; i < NITEMS(rows); i++) {
+		msg_hdr_of(&h, NULL);
+		h.rtype = (uint8_t)i;
+		memset(h.rhash, 0xa5, sizeof(h.rhash));
+		id_of(mid, K_MSG, (uint32_t)i);
+		cr_assert_eq(store_msg_put(st, t, mid, &h, rows[i].len > 0 ?
+		    frame : NULL, rows[i].len), 0);
+	}
+	commit(t);
+	t = begin(false);
+	for (i = 0; i < NITEMS(rows); i++) {
+		const uint8_t	*sealed;
+		MDB_val		 k = { 16, mid };
+
+		id_of(mid, K_MSG, (uint32_t)i);
+		cr_assert_eq(store_msg_get(st, t, mid, &h, &sealed), 0);
+		memset(&ho, 0, sizeof(ho));
+		memcpy(ho.sender, h.sender, sizeof(ho.sender));
+		ho.rtype = h.rtype;
+		ho.purpose = h.purpose;
+		ho.sealed_len = h.sealed_len;
+		ho.accepted_ms = h.accepted_ms;
+		ho.expires_ms = h.expires_ms;
+		ho.subj = h.subj;
+		old[i].len = sizeof(ho) + TAG_LEN + h.sealed_len;
+		cr_assert_not_null(old[i].v = malloc(old[i].len));
+		memcpy(old[i].v, &ho, sizeof(ho));
+		cr_assert_eq(tag_make(st, TD_MSG, &k, &ho, sizeof(ho),
+		    old[i].v + sizeof(ho)), 0);
+		memcpy(old[i].v + sizeof(ho) + TAG_LEN, sealed, h.sealed_len);
+		if (rows[i].damaged)
+			old[i].v[3] ^= 1;	/* the sender's name */
+	}
+	store_abort(t);
+	for (i = 0; i < NITEMS(rows); i++) {
+		id_of(mid, K_MSG, (uint32_t)i);
+		raw_put("msg", mid, 16, old[i].v, old[i].len);
+		free(old[i].v);
+	}
+	raw_put("meta", META_FORMAT, strlen(META_FORMAT), &f4, sizeof(f4));
+
+	reopen();
+	reopen();
+	t = begin(false);
+	for (i = 0; i < NITEMS(rows); i++) {
+		const uint8_t	*sealed;
+		uint8_t		*back;
+		size_t		 len;
+		int		 rc;
+
+		id_of(mid, K_MSG, (uint32_t)i);
+		rc = store_msg_get(st, t, mid, &h, &sealed);
+		if (rows[i].damaged) {
+			cr_expect_eq(rc, STORE_CORRUPT, "%s: %s",
+			    rows[i].name, store_strerror(rc));
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s: %s", rows[i].name, store_strerror(rc));
+		cr_expect_str_eq(h.sender, "prison.hmp-leeds");
+		cr_expect_eq(h.rtype, i);
+		cr_expect_eq(h.purpose, PURPOSE_CONTINUITY_OF_CARE);
+		cr_expect_eq(h.accepted_ms, 1777626000000LL);
+		cr_expect_eq(h.expires_ms, 1785402000000LL);
+		cr_expect_eq(memcmp(h.rhash, zero, sizeof(zero)), 0,
+		    "%s: a hash made up", rows[i].name);
+		back = store_msg_frame(st, t, mid, &len);
+		if (rows[i].len == 0) {
+			cr_expect_eq(h.sealed_len, 0);
+			cr_expect_null(back);
+			continue;
+		}
+		cr_assert_not_null(back, "%s: the payload does not open",
+		    rows[i].name);
+		cr_expect_eq(len, rows[i].len);
+		cr_expect_eq(memcmp(back, frame, len), 0);
+		free(back);
+	}
+	store_abort(t);
+}
+
 /* The sealed frame altered on disk, or moved under another message id,
  * does not open: store_msg_frame gives NULL, never altered bytes. */
 Test(store, altered_sealed_frame_does_not_open, .init = setup,
@@ -2164,7 +2291,8 @@ Test(store, open_refuses_a_directory_others_can_reach)
 
 Test(store, open_refuses_a_store_of_another_format)
 {
-	static const uint32_t	f1 = 1, f2 = 2, f3 = 3, f4 = 4, f5 = 5;
+	static const uint32_t	f1 = 1, f2 = 2, f3 = 3, f4 = 4, f5 = 5,
+				f6 = 6;
 	static const struct {
 		const char	*name;
 		const void	*format;	/* NULL: record removed */
@@ -2173,27 +2301,32 @@ Test(store, open_refuses_a_store_of_another_format)
 		bool		 readonly;
 		const char	*err;		/* NULL: opens */
 	} rows[] = {
-		{ "format 4", &f4, 4, false, false, NULL },
+		{ "format 5", &f5, 4, false, false, NULL },
+		{ "format 4, upgraded when opened to write", &f4, 4, false,
+		  false, NULL },
+		{ "format 4, read-only", &f4, 4, false, true,
+		  "store format 4: start the broker once to upgrade it to "
+		  "format 5" },
 		{ "format 3, upgraded when opened to write", &f3, 4, false,
 		  false, NULL },
 		{ "format 3, read-only", &f3, 4, false, true,
 		  "store format 3: start the broker once to upgrade it to "
-		  "format 4" },
+		  "format 5" },
 		{ "format 2, upgraded when opened to write", &f2, 4, false,
 		  false, NULL },
 		{ "format 2, read-only", &f2, 4, false, true,
 		  "store format 2: start the broker once to upgrade it to "
-		  "format 4" },
-		{ "format 5", &f5, 4, false, false,
-		  "store format 5, but this ccbroker reads format 4 (a later "
+		  "format 5" },
+		{ "format 6", &f6, 4, false, false,
+		  "store format 6, but this ccbroker reads format 5 (a later "
 		  "ccbroker's store, or its format record damaged)" },
 		{ "format 1 recorded", &f1, 4, false, false,
-		  "store format 1, but this ccbroker reads format 4" },
+		  "store format 1, but this ccbroker reads format 5" },
 		{ "format record of two bytes", &f2, 2, false, false,
 		  "store damaged: its format record is 2 bytes" },
 		{ "no format record beside other metadata", NULL, 0, true,
 		  false, "store format 1 (an earlier ccbroker), but this "
-		  "ccbroker reads format 4" },
+		  "ccbroker reads format 5" },
 		{ "no format record in an empty store", NULL, 0, false, false,
 		  NULL },
 	};
