@@ -16,6 +16,8 @@
 
 
 static int	reply_accepted(struct broker *, struct req *, const char *);
+static int	record_hash(struct store *, const struct cc_msg *,
+		    const uint8_t mid[16], uint8_t out[RECORD_HASH_LEN]);
 static int	quota_check(struct broker *, struct req *,
 		    const struct msg_hdr *, size_t);
 
@@ -27,6 +29,23 @@ reply_accepted(struct broker *b, struct req *r, const char *mid)
 	reply_begin(&rp, "accepted");
 	reply_str(&rp, "mid", mid);
 	return reply_send(b, r->rid, r->ridlen, &rp);
+}
+
+/* The hash the header keeps of the record (store_record_hash of
+ * proto_encode_record).  Returns 0 or STORE_NOMEM. */
+static int
+record_hash(struct store *st, const struct cc_msg *m, const uint8_t mid[16],
+    uint8_t out[RECORD_HASH_LEN])
+{
+	msgpack_sbuffer	rec;
+	int		rc = STORE_NOMEM;
+
+	msgpack_sbuffer_init(&rec);
+	if (proto_encode_record(m, &rec) == 0 &&
+	    store_record_hash(st, mid, rec.data, rec.size, out) == 0)
+		rc = 0;
+	msgpack_sbuffer_destroy(&rec);
+	return rc;
 }
 
 /* publish {mid, type, purpose, subject, area, to?, created, expires?, body}
@@ -43,7 +62,7 @@ handle_publish(struct broker *b, struct req *r)
 	struct msg_hdr		 h;
 	struct audit_ev		 ev;
 	msgpack_sbuffer		 frame;
-	uint8_t			 mid[16], oldmid[16];
+	uint8_t			 mid[16], oldmid[16], rhash[RECORD_HASH_LEN];
 	char			 midtext[40], field[32], id[CC_ID_MAX + 1];
 	int64_t			 exp_ms, now = broker_now(b);
 	bool			 queued = false, correction;
@@ -64,12 +83,28 @@ handle_publish(struct broker *b, struct req *r)
 		return reply_error(b, r, ERR_INVALID_FIELD, "type",
 		    "unknown record type or purpose");
 
-	/* Same mid again: the same answer, no second copy. */
+	/*
+	 * Same mid again (DESIGN §6): the same record (all but `created`
+	 * alike) has the same answer and no second copy; another record, or
+	 * a mid another agency used, is refused.  The two refusals read the
+	 * same, and the other agency's is made before its record is looked
+	 * at: an agency learns nothing of a message not its own.  A message
+	 * stored before its record was hashed (format 4) takes any re-send
+	 * from its sender for the same record, as it always did.
+	 */
+	if ((rc = record_hash(st, r->msg, mid, rhash)) != 0)
+		return rc;
 	rc = store_msg_get(st, r->txn, mid, &h, NULL);
 	if (rc == 0) {
-		if (strcmp(h.sender, sender) != 0)
+		static const uint8_t	unknown[RECORD_HASH_LEN];
+
+		if (strcmp(h.sender, sender) != 0 ||
+		    (memcmp(h.rhash, unknown, sizeof(unknown)) != 0 &&
+		    memcmp(h.rhash, rhash, sizeof(rhash)) != 0))
 			return reply_error(b, r, ERR_INVALID_FIELD, "mid",
-			    "mid already used by another agency");
+			    "this mid was already used for a different "
+			    "record; send the record under a new mid (a "
+			    "correction names the old mid in supersedes)");
 		return reply_accepted(b, r, midtext);
 	}
 	if (rc != STORE_NOTFOUND)
@@ -103,6 +138,7 @@ handle_publish(struct broker *b, struct req *r)
 	h.rtype = rtype;
 	h.purpose = purpose;
 	h.accepted_ms = now;
+	memcpy(h.rhash, rhash, sizeof(h.rhash));
 	h.expires_ms = now + (int64_t)conf->retention_days * 86400000LL;
 	if (proto_get_time(r->msg, "expires", &exp_ms) == 0 &&
 	    exp_ms < h.expires_ms)
