@@ -5,11 +5,19 @@
  * Out: a *.json file renamed into out/ is read, checked by the proto
  * library, given a mid (written back into the file first, so the file and
  * the outbox agree after any crash), queued in LMDB and removed from out/.
- * Queued records go to the broker in order, a window at a time, again on
- * every new session, until the broker answers: `accepted` moves the record
- * to sent/ beside its answer; a refusal moves it to rejected/ beside
+ * Every file is queued, a mid already sent or queued too: the broker
+ * answers it (the same record: `accepted` again; another: refused), and
+ * no file leaves out/ but for sent/ or rejected/ (DESIGN §6).  Queued
+ * records go to the broker in order, a window at a time, again on every
+ * new session, until the broker answers: `accepted` moves the record to
+ * sent/ beside its answer; a refusal moves it to rejected/ beside
  * NAME.error.json; `busy`, `storage-full` and `over-quota` are tried again
  * later.
+ *
+ * Answers name the mid, not the request: the window never holds two
+ * records of one mid, and an answer still owed to a record already filed
+ * (sent again after no answer came) is counted, so that it is never taken
+ * for the answer to the next record of that mid.
  *
  * In: a delivery is written to tmp/, fsync'd; then its mid is added to the
  * seen-set (committed); then the file is renamed to in/MID.json; then it
@@ -54,6 +62,7 @@
 #define STUCK_RETRY_MS		5000	/* spool write failed: try again */
 #define FILE_MAX		(1 << 20)	/* larger out/ files: too-large */
 #define PRUNE_AGE_MS		(90LL * 86400 * 1000)
+#define OWED_MAX_MS		(3600LL * 1000)	/* an answer surely lost */
 
 /* A queued record on its way to the broker. */
 struct flight {
@@ -66,6 +75,14 @@ struct flight {
 	int64_t		sent_at;
 	int64_t		retry_at;	/* not before; 0: now */
 	int		backoff;
+	unsigned	owed;		/* sends not answered yet */
+};
+
+/* Answers still owed to records already filed, by mid. */
+struct owed {
+	char		mid[CC_UUID_LEN + 1];
+	unsigned	n;
+	int64_t		since;		/* filed at */
 };
 
 struct agentd {
@@ -81,6 +98,8 @@ struct agentd {
 	int64_t			 next_rescan;
 	cc_delivery		*stuck;		/* could not be stored yet */
 	int64_t			 stuck_at;
+	struct owed		*owed;
+	size_t			 nowed, capowed;
 };
 
 /*
@@ -118,6 +137,9 @@ static int	on_accepted(struct agentd *, size_t, int64_t);
 static int	on_refused(struct agentd *, size_t,
 		    const struct cc_agent_error *, int64_t);
 static void	retry_later(struct flight *, int64_t);
+static int	owed_room(struct agentd *);
+static bool	owed_take(struct agentd *, const char *, int64_t);
+static void	win_filed(struct agentd *, size_t, int64_t);
 static void	win_remove(struct agentd *, size_t);
 static int	store(struct agentd *, cc_delivery *);
 static void	receive(struct agentd *, int64_t);
@@ -323,7 +345,12 @@ reject_file(struct agentd *d, const char *name, const char *mid,
 	char	 target[300], errname[320], tag[40], *s;
 
 	(void)snprintf(tag, sizeof(tag), "%lld", (long long)cc_time_now_ms());
-	spool_unique(&d->sp, SP_REJECTED, name, tag, target, sizeof(target));
+	if (spool_unique(&d->sp, SP_REJECTED, name, tag, ".error.json",
+	    target, sizeof(target)) == -1) {
+		log_warnx("no free name in rejected/ for %s; out/%s stays for "
+		    "the next scan", name, name);
+		return;
+	}
 	(void)snprintf(errname, sizeof(errname), "%s.error.json", target);
 	if ((s = error_json(e, mid)) == NULL) {
 		log_warnx("out of memory: out/%s stays for the next scan",
@@ -390,10 +417,11 @@ take(void *arg, const char *name)
 		    outbox_error(d->ob));
 		goto out;
 	}
+	/* 0: queued before a crash kept it in out/; it is answered once. */
 	if (r == 1)
 		log_info("queued file=%s mid=%s", name, mid);
 	else
-		log_info("already queued or sent file=%s mid=%s", name, mid);
+		log_info("already queued file=%s mid=%s", name, mid);
 	if (spool_unlink(&d->sp, SP_OUT, name) == -1 && errno != ENOENT)
 		log_warn("out/%s", name);
 out:
@@ -416,12 +444,17 @@ rescan(struct agentd *d, int min_age_ms)
 	free(f);
 }
 
-/* Bring queued records into the window, oldest first. */
+/*
+ * Bring queued records into the window, oldest first.  A record whose mid
+ * the window holds waits (and those after it) until that one is filed:
+ * the broker's answer names the mid only.
+ */
 static void
 fill(struct agentd *d)
 {
 	struct outbox_entry	e;
 	struct flight		*f;
+	size_t			i;
 	int			r;
 
 	while (d->nwin < WINDOW) {
@@ -429,6 +462,13 @@ fill(struct agentd *d)
 			if (r == -1)
 				log_warnx("cannot read the next record: %s",
 				    outbox_error(d->ob));
+			return;
+		}
+		for (i = 0; i < d->nwin; i++)
+			if (strcmp(d->win[i].mid, e.mid) == 0)
+				break;
+		if (i < d->nwin) {
+			outbox_entry_free(&e);
 			return;
 		}
 		f = &d->win[d->nwin++];
@@ -440,6 +480,74 @@ fill(struct agentd *d)
 		f->backoff = RETRY_MIN_MS;
 		d->loaded = e.seq;
 	}
+}
+
+/*
+ * Room for one more mid owed answers, made before a record is filed (so
+ * that filing it never fails to count them).  0, or -1 out of memory.
+ */
+static int
+owed_room(struct agentd *d)
+{
+	struct owed	*n;
+	size_t		 cap;
+
+	if (d->nowed < d->capowed)
+		return 0;
+	cap = d->capowed > 0 ? 2 * d->capowed : 16;
+	if ((n = reallocarray(d->owed, cap, sizeof(*n))) == NULL)
+		return -1;
+	d->owed = n;
+	d->capowed = cap;
+	return 0;
+}
+
+/*
+ * Is an answer naming mid one still owed to a record already filed?  Then
+ * it is counted off and taken (true).  The broker answers one connection's
+ * requests in order, so these come before any answer to a later record
+ * of the mid; one never come after OWED_MAX_MS was lost, and forgotten.
+ * (One forgotten too early would be taken for the next record's answer;
+ * one lost and still counted costs the next record only a send again.)
+ */
+static bool
+owed_take(struct agentd *d, const char *mid, int64_t now)
+{
+	struct owed	*o;
+	size_t		 i = 0;
+	bool		 taken = false;
+
+	while (i < d->nowed) {
+		o = &d->owed[i];
+		if (!taken && strcasecmp(o->mid, mid) == 0) {
+			o->n--;
+			taken = true;
+		}
+		if (o->n == 0 || now - o->since > OWED_MAX_MS)
+			*o = d->owed[--d->nowed];
+		else
+			i++;
+	}
+	return taken;
+}
+
+/*
+ * The record of window slot i was filed: it goes from the window, and
+ * what is still owed to it is counted (owed_room made room for it).
+ */
+static void
+win_filed(struct agentd *d, size_t i, int64_t now)
+{
+	struct flight	*f = &d->win[i];
+	struct owed	*o;
+
+	if (f->owed > 0 && d->nowed < d->capowed) {
+		o = &d->owed[d->nowed++];
+		memcpy(o->mid, f->mid, sizeof(o->mid));
+		o->n = f->owed;
+		o->since = now;
+	}
+	win_remove(d, i);
 }
 
 static void
@@ -494,6 +602,7 @@ send_window(struct agentd *d, int64_t now)
 		f->sent = true;
 		f->session = d->session;
 		f->sent_at = now;
+		f->owed++;
 	}
 }
 
@@ -513,19 +622,31 @@ retry_later(struct flight *f, int64_t now)
 
 /*
  * File the record and the answer in sent/ and forget the record.
- * Returns 1, or 0 when they could not be written: the record stays
- * queued and is sent again later, so that it never leaves the outbox
- * without its answer.
+ * Returns 1, or 0 when they could not be written or the record not
+ * forgotten: what was written goes again, the record stays queued and is
+ * sent again later, so that it never leaves the outbox without its answer
+ * and is filed once.
  */
 static int
 on_accepted(struct agentd *d, size_t i, int64_t now)
 {
 	struct flight	*f = &d->win[i];
-	char		 target[300], ansname[320], answer[160], stamp[32];
+	char		 target[320], ansname[340], answer[160], stamp[32];
 
+	if (owed_room(d) == -1) {
+		log_warnx("out of memory filing mid=%s; again in %d ms",
+		    f->mid, f->backoff);
+		retry_later(f, now);
+		return 0;
+	}
+	if (spool_unique(&d->sp, SP_SENT, f->name, f->mid, ".accepted.json",
+	    target, sizeof(target)) == -1) {
+		log_warnx("no free name in sent/ for %s; mid=%s again in %d "
+		    "ms", f->name, f->mid, f->backoff);
+		retry_later(f, now);
+		return 0;
+	}
 	cc_time_now_rfc3339(stamp);
-	spool_unique(&d->sp, SP_SENT, f->name, f->mid, target,
-	    sizeof(target));
 	(void)snprintf(ansname, sizeof(ansname), "%s.accepted.json", target);
 	(void)snprintf(answer, sizeof(answer), "{\n  \"mid\": \"%s\",\n"
 	    "  \"accepted\": \"%s\"\n}", f->mid, stamp);
@@ -544,11 +665,18 @@ on_accepted(struct agentd *d, size_t i, int64_t now)
 		retry_later(f, now);
 		return 0;
 	}
-	if (outbox_done(d->ob, f->seq, f->mid) == -1)
-		log_warnx("cannot remove mid=%s: %s", f->mid,
-		    outbox_error(d->ob));
-	log_info("accepted file=%s mid=%s", f->name, f->mid);
-	win_remove(d, i);
+	if (outbox_done(d->ob, f->seq) == -1) {
+		log_warnx("cannot remove mid=%s: %s; again in %d ms", f->mid,
+		    outbox_error(d->ob), f->backoff);
+		(void)spool_unlink(&d->sp, SP_SENT, ansname);
+		(void)spool_unlink(&d->sp, SP_SENT, target);
+		retry_later(f, now);
+		return 0;
+	}
+	log_info("accepted file=%s mid=%s%s%s", f->name, f->mid,
+	    strcmp(target, f->name) != 0 ? " as=" : "",
+	    strcmp(target, f->name) != 0 ? target : "");
+	win_filed(d, i, now);
 	return 1;
 }
 
@@ -558,11 +686,21 @@ on_refused(struct agentd *d, size_t i, const struct cc_agent_error *e,
     int64_t now)
 {
 	struct flight	*f = &d->win[i];
-	char		 target[300], errname[320], tag[40], *s;
+	char		 target[320], errname[340], *s;
 
-	(void)snprintf(tag, sizeof(tag), "%s", f->mid);
-	spool_unique(&d->sp, SP_REJECTED, f->name, tag, target,
-	    sizeof(target));
+	if (owed_room(d) == -1) {
+		log_warnx("out of memory filing mid=%s; again in %d ms",
+		    f->mid, f->backoff);
+		retry_later(f, now);
+		return 0;
+	}
+	if (spool_unique(&d->sp, SP_REJECTED, f->name, f->mid, ".error.json",
+	    target, sizeof(target)) == -1) {
+		log_warnx("no free name in rejected/ for %s; mid=%s again in "
+		    "%d ms", f->name, f->mid, f->backoff);
+		retry_later(f, now);
+		return 0;
+	}
 	(void)snprintf(errname, sizeof(errname), "%s.error.json", target);
 	if ((s = error_json(e, f->mid)) == NULL) {
 		log_warnx("out of memory filing mid=%s; again in %d ms",
@@ -586,12 +724,19 @@ on_refused(struct agentd *d, size_t i, const struct cc_agent_error *e,
 		retry_later(f, now);
 		return 0;
 	}
-	if (outbox_done(d->ob, f->seq, f->mid) == -1)
-		log_warnx("cannot remove mid=%s: %s", f->mid,
-		    outbox_error(d->ob));
-	log_info("refused file=%s mid=%s code=%s field=%s", f->name, f->mid,
-	    cc_agent_strerror(e->code), e->field[0] ? e->field : "-");
-	win_remove(d, i);
+	if (outbox_done(d->ob, f->seq) == -1) {
+		log_warnx("cannot remove mid=%s: %s; again in %d ms", f->mid,
+		    outbox_error(d->ob), f->backoff);
+		(void)spool_unlink(&d->sp, SP_REJECTED, target);
+		(void)spool_unlink(&d->sp, SP_REJECTED, errname);
+		retry_later(f, now);
+		return 0;
+	}
+	log_info("refused file=%s mid=%s code=%s field=%s%s%s", f->name,
+	    f->mid, cc_agent_strerror(e->code), e->field[0] ? e->field : "-",
+	    strcmp(target, f->name) != 0 ? " as=" : "",
+	    strcmp(target, f->name) != 0 ? target : "");
+	win_filed(d, i, now);
 	return 1;
 }
 
@@ -602,6 +747,12 @@ answers(struct agentd *d, int64_t now)
 	size_t			i, nsent, only = 0;
 
 	while (ccx_answer_pop(d->a, &ans) == 1) {
+		if (ans.id[0] != '\0' && owed_take(d, ans.id, now)) {
+			log_info("broker answer re=%s to a record filed "
+			    "already: passed over", ans.id);
+			ccx_answer_free(&ans);
+			continue;
+		}
 		for (i = 0, nsent = 0; i < d->nwin; i++)
 			if (d->win[i].sent) {
 				nsent++;
@@ -610,10 +761,14 @@ answers(struct agentd *d, int64_t now)
 		for (i = 0; i < d->nwin; i++)
 			if (strcasecmp(d->win[i].mid, ans.id) == 0)
 				break;
-		/* An error naming no mid answers the one request out. */
+		/* An error naming no mid answers the one request out (when
+		 * no answer is owed to a record filed already). */
 		if (i == d->nwin && ans.kind == ANS_ERROR && nsent == 1 &&
+		    d->nowed == 0 &&
 		    (ans.id[0] == '\0' || strcmp(ans.id, "publish") == 0))
 			i = only;
+		if (i < d->nwin && d->win[i].owed > 0)
+			d->win[i].owed--;
 		if (i == d->nwin) {
 			if (ans.kind == ANS_ERROR)
 				log_warnx("broker error re=%s code=%s: %s",
@@ -837,6 +992,7 @@ out:
 	cc_delivery_destroy(&d->stuck);
 	for (i = 0; i < d->nwin; i++)
 		free(d->win[i].json);
+	free(d->owed);
 	cc_agent_destroy(&d->a);
 	spool_close(&d->sp);
 	outbox_close(&d->ob);

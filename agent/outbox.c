@@ -1,14 +1,18 @@
 /*
- * outbox.c - the agent's LMDB store: outbox, handled mids, seen-set.
+ * outbox.c - the agent's LMDB store: outbox and seen-set.
  *
  * Databases:
  *	outbox	seq (u64, big-endian) -> name NUL mid NUL json
- *	outmid	mid -> seq: a queued mid is not queued twice
- *	done	mid -> time (ms): answered by the broker
+ *	outname	name -> seq: the last record queued from an out/ file of
+ *		that name, so that a file taken again after a crash (queued,
+ *		not yet removed from out/) is not queued twice
  *	seen	key -> time (ms): a delivery (mid) or a receipt
  *		(mid.agency.state) stored in the spool
  *	meta	"seq" -> the last seq given (u64): never given twice, even
  *		after the outbox ran empty, so the daemon's cursor holds
+ * An earlier agent kept `outmid` and `done`, mids queued and answered,
+ * and queued no file whose mid was in either: such a file left out/ for
+ * neither sent/ nor rejected/.  They are removed when the store opens.
  */
 #include <sys/stat.h>
 
@@ -28,7 +32,7 @@
 
 struct outbox {
 	MDB_env	*env;
-	MDB_dbi	 outbox, outmid, done, seen, meta;
+	MDB_dbi	 outbox, outname, seen, meta;
 	char	 err[160];		/* why the last call failed */
 };
 
@@ -39,6 +43,7 @@ static int	prune_db(struct outbox *, MDB_txn *, MDB_dbi, const char *,
 		    int64_t);
 static int	entry_read(struct outbox *, const MDB_val *, const MDB_val *,
 		    struct outbox_entry *);
+static int	drop_old(MDB_txn *, const char *);
 
 static void
 set_error(struct outbox *ob, const char *fmt, ...)
@@ -93,15 +98,17 @@ outbox_open(const char *dir, char *err, size_t errlen)
 		return NULL;
 	}
 	if ((rc = mdb_env_create(&ob->env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(ob->env, 5)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(ob->env, 6)) != 0 ||
 	    (rc = mdb_env_set_mapsize(ob->env, OUTBOX_MAP_BYTES)) != 0 ||
 	    (rc = mdb_env_open(ob->env, dir, 0, 0600)) != 0 ||
 	    (rc = mdb_txn_begin(ob->env, NULL, 0, &txn)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "outbox", MDB_CREATE, &ob->outbox)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "outmid", MDB_CREATE, &ob->outmid)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "done", MDB_CREATE, &ob->done)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "outname", MDB_CREATE,
+	    &ob->outname)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "seen", MDB_CREATE, &ob->seen)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &ob->meta)) != 0)
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &ob->meta)) != 0 ||
+	    (rc = drop_old(txn, "outmid")) != 0 ||
+	    (rc = drop_old(txn, "done")) != 0)
 		goto fail;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
@@ -114,6 +121,20 @@ fail:
 		mdb_txn_abort(txn);
 	outbox_close(&ob);
 	return NULL;
+}
+
+/* Remove a database of an earlier agent's, when there is one. */
+static int
+drop_old(MDB_txn *txn, const char *name)
+{
+	MDB_dbi	dbi;
+	int	rc;
+
+	if ((rc = mdb_dbi_open(txn, name, 0, &dbi)) == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	return mdb_drop(txn, dbi, 1);
 }
 
 void
@@ -161,24 +182,34 @@ outbox_put(struct outbox *ob, const char *mid, const char *name,
 	const char	*what;
 	int		 rc;
 
-	if (nl > OUTBOX_NAME_MAX || ml == 0 || ml > CC_UUID_LEN) {
+	if (nl == 0 || nl > OUTBOX_NAME_MAX || ml == 0 || ml > CC_UUID_LEN) {
 		set_error(ob, "a name or mid of a bad length");
 		return -1;
 	}
 	what = "begin";
 	if ((rc = mdb_txn_begin(ob->env, NULL, 0, &txn)) != 0)
 		goto fail;
-	k.mv_size = ml;
-	k.mv_data = (void *)mid;
-	what = "outmid";
-	if ((rc = mdb_get(txn, ob->outmid, &k, &v)) == 0)
-		goto known;
-	if (rc != MDB_NOTFOUND)
-		goto fail;
-	what = "done";
-	if ((rc = mdb_get(txn, ob->done, &k, &v)) == 0)
-		goto known;
-	if (rc != MDB_NOTFOUND)
+	/* This file, queued already and still unanswered? */
+	k.mv_size = nl;
+	k.mv_data = (void *)name;
+	what = "outname";
+	if ((rc = mdb_get(txn, ob->outname, &k, &v)) == 0) {
+		if (v.mv_size != 8)
+			goto corrupt;
+		memcpy(key, v.mv_data, sizeof(key));
+		k.mv_size = sizeof(key);
+		k.mv_data = key;
+		what = "outbox";
+		if ((rc = mdb_get(txn, ob->outbox, &k, &v)) == 0) {
+			p = v.mv_data;
+			if (v.mv_size == nl + 1 + ml + 1 + jl &&
+			    memcmp(p, name, nl + 1) == 0 &&
+			    memcmp(p + nl + 1, mid, ml + 1) == 0 &&
+			    memcmp(p + nl + 1 + ml + 1, json, jl) == 0)
+				goto known;
+		} else if (rc != MDB_NOTFOUND)
+			goto fail;
+	} else if (rc != MDB_NOTFOUND)
 		goto fail;
 
 	*seq = 1;
@@ -222,12 +253,12 @@ outbox_put(struct outbox *ob, const char *mid, const char *name,
 	memcpy(p, name, nl + 1);
 	memcpy(p + nl + 1, mid, ml + 1);
 	memcpy(p + nl + 1 + ml + 1, json, jl);
-	k.mv_size = ml;
-	k.mv_data = (void *)mid;
+	k.mv_size = nl;
+	k.mv_data = (void *)name;
 	v.mv_size = sizeof(key);
 	v.mv_data = key;
-	what = "outmid";
-	if ((rc = mdb_put(txn, ob->outmid, &k, &v, 0)) != 0)
+	what = "outname";
+	if ((rc = mdb_put(txn, ob->outname, &k, &v, 0)) != 0)
 		goto fail;
 	what = "commit";
 	rc = mdb_txn_commit(txn);
@@ -327,28 +358,43 @@ outbox_entry_free(struct outbox_entry *e)
 	e->json = NULL;
 }
 
+/* The entry goes, and its name's row when it names this entry. */
 int
-outbox_done(struct outbox *ob, uint64_t seq, const char *mid)
+outbox_done(struct outbox *ob, uint64_t seq)
 {
-	MDB_txn	*txn = NULL;
-	MDB_val	 k;
-	uint8_t	 key[8];
-	int	 rc;
+	MDB_txn		*txn = NULL;
+	MDB_val		 k, v, nk;
+	uint8_t		 key[8];
+	char		 name[OUTBOX_NAME_MAX];
+	const char	*end;
+	int		 rc;
 
 	if ((rc = mdb_txn_begin(ob->env, NULL, 0, &txn)) != 0)
 		goto fail;
 	be64_put(key, seq);
 	k.mv_size = sizeof(key);
 	k.mv_data = key;
-	if ((rc = mdb_del(txn, ob->outbox, &k, NULL)) != 0 &&
-	    rc != MDB_NOTFOUND)
+	if ((rc = mdb_get(txn, ob->outbox, &k, &v)) == MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	if (rc != 0)
 		goto fail;
-	k.mv_size = strlen(mid);
-	k.mv_data = (void *)mid;
-	if ((rc = mdb_del(txn, ob->outmid, &k, NULL)) != 0 &&
-	    rc != MDB_NOTFOUND)
-		goto fail;
-	if ((rc = put_time(txn, ob->done, mid)) != 0)
+	/* The name copied out of the page before anything is written. */
+	if ((end = memchr(v.mv_data, '\0', v.mv_size)) != NULL &&
+	    end > (const char *)v.mv_data &&
+	    (size_t)(end - (const char *)v.mv_data) <= sizeof(name)) {
+		nk.mv_size = (size_t)(end - (const char *)v.mv_data);
+		memcpy(name, v.mv_data, nk.mv_size);
+		nk.mv_data = name;
+		rc = mdb_get(txn, ob->outname, &nk, &v);
+		if (rc == 0 && v.mv_size == sizeof(key) &&
+		    memcmp(v.mv_data, key, sizeof(key)) == 0)
+			rc = mdb_del(txn, ob->outname, &nk, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			goto fail;
+	}
+	if ((rc = mdb_del(txn, ob->outbox, &k, NULL)) != 0)
 		goto fail;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
@@ -472,8 +518,7 @@ outbox_prune(struct outbox *ob, int64_t max_age_ms)
 
 	if ((rc = mdb_txn_begin(ob->env, NULL, 0, &txn)) != 0)
 		goto fail;
-	if (prune_db(ob, txn, ob->done, "done", before) == -1 ||
-	    prune_db(ob, txn, ob->seen, "seen", before) == -1) {
+	if (prune_db(ob, txn, ob->seen, "seen", before) == -1) {
 		mdb_txn_abort(txn);
 		return -1;
 	}

@@ -1,7 +1,7 @@
 /*
  * outbox.h - the agent's durable state in LMDB under `data`: the outbox
- * of records not yet accepted by the broker, the mids already handled, and
- * the seen-set of deliveries and receipts already stored.
+ * of records not yet answered by the broker, and the seen-set of
+ * deliveries and receipts already stored.
  *
  * Every write commits (fsync) before it returns: what outbox_put() said
  * is queued survives a crash, and what outbox_seen_put() marked is known
@@ -32,9 +32,13 @@ struct outbox	*outbox_open(const char *dir, char *err, size_t errlen);
 void		 outbox_close(struct outbox **);
 
 /*
- * Queue a record under its mid.  Returns 1 when queued (*seq set), 0 when
- * the mid is queued or was handled already, -1 on a store failure or a
- * corrupt sequence number (outbox_error says which).
+ * Queue the record of the out/ file `name`.  Every file is queued, whatever
+ * its mid: the broker answers a mid it knows (DESIGN §6), and each file is
+ * filed with its own answer.  Returns 1 when queued (*seq set); 0 when
+ * this file is queued already (the last record queued from `name`, still
+ * unanswered, holds the same json: the file was taken before and a crash
+ * kept it from leaving out/); -1 on a store failure or a corrupt sequence
+ * number (outbox_error says which).
  */
 int		 outbox_put(struct outbox *, const char *mid, const char *name,
 		    const char *json, uint64_t *seq) CC_WUR;
@@ -48,10 +52,9 @@ int		 outbox_next(struct outbox *, uint64_t after,
 		    struct outbox_entry *) CC_WUR;
 void		 outbox_entry_free(struct outbox_entry *);
 
-/* Remove an entry once the broker answered it, remembering its mid as
- * handled.  0 or -1. */
-int		 outbox_done(struct outbox *, uint64_t seq, const char *mid)
-		    CC_WUR;
+/* Remove an entry once its answer is filed (none: nothing to do).  0 or
+ * -1. */
+int		 outbox_done(struct outbox *, uint64_t seq) CC_WUR;
 /* How many records are queued; 0 also when the store cannot be read
  * (for the log only). */
 size_t		 outbox_count(struct outbox *);
@@ -62,8 +65,8 @@ int		 outbox_seen(struct outbox *, const char *key) CC_WUR;
 int		 outbox_seen_put(struct outbox *, const char *key) CC_WUR;
 
 /*
- * Forget handled mids and seen keys older than max_age_ms.  0, or -1 (and
- * nothing forgotten) when a cursor fails or a stored time is corrupt.
+ * Forget seen keys older than max_age_ms.  0, or -1 (and nothing
+ * forgotten) when a cursor fails or a stored time is corrupt.
  */
 int		 outbox_prune(struct outbox *, int64_t max_age_ms) CC_WUR;
 

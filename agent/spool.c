@@ -31,6 +31,8 @@ static const char *const spool_names[SP__COUNT] = {
 
 static int	write_all(int, const void *, size_t);
 static int	file_cmp(const void *, const void *);
+static bool	name_free(struct spool *, enum spool_dir, const char *,
+		    const char *);
 
 const char *
 spool_dirname(enum spool_dir d)
@@ -350,17 +352,50 @@ spool_events(struct spool *sp, void (*fn)(void *, const char *), void *arg)
 	}
 }
 
-void
-spool_unique(struct spool *sp, enum spool_dir d, const char *name,
-    const char *tag, char *out, size_t size)
+/* Is name free in d, and name`beside` with it? */
+static bool
+name_free(struct spool *sp, enum spool_dir d, const char *name,
+    const char *beside)
 {
-	size_t	len = strlen(name);
+	char	full[512];
 
-	if (!spool_exists(sp, d, name)) {
+	if (spool_exists(sp, d, name))
+		return false;
+	if (beside == NULL)
+		return true;
+	if ((size_t)snprintf(full, sizeof(full), "%s%s", name, beside) >=
+	    sizeof(full))
+		return false;
+	return !spool_exists(sp, d, full);
+}
+
+int
+spool_unique(struct spool *sp, enum spool_dir d, const char *name,
+    const char *tag, const char *beside, char *out, size_t size)
+{
+	size_t		len = strlen(name);
+	unsigned	n;
+	int		w;
+
+	if (len < size && name_free(sp, d, name, beside)) {
 		(void)snprintf(out, size, "%s", name);
-		return;
+		return 0;
 	}
 	if (len > 5 && strcmp(name + len - 5, ".json") == 0)
 		len -= 5;
-	(void)snprintf(out, size, "%.*s.%s.json", (int)len, name, tag);
+	for (n = 1; n < 100000; n++) {
+		if (n == 1)
+			w = snprintf(out, size, "%.*s.%s.json", (int)len, name,
+			    tag);
+		else
+			w = snprintf(out, size, "%.*s.%s.%u.json", (int)len,
+			    name, tag, n);
+		if (w < 0 || (size_t)w >= size)
+			break;
+		if (name_free(sp, d, out, beside))
+			return 0;
+	}
+	if (size > 0)
+		out[0] = '\0';
+	return -1;
 }

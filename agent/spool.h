@@ -83,8 +83,15 @@ int	spool_events(struct spool *, void (*fn)(void *, const char *),
 /* Is this a name the agent takes: "*.json", no dot first, no slash. */
 bool	spool_json_name(const char *);
 
-/* name, or "STEM.TAG.json" when dir already holds name. */
-void	spool_unique(struct spool *, enum spool_dir, const char *name,
-	    const char *tag, char *out, size_t size);
+/*
+ * A free name in dir for a file to be filed with its answer beside it,
+ * NAME`beside` (NULL: none): name, else "STEM.TAG.json", else
+ * "STEM.TAG.N.json" for N from 2, the first that dir holds neither as a
+ * file nor with `beside` added; so no file filed there ever replaces
+ * another.  0, or -1 when none fits in size bytes.
+ */
+int	spool_unique(struct spool *, enum spool_dir, const char *name,
+	    const char *tag, const char *beside, char *out, size_t size)
+	    CC_WUR;
 
 #endif /* CC_SPOOL_H */

@@ -71,6 +71,8 @@ static void		 drop(struct ag *, const char *, const char *);
 static json_t		*example(const char *);
 static void		 grant(struct ag *, const char *recipients);
 static int		 count(struct ag *, const char *folder);
+static bool		 spool_has(struct ag *, const char *, const char *);
+static void		 wait_filed(struct ag *, int);
 static bool		 wait_count(struct ag *, const char *, int, int);
 static json_t		*folder_json(struct ag *, const char *);
 static const char	*release_plan(const char *notes);
@@ -340,6 +342,15 @@ count(struct ag *a, const char *folder)
 	}
 	closedir(d);
 	return n;
+}
+
+/* Does a spool folder hold a file of that name? */
+static bool
+spool_has(struct ag *a, const char *folder, const char *name)
+{
+	struct stat	sb;
+
+	return stat(path_of(a, folder, name), &sb) == 0;
 }
 
 static bool
@@ -1449,4 +1460,217 @@ Test(agent, retract_reaches_the_recipient_as_a_notice)
 	cr_assert(cli(&out, &err, rt) != 0);
 	ag_stop(carat);
 	ag_stop(cjit);
+}
+
+/* ---- issue 19: a file of a mid already sent ---- */
+
+/* One file dropped by the reused-mid test. */
+struct dropped {
+	char	name[48];
+	int	rec;		/* the record (mid) it carries */
+	bool	changed;	/* another record than the mid's first */
+};
+
+/*
+ * A release plan with its mid and created given; `variant` changes the
+ * given name (another record), `created` only the creation time.
+ */
+static const char *
+plan_of(int rec, int variant, int created)
+{
+	json_t	*rp = json_deep_copy(example("release-plan.json"));
+	char	 mid[37], given[32], at[32];
+
+	h_keep(rp);
+	snprintf(mid, sizeof(mid), "00000000-0000-4000-8000-%012d", rec);
+	snprintf(given, sizeof(given), "r%d v%d", rec, variant);
+	snprintf(at, sizeof(at), "2026-11-20T10:%02d:00Z", created % 60);
+	json_object_set_new(rp, "mid", json_string(mid));
+	json_object_set_new(rp, "created", json_string(at));
+	json_object_set_new(h_get(rp, "body.person"), "given_name",
+	    json_string(given));
+	return h_keep_str(json_dumps(rp, JSON_INDENT(2)));
+}
+
+/* The record of a filed file without `created`, for comparing. */
+static json_t *
+record_of(struct ag *a, const char *folder, const char *name)
+{
+	const char	*text = slurp(path_of(a, folder, name));
+	json_t		*j;
+
+	cr_assert_not_null(text, "%s/%s missing", folder, name);
+	j = h_keep(json_deep_copy(h_json(text)));
+	json_object_del(j, "created");
+	return j;
+}
+
+/* Until out/ is empty and n files are filed (each with its answer), or
+ * two minutes. */
+static void
+wait_filed(struct ag *a, int n)
+{
+	int	i;
+
+	for (i = 0; i < 120000 / 50; i++) {
+		if (count(a, "out") == 0 && count(a, "sent") / 2 +
+		    count(a, "rejected") / 2 >= n)
+			return;
+		h_msleep(50);
+	}
+	cr_log_warn("after two minutes: out/ %d, sent/ %d, rejected/ %d of "
+	    "%d files", count(a, "out"), count(a, "sent"),
+	    count(a, "rejected"), n);
+}
+
+/* Drop n files: new records, or the mid of an earlier one (the same
+ * record, only its created changed, or another record). */
+static void
+drop_mixed(struct ag *a, struct dropped *d, int *nd, int n, int *nrec,
+    const char *prefix)
+{
+	int	i, k, r;
+
+	for (i = 0; i < n; i++, (*nd)++) {
+		struct dropped *f = &d[*nd];
+
+		r = rand() % 100;
+		snprintf(f->name, sizeof(f->name), "%s%04d.json", prefix, *nd);
+		f->changed = false;
+		if (*nrec == 0 || r < 45) {
+			f->rec = (*nrec)++;
+			drop(a, f->name, plan_of(f->rec, 0, 0));
+			continue;
+		}
+		f->rec = rand() % *nrec;
+		k = rand() % 3;
+		f->changed = k == 2;
+		drop(a, f->name, plan_of(f->rec, f->changed ? 1 + *nd : 0,
+		    k == 1 ? 1 + *nd : 0));
+	}
+}
+
+/*
+ * DESIGN §6: no file leaves out/ without landing in sent/ (accepted) or
+ * rejected/ (with its error), whatever its mid.  A thousand files (or
+ * REUSED_MID_FILES), many of mids already dropped: the same record, only
+ * created changed, or another record; more of them after the first were
+ * filed (re-drops under a new name and under the same one); more while
+ * the agent is stopped.  Each dropped name is then filed exactly once;
+ * every file of one mid in sent/ is one record, every one in rejected/
+ * another record refused at `mid`; out/ is empty.  (Before issue 19 an
+ * agent removed a file of a mid it had seen with a log line only.)
+ */
+Test(agent, every_file_of_a_reused_mid_lands_in_sent_or_rejected_once,
+    .timeout = 600)
+{
+	struct ag	*carat = ag_new(H_CARAT, NULL);
+	const char	*s = getenv("REUSED_MID_FILES");
+	int		 total = s != NULL && atoi(s) >= 40 ? atoi(s) : 1000;
+	struct dropped	*d = calloc((size_t)total + 64, sizeof(*d));
+	json_t		*first, *rec, *err;
+	char		 name[64], mid[37];
+	int		 nd = 0, nrec = 0, i, j, nsent = 0, nrej = 0, same = 0;
+	unsigned	 seed = (unsigned)time(NULL);
+	bool		 in_sent, in_rej;
+
+	cr_assert_not_null(d);
+	srand(seed);
+	cr_log_info("seed %u, %d files", seed, total);
+	ag_start(carat);
+
+	/* Most of them at once. */
+	drop_mixed(carat, d, &nd, total * 8 / 10, &nrec, "f");
+	wait_filed(carat, nd);
+
+	/* Files filed already, dropped again: under the same name (the
+	 * same file), under a new one, and changed. */
+	for (i = 0, j = nd; i < j && nd < total * 9 / 10; i++) {
+		if (d[i].changed || !spool_has(carat, "sent", d[i].name))
+			continue;
+		d[nd] = d[i];
+		drop(carat, d[nd].name, plan_of(d[i].rec, 0, 0));
+		same++;
+		nd++;
+		d[nd].rec = d[i].rec;
+		d[nd].changed = (nd % 2) == 0;
+		snprintf(d[nd].name, sizeof(d[nd].name), "again%04d.json", nd);
+		drop(carat, d[nd].name, plan_of(d[i].rec, d[nd].changed ?
+		    1 + nd : 0, 0));
+		nd++;
+	}
+	/* The rest while the agent is stopped: sent when it starts. */
+	ag_stop(carat);
+	drop_mixed(carat, d, &nd, total - nd, &nrec, "g");
+	ag_start(carat);
+	wait_filed(carat, nd);
+	h_msleep(H_QUIET_MS);
+
+	/* Every file once: the record and its answer, nothing else. */
+	cr_expect_eq(count(carat, "out"), 0);
+	cr_expect_eq(count(carat, "sent") + count(carat, "rejected"), 2 * nd,
+	    "%d files dropped, %d filed in sent/ and %d in rejected/ (each "
+	    "with its answer)", nd, count(carat, "sent"),
+	    count(carat, "rejected"));
+	for (i = 0; i < nd; i++) {
+		/* A name dropped twice is filed the second time tagged. */
+		for (j = 0; j < i && strcmp(d[j].name, d[i].name) != 0; j++)
+			;
+		snprintf(mid, sizeof(mid), "00000000-0000-4000-8000-%012d",
+		    d[i].rec);
+		if (j < i)
+			snprintf(name, sizeof(name), "%.*s.%s.json",
+			    (int)strlen(d[i].name) - 5, d[i].name, mid);
+		else
+			snprintf(name, sizeof(name), "%s", d[i].name);
+		in_sent = spool_has(carat, "sent", name);
+		in_rej = spool_has(carat, "rejected", name);
+		cr_expect(in_sent != in_rej, "%s: %s", name, in_sent ?
+		    "in sent/ and rejected/" : "in neither sent/ nor "
+		    "rejected/");
+		nsent += in_sent;
+		nrej += in_rej;
+	}
+	cr_log_info("%d files of %d records (%d dropped again under their "
+	    "name): %d sent, %d rejected", nd, nrec, same, nsent, nrej);
+
+	/* One record per mid in sent/; the others refused at mid. */
+	for (i = 0; i < nd; i++) {
+		for (j = 0; j < i && strcmp(d[j].name, d[i].name) != 0; j++)
+			;
+		if (j < i)
+			continue;
+		snprintf(mid, sizeof(mid), "00000000-0000-4000-8000-%012d",
+		    d[i].rec);
+		first = NULL;
+		for (j = 0; j < nd && first == NULL; j++)
+			if (d[j].rec == d[i].rec &&
+			    spool_has(carat, "sent", d[j].name))
+				first = record_of(carat, "sent", d[j].name);
+		cr_assert_not_null(first, "record %d: no file in sent/",
+		    d[i].rec);
+		if (spool_has(carat, "sent", d[i].name)) {
+			rec = record_of(carat, "sent", d[i].name);
+			cr_expect(json_equal(rec, first), "%s: another record "
+			    "of mid %s accepted: %s", d[i].name, mid,
+			    h_dump(rec));
+			snprintf(name, sizeof(name), "%s.accepted.json",
+			    d[i].name);
+			cr_expect_str_eq(h_str(record_of(carat, "sent", name),
+			    "mid"), mid);
+			continue;
+		}
+		rec = record_of(carat, "rejected", d[i].name);
+		cr_expect(!json_equal(rec, first), "%s: the record of mid %s "
+		    "refused", d[i].name, mid);
+		snprintf(name, sizeof(name), "%s.error.json", d[i].name);
+		err = record_of(carat, "rejected", name);
+		cr_expect_str_eq(h_str(err, "code"), "invalid-field", "%s: %s",
+		    d[i].name, h_dump(err));
+		cr_expect_str_eq(h_str(err, "field"), "mid", "%s", d[i].name);
+		cr_expect_str_eq(h_str(err, "mid"), mid, "%s", d[i].name);
+	}
+	cr_expect_gt(nrej, 0, "no changed record came after its first");
+	free(d);
+	ag_stop(carat);
 }

@@ -1,8 +1,9 @@
 /*
  * test_outbox.c - the agent's LMDB store (agent/outbox.c) in a temporary
- * directory: the outbox's order and sequence numbers, handled mids, the
- * seen-set, pruning by age, and corruption reported, never taken for the
- * end of the data.
+ * directory: the outbox's order and sequence numbers, every file queued
+ * whatever its mid (a file taken again after a crash once), the seen-set,
+ * pruning by age, and corruption reported, never taken for the end of the
+ * data.
  *
  * Where a test needs what the API cannot make (old times, corrupt values,
  * a broken page) it closes the store and writes the LMDB files itself.
@@ -92,7 +93,7 @@ raw_open(MDB_txn **txn)
 
 	outbox_close(&ob);
 	cr_assert_eq(mdb_env_create(&env), 0);
-	cr_assert_eq(mdb_env_set_maxdbs(env, 5), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 6), 0);
 	cr_assert_eq(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
 	cr_assert_eq(mdb_env_open(env, dir, 0, 0600), 0);
 	cr_assert_eq(mdb_txn_begin(env, NULL, 0, txn), 0);
@@ -223,9 +224,9 @@ Test(outbox, next_skips_to_the_first_entry_after_the_given_seq)
 		cr_assert_eq(outbox_put(ob, mid, "f.json", "{}", &seq), 1);
 	}
 	mid_of(2, mid);
-	cr_assert_eq(outbox_done(ob, 2, mid), 0);
+	cr_assert_eq(outbox_done(ob, 2), 0);
 	mid_of(3, mid);
-	cr_assert_eq(outbox_done(ob, 3, mid), 0);
+	cr_assert_eq(outbox_done(ob, 3), 0);
 	for (i = 0; i < NITEMS(cases); i++) {
 		rc = outbox_next(ob, cases[i].after, &e);
 		cr_expect_eq(rc, cases[i].rc, "after %llu: %d",
@@ -237,29 +238,105 @@ Test(outbox, next_skips_to_the_first_entry_after_the_given_seq)
 	}
 }
 
-/* A mid queued, or already answered by the broker, is not queued again. */
-Test(outbox, a_mid_queued_or_handled_is_not_queued_twice)
+/*
+ * Every file is queued, whatever its mid: one of a mid queued already, or
+ * answered already, is answered by the broker again and filed with its
+ * own answer (DESIGN §6).  No mid is ever refused here.
+ */
+Test(outbox, every_file_is_queued_whatever_its_mid)
 {
 	const char	*a = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
 	const char	*b = "0b6a4c57-1d2e-4f3a-9b8c-7d6e5f4a3b2c";
-	uint64_t	 seq = 0, seq_b = 0;
+	uint64_t	 seq = 0;
 
 	cr_assert_eq(outbox_put(ob, a, "a.json", "{\"n\":1}", &seq), 1);
 	cr_assert_eq(seq, 1);
-	cr_assert_eq(outbox_put(ob, a, "a2.json", "{\"n\":2}", &seq), 0,
-	    "queued twice");
-	cr_assert_eq(outbox_count(ob), 1);
-	cr_assert_eq(outbox_put(ob, b, "b.json", "{}", &seq_b), 1);
-	cr_assert_eq(seq_b, 2);
-	cr_assert_eq(outbox_done(ob, 1, a), 0);
-	cr_assert_eq(outbox_count(ob), 1);
-	cr_assert_eq(outbox_put(ob, a, "a.json", "{\"n\":1}", &seq), 0,
-	    "a handled mid queued again");
+	/* Another file of a queued mid, changed or not. */
+	cr_assert_eq(outbox_put(ob, a, "a2.json", "{\"n\":2}", &seq), 1);
+	cr_assert_eq(seq, 2);
+	cr_assert_eq(outbox_put(ob, a, "a3.json", "{\"n\":1}", &seq), 1);
+	cr_assert_eq(seq, 3);
+	cr_assert_eq(outbox_put(ob, b, "b.json", "{}", &seq), 1);
+	cr_assert_eq(seq, 4);
+	cr_assert_eq(outbox_done(ob, 1), 0);
+	/* The same file again once it was answered: a re-send. */
+	cr_assert_eq(outbox_put(ob, a, "a.json", "{\"n\":1}", &seq), 1);
+	cr_assert_eq(seq, 5);
 	reopen();
-	cr_assert_eq(outbox_put(ob, a, "a.json", "{\"n\":1}", &seq), 0,
-	    "handled mid forgotten across reopen");
-	cr_assert_eq(outbox_put(ob, b, "b.json", "{}", &seq), 0,
-	    "queued mid forgotten across reopen");
+	cr_assert_eq(outbox_count(ob), 4);
+	cr_assert_eq(outbox_put(ob, b, "b2.json", "{}", &seq), 1);
+	cr_assert_eq(seq, 6);
+}
+
+/*
+ * A file queued and then kept in out/ by a crash is taken again: the last
+ * record queued from its name, unanswered and alike (mid and json), says
+ * it is the same file, which is queued once.  Anything else is a new file.
+ */
+Test(outbox, a_file_taken_again_before_it_left_out_is_queued_once)
+{
+	static const struct {
+		const char	*name, *mid, *json;
+		int		 rc;
+	} cases[] = {
+		{ "a.json", "00000000-0000-4000-8000-000000000001", "{}", 1 },
+		{ "a.json", "00000000-0000-4000-8000-000000000001", "{}", 0 },
+		{ "a.json", "00000000-0000-4000-8000-000000000001", "{ }", 1 },
+		{ "a.json", "00000000-0000-4000-8000-000000000001", "{ }", 0 },
+		/* An earlier record of the name is no longer the last. */
+		{ "a.json", "00000000-0000-4000-8000-000000000001", "{}", 1 },
+		{ "a.json", "00000000-0000-4000-8000-000000000002", "{}", 1 },
+		{ "b.json", "00000000-0000-4000-8000-000000000002", "{}", 1 },
+		{ "b.json", "00000000-0000-4000-8000-000000000002", "{}", 0 },
+	};
+	uint64_t	seq;
+	size_t		i;
+
+	for (i = 0; i < NITEMS(cases); i++)
+		cr_expect_eq(outbox_put(ob, cases[i].mid, cases[i].name,
+		    cases[i].json, &seq), cases[i].rc, "case %zu: %s", i,
+		    outbox_error(ob));
+	cr_assert_eq(outbox_count(ob), 5);
+	reopen();
+	cr_expect_eq(outbox_put(ob, cases[7].mid, "b.json", "{}", &seq), 0,
+	    "forgotten across reopen");
+	/* Answered, it may come again: a re-send of the file. */
+	cr_assert_eq(outbox_done(ob, 5), 0);
+	cr_expect_eq(outbox_put(ob, cases[7].mid, "b.json", "{}", &seq), 1);
+	cr_expect_eq(seq, 6);
+	/* done of an entry the name no longer points at keeps the name's. */
+	cr_assert_eq(outbox_done(ob, 1), 0);
+	cr_expect_eq(outbox_put(ob, cases[5].mid, "a.json", "{}", &seq), 0);
+}
+
+/* An earlier agent's sets of mids (outmid, done) go when it opens. */
+Test(outbox, an_earlier_agents_mid_sets_are_removed)
+{
+	static const char *const old[] = { "outmid", "done" };
+	const char	*mid = "00000000-0000-4000-8000-000000000001";
+	MDB_env		*env;
+	MDB_txn		*txn;
+	MDB_dbi		 dbi;
+	uint64_t	 seq;
+	uint8_t		 t[8];
+	size_t		 i;
+
+	env = raw_open(&txn);
+	be64_put(t, 1);
+	for (i = 0; i < NITEMS(old); i++) {
+		cr_assert_eq(mdb_dbi_open(txn, old[i], MDB_CREATE, &dbi), 0);
+		raw_put(txn, old[i], mid, strlen(mid), t, sizeof(t));
+	}
+	raw_close(env, txn);
+	reopen();
+	cr_expect_eq(outbox_put(ob, mid, "f.json", "{}", &seq), 1,
+	    "a mid of the old sets was not queued");
+	env = raw_open(&txn);
+	for (i = 0; i < NITEMS(old); i++)
+		cr_expect_eq(mdb_dbi_open(txn, old[i], 0, &dbi), MDB_NOTFOUND,
+		    "%s is still there", old[i]);
+	raw_close(env, txn);
+	reopen();
 }
 
 /* A seq is never given twice, even after the outbox ran empty. */
@@ -282,7 +359,7 @@ Test(outbox, sequence_numbers_survive_close_and_reopen_even_when_empty)
 	outbox_entry_free(&e);
 	for (n = 1; n <= 3; n++) {
 		mid_of(n, mid);
-		cr_assert_eq(outbox_done(ob, n, mid), 0);
+		cr_assert_eq(outbox_done(ob, n), 0);
 	}
 	cr_assert_eq(outbox_count(ob), 0);
 	reopen();
@@ -306,8 +383,8 @@ Test(outbox, done_removes_the_entry_and_keeps_the_others)
 		cr_assert_eq(outbox_put(ob, mid, "f.json", "{}", &seq), 1);
 	}
 	mid_of(1, mid);
-	cr_assert_eq(outbox_done(ob, 1, mid), 0);
-	cr_assert_eq(outbox_done(ob, 1, mid), 0, "a second done failed");
+	cr_assert_eq(outbox_done(ob, 1), 0);
+	cr_assert_eq(outbox_done(ob, 1), 0, "a second done failed");
 	cr_assert_eq(outbox_count(ob), 2);
 	cr_assert_eq(outbox_next(ob, 0, &e), 0);
 	cr_expect_eq(e.seq, 2);
@@ -366,7 +443,7 @@ Test(outbox, seen_keys_are_remembered_across_reopen)
 	cr_expect_eq(outbox_seen(ob, ""), -1, "an empty key is no key");
 }
 
-/* prune forgets seen keys and handled mids older than the age, only. */
+/* prune forgets seen keys older than the age, only. */
 Test(outbox, prune_forgets_only_keys_older_than_max_age)
 {
 	static const struct {
@@ -379,13 +456,10 @@ Test(outbox, prune_forgets_only_keys_older_than_max_age)
 		{ "seen", "s-91-days", 91, false },
 		{ "seen", "s-a-year", 365, false },
 		{ "seen", "s-in-the-future", -2, true },
-		{ "done", "00000000-0000-4000-8000-000000000001", 1, true },
-		{ "done", "00000000-0000-4000-8000-000000000002", 100, false },
 	};
 	MDB_env		*env;
 	MDB_txn		*txn;
 	uint8_t		 t[8];
-	uint64_t	 seq;
 	int64_t		 now = cc_time_now_ms();
 	size_t		 i;
 
@@ -398,16 +472,9 @@ Test(outbox, prune_forgets_only_keys_older_than_max_age)
 	raw_close(env, txn);
 	reopen();
 	cr_assert_eq(outbox_prune(ob, 90 * DAY_MS), 0, "%s", outbox_error(ob));
-	for (i = 0; i < NITEMS(cases); i++) {
-		if (strcmp(cases[i].db, "seen") == 0)
-			cr_expect_eq(outbox_seen(ob, cases[i].key),
-			    cases[i].kept ? 1 : 0, "%s", cases[i].key);
-		else
-			/* A handled mid forgotten may be queued again. */
-			cr_expect_eq(outbox_put(ob, cases[i].key, "f.json",
-			    "{}", &seq), cases[i].kept ? 0 : 1, "%s",
-			    cases[i].key);
-	}
+	for (i = 0; i < NITEMS(cases); i++)
+		cr_expect_eq(outbox_seen(ob, cases[i].key),
+		    cases[i].kept ? 1 : 0, "%s", cases[i].key);
 }
 
 /* A value of the wrong shape is reported by the call that meets it. */
@@ -440,9 +507,8 @@ Test(outbox, corrupt_values_are_reported_not_skipped)
 		  "meta: a key or value of the wrong size" },
 		{ "seen_time_not_8_bytes", "seen", "k", 1, "\0\0\1", 3, PRUNE,
 		  "seen: a time of 3 bytes" },
-		{ "done_time_not_8_bytes", "done",
-		  "00000000-0000-4000-8000-000000000009", 36, "12345", 5, PRUNE,
-		  "done: a time of 5 bytes" },
+		{ "outname_seq_not_8_bytes", "outname", "f.json", 6, "\0\1",
+		  2, PUT, "outname: a key or value of the wrong size" },
 	};
 	struct outbox_entry	 e;
 	MDB_env			*env;
@@ -561,7 +627,7 @@ Test(outbox, a_thousand_entries_in_order_then_none, .timeout = 300)
 		mid_of(n, mid);
 		cr_assert_eq(e.seq, n);
 		cr_assert_str_eq(e.mid, mid);
-		cr_assert_eq(outbox_done(ob, e.seq, e.mid), 0);
+		cr_assert_eq(outbox_done(ob, e.seq), 0);
 		after = e.seq;
 		outbox_entry_free(&e);
 	}

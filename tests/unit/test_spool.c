@@ -585,6 +585,11 @@ Test(spool, unique_names_keep_earlier_files)
 		{ "a.b.json", "a.b.json",
 		  "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f",
 		  "a.b.6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f.json" },
+		/* The tagged name taken too: numbered from 2. */
+		{ "plan.t1.json", "plan.json", "t1", "plan.t1.2.json" },
+		{ "plan.t1.2.json", "plan.json", "t1", "plan.t1.3.json" },
+		/* An answer of that name beside it takes the name as well. */
+		{ "x.json.error.json", "x.json", "t3", "x.t3.json" },
 	};
 	char	out[300];
 	size_t	i;
@@ -592,12 +597,15 @@ Test(spool, unique_names_keep_earlier_files)
 	for (i = 0; i < NITEMS(cases); i++) {
 		if (cases[i].existing != NULL)
 			put(SP_REJECTED, cases[i].existing, "{}");
-		spool_unique(&sp, SP_REJECTED, cases[i].name, cases[i].tag, out,
-		    sizeof(out));
+		cr_assert_eq(spool_unique(&sp, SP_REJECTED, cases[i].name,
+		    cases[i].tag, ".error.json", out, sizeof(out)), 0);
 		cr_expect_str_eq(out, cases[i].out, "case %zu", i);
 		/* The folder the name is asked of is the one looked in. */
-		spool_unique(&sp, SP_SENT, cases[i].name, cases[i].tag, out,
-		    sizeof(out));
+		cr_assert_eq(spool_unique(&sp, SP_SENT, cases[i].name,
+		    cases[i].tag, ".error.json", out, sizeof(out)), 0);
 		cr_expect_str_eq(out, cases[i].name, "sent/ case %zu", i);
 	}
+	/* No name that fits: refused, never cut. */
+	cr_expect_eq(spool_unique(&sp, SP_REJECTED, "plan.json", "t1", NULL,
+	    out, 12), -1);
 }
