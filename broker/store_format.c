@@ -5,6 +5,7 @@
  * hash).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,10 +304,9 @@ retag(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, bool meta,
 
 /*
  * Give every message the header of format 5, a chunk at a time as retag
- * does.  A message whose tag of then fails was damaged before: it is left
- * as it was, said in the log, and the checks report it as before.  (So a
- * store of format 5 whose format record were read as 4 would keep every
- * message as it is: none has a tag of format 4.)
+ * does.  A message whose tag of then fails was damaged before: it stays
+ * damaged (rehead_one), said in the log, and the checks report it as
+ * before.
  */
 static int
 rehead(struct store *st, MDB_txn *txn)
@@ -363,46 +363,57 @@ rehead(struct store *st, MDB_txn *txn)
 	}
 	free(last);
 	if (rc == 0 && damaged > 0)
-		log_warnx("store: %zu damaged message%s left as %s", damaged,
-		    damaged == 1 ? "" : "s", damaged == 1 ? "it was" :
-		    "they were");
+		log_warnx("store: %zu damaged message%s carried over, "
+		    "damaged", damaged, damaged == 1 ? "" : "s");
 	return rc;
 }
 
-/* One message: a copy of its format-4 value, written back as format 5. */
+/*
+ * The header of format 5 is that of formats 2 to 4 with the record's hash
+ * inserted before the subject: a value of format 4 becomes one of format
+ * 5 by inserting RECORD_HASH_LEN zero bytes there.
+ */
+_Static_assert(offsetof(struct msg_hdr, rhash) ==
+    offsetof(struct msg_hdr_old, subj) && sizeof(struct msg_hdr) ==
+    sizeof(struct msg_hdr_old) + RECORD_HASH_LEN,
+    "format 5's message header is format 4's with rhash before subj");
+
+/*
+ * One message: a copy of its format-4 value, written back as format 5
+ * and tagged again.  One whose format-4 tag fails keeps its bytes and its
+ * old tag around the zeros inserted: it fails its tag as before and is
+ * reported damaged as before, but has the size of format 5 (one of the
+ * old size could pass for a page LMDB cannot have written).  One too
+ * short for a header of format 4 is left as it is.
+ */
 static int
 rehead_one(struct store *st, MDB_txn *txn, MDB_val *k, MDB_val *v,
     size_t *damaged)
 {
+	const size_t	 at = offsetof(struct msg_hdr, rhash);
+	const uint8_t	*old = v->mv_data;
 	struct msg_hdr_old	 ho;
-	struct msg_hdr		 h;
-	uint8_t			*p;
-	int			 rc;
+	uint8_t		*p;
+	bool		 sound;
+	int		 rc;
 
-	if (k->mv_size != 16 || tag_check_clear(st, TD_MSG, k, v,
-	    sizeof(ho)) != 0) {
+	if (k->mv_size != 16 || v->mv_size < sizeof(ho) + TAG_LEN) {
 		(*damaged)++;
 		return 0;
 	}
-	memcpy(&ho, v->mv_data, sizeof(ho));
-	if (v->mv_size != sizeof(ho) + TAG_LEN + (size_t)ho.sealed_len) {
-		(*damaged)++;
-		return 0;
-	}
-	/* Zeroed first: the padding is tagged with the rest. */
-	memset(&h, 0, sizeof(h));
-	memcpy(h.sender, ho.sender, sizeof(h.sender));
-	h.rtype = ho.rtype;
-	h.purpose = ho.purpose;
-	h.sealed_len = ho.sealed_len;
-	h.accepted_ms = ho.accepted_ms;
-	h.expires_ms = ho.expires_ms;
-	h.subj = ho.subj;
-	if ((rc = tag_reserve(st, txn, st->msg, k, sizeof(h) + h.sealed_len,
-	    0, &p)) != 0)
+	memcpy(&ho, old, sizeof(ho));
+	rc = tag_check_clear(st, TD_MSG, k, v, sizeof(ho));
+	if (rc != 0 && rc != TAG_MISMATCH)
 		return rc;
-	memcpy(p, &h, sizeof(h));
-	memcpy(p + sizeof(h) + TAG_LEN, (const uint8_t *)v->mv_data +
-	    sizeof(ho) + TAG_LEN, h.sealed_len);
-	return tag_seal(st, TD_MSG, k, p, sizeof(h));
+	sound = rc == 0 &&
+	    v->mv_size == sizeof(ho) + TAG_LEN + (size_t)ho.sealed_len;
+	if (!sound)
+		(*damaged)++;
+	if ((rc = tag_reserve(st, txn, st->msg, k, v->mv_size +
+	    RECORD_HASH_LEN - TAG_LEN, 0, &p)) != 0)
+		return rc;
+	memcpy(p, old, at);
+	memset(p + at, 0, RECORD_HASH_LEN);
+	memcpy(p + at + RECORD_HASH_LEN, old + at, v->mv_size - at);
+	return sound ? tag_seal(st, TD_MSG, k, p, sizeof(struct msg_hdr)) : 0;
 }

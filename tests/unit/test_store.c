@@ -1170,11 +1170,21 @@ struct msg_hdr_old {
 	struct subject_ps	subj;
 };
 
+static char	last_finding[256];
+
+static void
+count_finding(const char *line, void *arg)
+{
+	(void)snprintf(last_finding, sizeof(last_finding), "%s", line);
+	(*(int *)arg)++;
+}
+
 /*
  * A store of format 4 opened to write: every message is given the header
  * of format 5, its record's hash "unknown" (zero), its fields, tag and
- * sealed frame kept; one damaged before is left as it was (and still
- * reported), and a second open upgrades nothing.
+ * sealed frame kept.  One damaged before stays damaged and reported as
+ * such, never taken for LMDB's pages damaged (the store stays writable),
+ * whether it held a payload or not; a second open upgrades nothing.
  */
 Test(store, format4_messages_get_the_format5_header, .init = setup,
     .fini = teardown)
@@ -1190,11 +1200,13 @@ Test(store, format4_messages_get_the_format5_header, .init = setup,
 		{ "with its payload", sizeof(frame), false },
 		{ "released", 0, false },
 		{ "damaged in format 4", 50, true },
+		{ "damaged in format 4, released", 0, true },
 	};
 	struct {
 		uint8_t	*v;
 		size_t	 len;
-	} old[3];
+	} old[4];
+	int			 found;
 	struct store_txn	*t;
 	struct msg_hdr		 h;
 	struct msg_hdr_old	 ho;
@@ -1283,6 +1295,19 @@ Test(store, format4_messages_get_the_format5_header, .init = setup,
 		free(back);
 	}
 	store_abort(t);
+	found = 0;
+	cr_expect_neq(store_check(st, CHECK_QUICK, count_finding, &found), -1,
+	    "taken for damaged pages");
+	found = 0;
+	cr_expect_eq(store_check(st, CHECK_FULL, count_finding, &found), 1,
+	    "%d findings", found);
+	cr_expect_str_eq(last_finding, "msg: 2 entries fail their integrity "
+	    "check");
+	t = begin(true);
+	msg_hdr_of(&h, NULL);
+	id_of(mid, K_MSG, 99);
+	cr_assert_eq(store_msg_put(st, t, mid, &h, frame, 10), 0);
+	commit(t);
 }
 
 /* The sealed frame altered on disk, or moved under another message id,
