@@ -62,7 +62,7 @@
 #define STUCK_RETRY_MS		5000	/* spool write failed: try again */
 #define FILE_MAX		(1 << 20)	/* larger out/ files: too-large */
 #define PRUNE_AGE_MS		(90LL * 86400 * 1000)
-#define OWED_MAX_MS		(3600LL * 1000)	/* an answer surely lost */
+#define OWED_MAX_MS		(3600LL * 1000)	/* then an answer is lost */
 
 /* A queued record on its way to the broker. */
 struct flight {

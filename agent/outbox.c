@@ -3,9 +3,9 @@
  *
  * Databases:
  *	outbox	seq (u64, big-endian) -> name NUL mid NUL json
- *	outname	name -> seq: the last record queued from an out/ file of
- *		that name, so that a file taken again after a crash (queued,
- *		not yet removed from out/) is not queued twice
+ *	outname	name -> seq: the last record queued from an out/ file
+ *		of that name, so that a file taken again after a crash
+ *		(queued, not yet removed from out/) is not queued twice
  *	seen	key -> time (ms): a delivery (mid) or a receipt
  *		(mid.agency.state) stored in the spool
  *	meta	"seq" -> the last seq given (u64): never given twice, even

@@ -141,8 +141,8 @@ struct msg_hdr {
 	uint32_t		sealed_len;	/* 0 once nothing is pending */
 	int64_t			accepted_ms;
 	int64_t			expires_ms;	/* retention or `expires` */
-	uint8_t			rhash[RECORD_HASH_LEN]; /* the record's, but
-						 * `created`; 0: unknown */
+	uint8_t			rhash[RECORD_HASH_LEN];	/* of the record
+						 * but `created`; 0: unknown */
 	struct subject_ps	subj;
 };
 

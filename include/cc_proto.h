@@ -230,8 +230,8 @@ int		 proto_encode(const struct cc_msg *, msgpack_sbuffer *) CC_WUR;
  * map; the order of a list's items, and every other field, is part of the
  * record.  Returns 0, or -1 on allocation failure or for another op.
  */
-int		 proto_encode_record(const struct cc_msg *, msgpack_sbuffer *)
-		    CC_WUR;
+int		 proto_encode_record(const struct cc_msg *,
+		    msgpack_sbuffer *) CC_WUR;
 
 /* The message as JSON without `op` and `v` (malloc'd, caller frees), or
  * NULL on allocation failure.  `pretty` indents it. */

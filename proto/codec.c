@@ -285,7 +285,7 @@ kv_cmp(const void *a, const void *b)
 	return x->size < y->size ? -1 : x->size > y->size;
 }
 
-#define RECORD_STACK	32	/* map entries sorted without allocating */
+#define RECORD_STACK	32	/* entries sorted without allocating */
 
 /*
  * One value of a record (proto_encode_record); `top` leaves out the

@@ -1570,7 +1570,8 @@ Test(agent, every_file_of_a_reused_mid_lands_in_sent_or_rejected_once,
 	struct dropped	*d = calloc((size_t)total + 64, sizeof(*d));
 	json_t		*first, *rec, *err;
 	char		 name[64], mid[37];
-	int		 nd = 0, nrec = 0, i, j, nsent = 0, nrej = 0, same = 0;
+	int		 nd = 0, nrec = 0, i, j, nsent = 0, nrej = 0;
+	int		 same = 0;
 	unsigned	 seed = (unsigned)time(NULL);
 	bool		 in_sent, in_rej;
 

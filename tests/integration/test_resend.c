@@ -13,7 +13,7 @@
 
 #include "../lib/harness.h"
 
-#define ORIG_DATE	"2026-12-20"	/* h_release_plan_new's release date */
+#define ORIG_DATE	"2026-12-20"	/* h_release_plan_new's */
 #define REFUSED_DETAIL	"this mid was already used for a different " \
 			"record; send the record under a new mid (a " \
 			"correction names the old mid in supersedes)"
@@ -78,7 +78,8 @@ changed(json_t *orig, enum change c)
 	case SAME:
 		break;
 	case CREATED:
-		json_object_set_new(m, "created", json_string(h_time(-3600, t)));
+		json_object_set_new(m, "created",
+		    json_string(h_time(-3600, t)));
 		break;
 	case KEY_ORDER:
 		return reversed(orig);
@@ -87,7 +88,8 @@ changed(json_t *orig, enum change c)
 		    json_string("2026-12-21"));
 		break;
 	case CREATED_AND_NOTES:
-		json_object_set_new(m, "created", json_string(h_time(-3600, t)));
+		json_object_set_new(m, "created",
+		    json_string(h_time(-3600, t)));
 		json_object_set_new(json_object_get(m, "body"), "notes",
 		    json_string("Client settled about release."));
 		break;
@@ -106,7 +108,7 @@ changed(json_t *orig, enum change c)
 static const struct {
 	const char	*name;
 	enum change	 change;
-	bool		 same;		/* accepted; else refused at mid */
+	bool		 same;		/* accepted; else refused */
 } changes[] = {
 	{ "the same record", SAME, true },
 	{ "only created changed", CREATED, true },

@@ -47,8 +47,8 @@ put_fixture(int format)
 
 	if (src == NULL)
 		src = ".";
-	snprintf(cmd, sizeof(cmd), "cp '%s/tests/files/store-format%d/data.mdb' "
-	    "'%s/tests/files/store-format%d/key' '%s/' && chmod 600 "
+	snprintf(cmd, sizeof(cmd), "cp '%s/tests/files/store-format%d/"
+	    "data.mdb' '%s/tests/files/store-format%d/key' '%s/' && chmod 600 "
 	    "'%s/data.mdb' '%s/key'", src, format, src, format, h_data(env),
 	    h_data(env), h_data(env));
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
