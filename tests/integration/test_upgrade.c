@@ -166,6 +166,9 @@ nohash_store_upgraded(int format)
 	struct tm	 tm;
 	bool		 in_force;
 
+	env = h_env_new(&(struct h_env_opts){ .no_start = true,
+	    .retention_days = 3650 });
+	/* Read once the env is there: it keeps (and frees) them. */
 	p1 = fixture_publish(format, "P1");
 	p2 = fixture_publish(format, "P2");
 	p3 = fixture_publish(format, "P3");
@@ -180,9 +183,6 @@ nohash_store_upgraded(int format)
 	tm.tm_year -= 1900;
 	tm.tm_mon--;
 	in_force = time(NULL) < timegm(&tm) + NOHASH_G1_DAYS * 86400LL;
-
-	env = h_env_new(&(struct h_env_opts){ .no_start = true,
-	    .retention_days = 3650 });
 	put_fixture(format);
 	cr_assert_neq(h_ccbroker(env, NULL, &err, "stats", "-c", h_conf(env),
 	    NULL), 0);
