@@ -5,7 +5,7 @@
  * is `invalid-field` at `mid` and changes nothing the recipient has; a mid
  * of another agency's is refused the same way, whatever its record.  The
  * broker compares while the payload waits, after it was released, and
- * after a restart.
+ * after a restart; a correction sent again corrects once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,4 +291,48 @@ H_TEST(resend, another_agencys_mid_is_refused_and_says_nothing_of_it)
 	r = h_track(carat, h_str(m, "mid"));
 	cr_expect_eq(json_array_size(h_get(r, "recipients")), 1, "%s",
 	    h_dump(r));
+}
+
+/*
+ * A correction sent again is a re-send like any other: the same record
+ * (its `supersedes` included) is accepted with nothing done twice (no
+ * second copy, no second notice); one naming another record to supersede
+ * is another record, refused at mid.
+ */
+H_TEST(resend, a_correction_sent_again_corrects_once)
+{
+	struct h_client	*carat, *cjit;
+	json_t		*v1, *v2, *other, *d, *n, *r;
+
+	env = h_env_new(NULL);
+	world(&carat, &cjit);
+	v1 = h_release_plan_new(H_PNC_A, "First");
+	other = h_release_plan_new(H_PNC_A, "Other");
+	h_assert_op(h_publish(carat, v1), "accepted");
+	h_assert_op(h_publish(carat, other), "accepted");
+	d = h_collect(cjit, "deliver", 2, H_TIMEOUT_MS, true);
+	cr_assert_eq(json_array_size(d), 2, "%s", h_dump(d));
+	wait_delivered(carat, h_str(v1, "mid"), H_CJIT);
+
+	v2 = h_release_plan_new(H_PNC_A, "Corrected");
+	json_object_set(v2, "supersedes", json_object_get(v1, "mid"));
+	h_assert_op(h_publish(carat, v2), "accepted");
+	d = h_collect(cjit, "deliver", 1, H_TIMEOUT_MS, true);
+	cr_assert_eq(json_array_size(d), 1, "%s", h_dump(d));
+	n = h_collect(cjit, "notice", 0, 2000, true);
+	cr_assert_eq(json_array_size(n), 1, "%s", h_dump(n));
+
+	/* Again, as it was: accepted, nothing more to anyone. */
+	r = h_publish(carat, v2);
+	h_assert_op(r, "accepted");
+	/* Again, correcting another record under the same mid: refused. */
+	v2 = h_keep(json_deep_copy(v2));
+	json_object_set(v2, "supersedes", json_object_get(other, "mid"));
+	r = h_publish(carat, v2);
+	h_assert_error(r, "invalid-field", "mid");
+	cr_expect_str_eq(h_str(r, "detail"), REFUSED_DETAIL);
+	d = h_deliveries(cjit, true);
+	cr_expect_eq(json_array_size(d), 0, "%s", h_dump(d));
+	n = h_collect(cjit, "notice", 0, 1000, true);
+	cr_expect_eq(json_array_size(n), 0, "a second notice: %s", h_dump(n));
 }
