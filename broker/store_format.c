@@ -44,7 +44,11 @@ static int	retag(struct store *, MDB_txn *, MDB_dbi, uint8_t dom,
 		    bool meta, size_t (*)(const MDB_val *));
 static size_t	clear_msg(const MDB_val *);
 static size_t	clear_consent(const MDB_val *);
+static int	rewrite_each(MDB_txn *, MDB_dbi,
+		    int (*)(MDB_val *, MDB_val *, void *), void *);
+static int	retag_one(MDB_val *, MDB_val *, void *);
 static int	rehead(struct store *, MDB_txn *);
+static int	rehead_cb(MDB_val *, MDB_val *, void *);
 static int	rehead_one(struct store *, MDB_txn *, MDB_val *, MDB_val *,
 		    size_t *);
 
@@ -227,14 +231,13 @@ clear_consent(const MDB_val *v)
 }
 
 /*
- * Tag every value of a database, a chunk at a time: the chunk is copied
- * out, the cursor closed, the values written back with their tags (after
- * the clear part, when the value has a sealed one), and the next chunk
- * sought after the last key.  In meta the format record stays as it is.
+ * Rewrite every value of a database, a chunk at a time: the chunk is
+ * copied out, the cursor closed, fn called for each copy (it may write
+ * the key anew), and the next chunk sought after the last key.
  */
 static int
-retag(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, bool meta,
-    size_t (*clear_of)(const MDB_val *))
+rewrite_each(MDB_txn *txn, MDB_dbi dbi, int (*fn)(MDB_val *, MDB_val *,
+    void *), void *arg)
 {
 	MDB_cursor	*cur;
 	MDB_val		 k, v, ck[STORE_CHUNK], cv[STORE_CHUNK];
@@ -273,21 +276,8 @@ retag(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, bool meta,
 		if (rc == MDB_NOTFOUND)
 			rc = 0;
 		for (i = 0; i < n; i++) {
-			size_t	 cl = clear_of != NULL ? clear_of(&cv[i]) :
-				    cv[i].mv_size;
-			uint8_t	*p;
-
-			if (rc == 0 && !(meta && ck[i].mv_size ==
-			    sizeof(META_FORMAT) - 1 && memcmp(ck[i].mv_data,
-			    META_FORMAT, ck[i].mv_size) == 0) &&
-			    (rc = tag_reserve(st, txn, dbi, &ck[i],
-			    cv[i].mv_size, 0, &p)) == 0) {
-				memcpy(p, cv[i].mv_data, cl);
-				memcpy(p + cl + TAG_LEN,
-				    (uint8_t *)cv[i].mv_data + cl,
-				    cv[i].mv_size - cl);
-				rc = tag_seal(st, dom, &ck[i], p, cl);
-			}
+			if (rc == 0)
+				rc = fn(&ck[i], &cv[i], arg);
 			free(cv[i].mv_data);
 			if (i < n - 1)
 				free(ck[i].mv_data);
@@ -302,69 +292,77 @@ retag(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, bool meta,
 	return rc;
 }
 
+/* What retag_one needs. */
+struct retag {
+	struct store	*st;
+	MDB_txn		*txn;
+	MDB_dbi		 dbi;
+	uint8_t		 dom;
+	bool		 meta;
+	size_t		(*clear_of)(const MDB_val *);
+};
+
+/* One value given its tag (after the clear part, when the value has a
+ * sealed one); in meta the format record stays as it is. */
+static int
+retag_one(MDB_val *k, MDB_val *v, void *arg)
+{
+	struct retag	*r = arg;
+	size_t		 cl = r->clear_of != NULL ? r->clear_of(v) : v->mv_size;
+	uint8_t		*p;
+	int		 rc;
+
+	if (r->meta && k->mv_size == sizeof(META_FORMAT) - 1 &&
+	    memcmp(k->mv_data, META_FORMAT, k->mv_size) == 0)
+		return 0;
+	if ((rc = tag_reserve(r->st, r->txn, r->dbi, k, v->mv_size, 0,
+	    &p)) != 0)
+		return rc;
+	memcpy(p, v->mv_data, cl);
+	memcpy(p + cl + TAG_LEN, (uint8_t *)v->mv_data + cl, v->mv_size - cl);
+	return tag_seal(r->st, r->dom, k, p, cl);
+}
+
+/* Tag every value of a database. */
+static int
+retag(struct store *st, MDB_txn *txn, MDB_dbi dbi, uint8_t dom, bool meta,
+    size_t (*clear_of)(const MDB_val *))
+{
+	struct retag	r = { st, txn, dbi, dom, meta, clear_of };
+
+	return rewrite_each(txn, dbi, retag_one, &r);
+}
+
+/* What rehead_one needs. */
+struct rehead {
+	struct store	*st;
+	MDB_txn		*txn;
+	size_t		 damaged;
+};
+
+static int
+rehead_cb(MDB_val *k, MDB_val *v, void *arg)
+{
+	struct rehead	*r = arg;
+
+	return rehead_one(r->st, r->txn, k, v, &r->damaged);
+}
+
 /*
- * Give every message the header of format 5, a chunk at a time as retag
- * does.  A message whose tag of then fails was damaged before: it stays
- * damaged (rehead_one), said in the log, and the checks report it as
- * before.
+ * Give every message the header of format 5.  A message whose tag of
+ * then fails was damaged before: it stays damaged (rehead_one), said in
+ * the log, and the checks report it as before.
  */
 static int
 rehead(struct store *st, MDB_txn *txn)
 {
-	MDB_cursor	*cur;
-	MDB_val		 k, v, ck[STORE_CHUNK], cv[STORE_CHUNK];
-	void		*last = NULL;
-	size_t		 lastlen = 0, damaged = 0;
-	int		 i, n, rc = 0;
-	bool		 more = true;
+	struct rehead	r = { st, txn, 0 };
+	int		rc;
 
-	while (more && rc == 0) {
-		if ((rc = mdb_cursor_open(txn, st->msg, &cur)) != 0)
-			break;
-		if (last == NULL)
-			rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-		else {
-			k.mv_size = lastlen;
-			k.mv_data = last;
-			if ((rc = mdb_cursor_get(cur, &k, &v,
-			    MDB_SET_RANGE)) == 0)
-				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-		}
-		for (n = 0; rc == 0 && n < STORE_CHUNK; n++) {
-			ck[n].mv_size = k.mv_size;
-			cv[n].mv_size = v.mv_size;
-			if ((ck[n].mv_data = malloc(k.mv_size + 1)) == NULL ||
-			    (cv[n].mv_data = malloc(v.mv_size + 1)) == NULL) {
-				free(ck[n].mv_data);
-				rc = ENOMEM;
-				break;
-			}
-			memcpy(ck[n].mv_data, k.mv_data, k.mv_size);
-			memcpy(cv[n].mv_data, v.mv_data, v.mv_size);
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-		}
-		mdb_cursor_close(cur);
-		more = rc == 0;
-		if (rc == MDB_NOTFOUND)
-			rc = 0;
-		for (i = 0; i < n; i++) {
-			if (rc == 0)
-				rc = rehead_one(st, txn, &ck[i], &cv[i],
-				    &damaged);
-			free(cv[i].mv_data);
-			if (i < n - 1)
-				free(ck[i].mv_data);
-		}
-		free(last);
-		last = n > 0 ? ck[n - 1].mv_data : NULL;
-		lastlen = n > 0 ? ck[n - 1].mv_size : 0;
-		if (n == 0)
-			more = false;
-	}
-	free(last);
-	if (rc == 0 && damaged > 0)
+	rc = rewrite_each(txn, st->msg, rehead_cb, &r);
+	if (rc == 0 && r.damaged > 0)
 		log_warnx("store: %zu damaged message%s carried over, "
-		    "damaged", damaged, damaged == 1 ? "" : "s");
+		    "damaged", r.damaged, r.damaged == 1 ? "" : "s");
 	return rc;
 }
 
