@@ -75,15 +75,7 @@ correct_check(struct broker *b, struct req *r, const struct msg_hdr *h,
 	if (proto_get_str(r->msg, "supersedes", text, sizeof(text)) == -1)
 		return 0;
 	*is = true;
-	if (uuid_parse(text, oldmid) == -1)
-		return REFUSE(b, r, ERR_INVALID_FIELD, "supersedes",
-		    "not a UUID");
-	rc = store_msg_get(broker_store(b), r->txn, oldmid, &old, NULL);
-	if (rc == STORE_NOTFOUND || (rc == 0 && strcmp(old.sender,
-	    h->sender) != 0))
-		return REFUSE(b, r, ERR_INVALID_FIELD, "supersedes",
-		    "no message with this mid from this agency");
-	if (rc != 0)
+	if ((rc = own_message(b, r, "supersedes", oldmid, &old)) != 0)
 		return rc;
 	if (old.rtype != h->rtype)
 		return REFUSE(b, r, ERR_INVALID_FIELD, "type",
@@ -131,21 +123,12 @@ handle_retract(struct broker *b, struct req *r)
 	char		 text[40], reason[1024 * 4 + 1];
 	int		 rc;
 
-	if (proto_get_str(r->msg, "mid", text, sizeof(text)) == -1 ||
-	    uuid_parse(text, mid) == -1)
-		return reply_error(b, r, ERR_INVALID_FIELD, "mid",
-		    "not a UUID");
+	/* As for track: another agency's mid is answered as unknown. */
+	if ((rc = own_message(b, r, "mid", mid, &h)) != 0)
+		return rc == ANSWERED ? 0 : rc;
 	if (proto_get_str(r->msg, "reason", reason, sizeof(reason)) == -1)
 		return reply_error(b, r, ERR_INVALID_FIELD, "reason",
 		    "give a reason");
-	/* As for track: another agency's mid is answered as unknown. */
-	rc = store_msg_get(st, r->txn, mid, &h, NULL);
-	if (rc == STORE_NOTFOUND || (rc == 0 && strcmp(h.sender,
-	    r->from->cert.cn) != 0))
-		return reply_error(b, r, ERR_INVALID_FIELD, "mid",
-		    "no message with this mid from this agency");
-	if (rc != 0)
-		return rc;
 	if ((rc = take_back(b, r->txn, mid, RS_RETRACTED)) != 0 ||
 	    (rc = notice_record(b, r->txn, NT_RECORD_RETRACTED, mid,
 	    h.sender, NULL, reason)) != 0)

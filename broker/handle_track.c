@@ -51,6 +51,28 @@ pack_one(const char *agency, const struct rstate *rs, void *arg)
 	return rc == 0 ? 0 : STORE_NOMEM;
 }
 
+int
+own_message(struct broker *b, struct req *r, const char *field,
+    uint8_t mid[16], struct msg_hdr *h)
+{
+	char	text[40];
+	int	rc;
+
+	if (proto_get_str(r->msg, field, text, sizeof(text)) == -1 ||
+	    uuid_parse(text, mid) == -1)
+		rc = reply_error(b, r, ERR_INVALID_FIELD, field,
+		    "not a UUID");
+	else if ((rc = store_msg_get(broker_store(b), r->txn, mid, h,
+	    NULL)) == 0 && strcmp(h->sender, r->from->cert.cn) == 0)
+		return 0;
+	else if (rc == 0 || rc == STORE_NOTFOUND)
+		rc = reply_error(b, r, ERR_INVALID_FIELD, field,
+		    "no message with this mid from this agency");
+	else
+		return rc;
+	return rc != 0 ? rc : ANSWERED;
+}
+
 /* track {mid} -> status {mid, recipients: [{agency, state, reason, at}]} */
 int
 handle_track(struct broker *b, struct req *r)
@@ -64,18 +86,9 @@ handle_track(struct broker *b, struct req *r)
 	char		 text[40];
 	int		 rc;
 
-	if (proto_get_str(r->msg, "mid", text, sizeof(text)) == -1 ||
-	    uuid_parse(text, mid) == -1)
-		return reply_error(b, r, ERR_INVALID_FIELD, "mid",
-		    "not a UUID");
-	rc = store_msg_get(st, r->txn, mid, &h, NULL);
 	/* Only the sender may see where its message went. */
-	if (rc == STORE_NOTFOUND || (rc == 0 && strcmp(h.sender,
-	    r->from->cert.cn) != 0))
-		return reply_error(b, r, ERR_INVALID_FIELD, "mid",
-		    "no message with this mid from this agency");
-	if (rc != 0)
-		return rc;
+	if ((rc = own_message(b, r, "mid", mid, &h)) != 0)
+		return rc == ANSWERED ? 0 : rc;
 	/* Counted first: the array's header comes before its items. */
 	if ((rc = store_rstates(st, r->txn, mid, count_one, &n)) != 0)
 		return rc;

@@ -23,6 +23,15 @@ int	handle_retract(struct broker *, struct req *) CC_WUR;
 /* A handler's "refused, and the refusal answered". */
 #define ANSWERED	(-1)
 
+/*
+ * handle_track.c: the request's `field`, the mid of a message this agency
+ * published (track, retract, a correction's supersedes): 0 with mid and h
+ * set; ANSWERED when refused, invalid-field at field, an unknown mid and
+ * another agency's answered alike; or a store error.
+ */
+int	own_message(struct broker *, struct req *, const char *field,
+	    uint8_t mid[16], struct msg_hdr *h) CC_WUR;
+
 /* correct.c: a publish that `supersedes` an earlier record (see there). */
 int	correct_check(struct broker *, struct req *, const struct msg_hdr *,
 	    bool *is, uint8_t oldmid[16]) CC_WUR;
